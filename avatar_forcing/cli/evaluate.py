@@ -1,0 +1,16 @@
+"""`avatar-forcing eval WHAT`: quality evaluation."""
+
+from avatar_forcing.cli.groups import add_group, run_group
+
+MEMBERS = {
+    "roundtrip": ("avatar_forcing.eval.roundtrip:roundtrip", "render known motion, re-track it, compare"),
+    "model": ("avatar_forcing.eval.evaluate:evaluate", "run checkpoints through the streaming engine"),
+}
+
+
+def add_arguments(parser):
+    add_group(parser, MEMBERS)
+
+
+def run(args):
+    return run_group(args)

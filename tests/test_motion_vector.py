@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.motion import vector as mv
+
+
+def test_names_and_dims():
+    assert mv.MOTION_DIM == 58 and len(mv.BLENDSHAPE_NAMES) == 52 and len(set(mv.MOTION_NAMES)) == 58
+    assert mv.idx("jawOpen") == 25 and mv.idx("log_scale") == 57
+    with pytest.raises(KeyError):
+        mv.idx("tongueOut")
+
+
+def test_save_load_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 1, (30, 58)).astype(np.float32)
+    mask = rng.uniform(size=30) > 0.2
+    mv.save_motion(tmp_path / "m.npz", mv.MotionTrack(values, 25.0, mask))
+    back = mv.load_motion(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.values, values)
+    np.testing.assert_array_equal(back.mask, mask)
+    assert back.fps == 25.0
+
+
+def test_wrong_shape_and_garbage_are_clear_errors(tmp_path):
+    np.savez(tmp_path / "bad.npz", motion=np.zeros((10, 57), np.float32))
+    with pytest.raises(InputError, match="shape"):
+        mv.load_motion(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot read"):
+        mv.load_motion(tmp_path / "junk.npz")
+    with pytest.raises(InputError, match="NaN"):
+        mv.validate_motion(np.full((2, 58), np.nan))
+
+
+def test_stats_normalize_inverse():
+    rng = np.random.default_rng(1)
+    arrays = [rng.normal(2.0, 3.0, (100, 58)) for _ in range(3)]
+    stats = mv.MotionStats.from_arrays(arrays)
+    x = arrays[0].astype(np.float32)
+    np.testing.assert_allclose(stats.denormalize(stats.normalize(x)), x, atol=1e-5)
+    back = mv.MotionStats.from_dict(stats.to_dict())
+    np.testing.assert_array_equal(back.mean, stats.mean)
