@@ -31,9 +31,13 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
     "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
     "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
 )
-# pitch/yaw/roll in radians (positive pitch = head down, positive yaw = subject turns to their
-# left, positive roll = head tilts to subject's left); tx/ty in face widths (image right/down);
-# log_scale = log of the face size relative to the reference portrait.
+# Pose, as measured by motion/tracker.py (its docstring is the full definition):
+# pitch/yaw/roll in radians of R = Ry(yaw) @ Rx(pitch) @ Rz(-roll) in camera axes (x right, y up,
+# z to viewer), after removing 30% of the off-axis view-ray rotation: positive pitch = head down,
+# positive yaw = subject turns to their own left (image right, unmirrored), positive roll = top of
+# the head tilts to the subject's left shoulder (clockwise in the image). tx/ty = face centre (mean
+# of the 478 landmarks) minus image centre, in face widths (image right/down positive). log_scale =
+# log(face width / (0.5 * image width)), face width = 3-D distance of mesh landmarks 234-454.
 POSE_NAMES: tuple[str, ...] = ("pitch", "yaw", "roll", "tx", "ty", "log_scale")
 MOTION_NAMES: tuple[str, ...] = BLENDSHAPE_NAMES + POSE_NAMES
 

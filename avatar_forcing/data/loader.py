@@ -1,0 +1,230 @@
+"""Training and evaluation views of a conversation corpus.
+
+A sample is one window of N frames seen from one participant (the avatar); the other participant is
+the user. Each conversation therefore gives samples in both roles.
+
+    motion (N, 58) normalized     avatar_audio (N, 320)     user_audio (N, 320)
+    user_motion (N, 58) normalized    reference (58,) normalized    motion_mask, user_mask (N,) bool
+
+`TrainLoader` streams random windows for training: it splits conversations across DDP ranks and
+DataLoader workers without duplicates, is deterministic given the seed, and resumes exactly from
+`state_dict()`. `HeldoutWindows` is a fixed, map-style validation set; `heldout_conversations` gives
+whole held-out conversations (with their labelled events) for evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
+from avatar_forcing.errors import InputError
+from avatar_forcing.motion.vector import MotionStats
+
+SPLIT_STREAM = 0x5EED  # separates the loader's random streams from other users of the seed
+
+
+@dataclass
+class LoaderConfig:
+    window: int = 50  # frames per sample (2 s at 25 fps)
+    batch_size: int = 8
+    pool: int = 8  # conversations held in memory at once; windows are shuffled within a pool
+    coverage: float = 1.0  # windows per conversation and role = coverage * frames / window
+    reference_rest_prob: float = 0.1  # reference = the resting face instead of a frame elsewhere
+    seed: int = 0
+
+
+@dataclass
+class Plan:
+    """One planned sample: conversation, avatar participant, first frame, reference frame (-1 = rest)."""
+
+    ref: ConversationRef
+    avatar: int
+    start: int
+    reference: int
+
+
+def make_sample(conv: Conversation, avatar: int, start: int, reference: int, window: int,
+                stats: MotionStats) -> dict[str, np.ndarray]:
+    """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view."""
+    me, you = conv.participants[avatar], conv.participants[1 - avatar]
+    end = min(start + window, conv.frames)
+    n = end - start
+
+    def cut(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((window,) + x.shape[1:], np.float32)
+        out[:n] = x[start:end]
+        return out
+
+    in_range = np.arange(window) < n
+    ref = me.rest if reference < 0 else me.motion[reference]
+    return {
+        "motion": cut(stats.normalize(me.motion[start:end]) if n else me.motion[:0]) if False else
+        _pad(stats.normalize(me.motion[start:end]), window),
+        "avatar_audio": cut(me.features),
+        "user_audio": cut(you.features),
+        "user_motion": _pad(stats.normalize(you.motion[start:end]), window),
+        "reference": stats.normalize(ref[None])[0],
+        "motion_mask": in_range & _pad(me.mask[start:end], window).astype(bool),
+        "user_mask": in_range & _pad(you.mask[start:end], window).astype(bool),
+    }
+
+
+def _pad(x: np.ndarray, window: int) -> np.ndarray:
+    out = np.zeros((window,) + x.shape[1:], x.dtype)
+    out[: len(x)] = x
+    return out
+
+
+def _collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.stack([s[k] for s in samples])) for k in samples[0]}
+
+
+class TrainStream(IterableDataset):
+    """Endless stream of batches (dicts of tensors with a leading batch dimension).
+
+    Consumers (rank x DataLoader worker) each take every n-th conversation of a seeded per-epoch
+    permutation, so no window of an epoch is seen twice. ``skip_batches`` / ``rotation`` are set by
+    `TrainLoader` to resume exactly.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", cfg: LoaderConfig = LoaderConfig(),
+                 rank: int = 0, world_size: int = 1):
+        self.corpus = Corpus(root)
+        self.refs = sorted(self.corpus.conversations(split), key=lambda r: (r.shard, r.id))
+        if not self.refs:
+            raise InputError(f"no {split} conversations in {root}")
+        self.cfg, self.rank, self.world_size, self.split = cfg, rank, world_size, split
+        self.skip_batches = 0  # batches this rank already consumed (all workers together)
+
+    def _worker(self) -> tuple[int, int]:
+        """(logical worker id, number of workers); logical ids are rotated so a resumed DataLoader,
+        which always asks worker 0 first, continues the round-robin where it stopped."""
+        info = get_worker_info()
+        w, nw = (info.id, info.num_workers) if info else (0, 1)
+        return (w + self.skip_batches) % nw, nw
+
+    def plans(self, consumer: int, consumers: int):
+        """Endless planned samples of one consumer, in order (no data is read here)."""
+        if len(self.refs) < consumers:
+            raise InputError(f"{len(self.refs)} {self.split} conversations cannot feed {consumers} loader "
+                             "processes (ranks x workers) without repeats; use fewer workers or more data")
+        cfg = self.cfg
+        epoch = 0
+        while True:
+            order = np.random.default_rng([cfg.seed, SPLIT_STREAM, epoch]).permutation(len(self.refs))
+            mine = [self.refs[i] for i in order[consumer::consumers]]
+            for p0 in range(0, len(mine), cfg.pool):
+                rng = np.random.default_rng([cfg.seed, SPLIT_STREAM, epoch, consumer, p0])
+                pool: list[Plan] = []
+                for ref in mine[p0:p0 + cfg.pool]:
+                    count = max(1, round(cfg.coverage * ref.frames / cfg.window))
+                    for avatar in (0, 1):
+                        for _ in range(count):
+                            start = int(rng.integers(0, max(ref.frames - cfg.window, 0) + 1))
+                            pool.append(Plan(ref, avatar, start, self._reference(rng, ref.frames, start)))
+                for i in rng.permutation(len(pool)):
+                    yield pool[i]
+            epoch += 1
+
+    def _reference(self, rng: np.random.Generator, frames: int, start: int) -> int:
+        """A frame outside the window (so it does not leak the target), or -1 for the resting face."""
+        outside = frames - self.cfg.window
+        if rng.random() < self.cfg.reference_rest_prob or outside <= 0:
+            return -1
+        r = int(rng.integers(0, outside))
+        return r if r < start else r + self.cfg.window
+
+    def __iter__(self):
+        logical, nw = self._worker()
+        consumer, consumers = self.rank * nw + logical, self.world_size * nw
+        skip = math.ceil((self.skip_batches - logical) / nw) if self.skip_batches > logical else 0
+        bs = self.cfg.batch_size
+        plans = self.plans(consumer, consumers)
+        for _ in range(skip * bs):  # fast-forward without reading data
+            next(plans)
+        cache: dict[str, Conversation] = {}
+        batch = []
+        for plan in plans:
+            if plan.ref.id not in cache:
+                if len(cache) >= 2 * self.cfg.pool:
+                    cache.pop(next(iter(cache)))
+                self._load_pool(plan.ref, cache)
+            batch.append(make_sample(cache[plan.ref.id], plan.avatar, plan.start, plan.reference,
+                                     self.cfg.window, self.corpus.stats))
+            if len(batch) == bs:
+                yield _collate(batch)
+                batch = []
+
+    def _load_pool(self, ref: ConversationRef, cache: dict[str, Conversation]) -> None:
+        for conv in self.corpus.load_shard(ref.shard, [ref.id], audio=False):
+            cache[conv.id] = conv
+
+
+class TrainLoader:
+    """A DataLoader over `TrainStream` that counts consumed batches, for exact resume."""
+
+    def __init__(self, root: str | Path, cfg: LoaderConfig = LoaderConfig(), rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, split: str = "train"):
+        self.dataset = TrainStream(root, split, cfg, rank, world_size)
+        self.num_workers = num_workers
+        self.batches = 0
+
+    @property
+    def stats(self) -> MotionStats:
+        return self.dataset.corpus.stats
+
+    def __iter__(self):
+        self.dataset.skip_batches = self.batches
+        loader = DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers,
+                            persistent_workers=False)
+        for batch in loader:
+            self.batches += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"batches": self.batches, "seed": self.dataset.cfg.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("seed") != self.dataset.cfg.seed:
+            raise InputError(f"loader state was saved with seed {state.get('seed')}, "
+                             f"this loader uses {self.dataset.cfg.seed}")
+        self.batches = int(state["batches"])
+
+
+class HeldoutWindows(Dataset):
+    """Fixed validation windows: every participant of every held-out conversation, stride = window,
+    reference = the resting face. Items are dicts of tensors without a batch dimension."""
+
+    def __init__(self, root: str | Path, window: int = 50, split: str = "heldout", max_conversations: int | None = None):
+        self.corpus = Corpus(root)
+        refs = sorted(self.corpus.conversations(split), key=lambda r: r.id)[:max_conversations]
+        if not refs:
+            raise InputError(f"no {split} conversations in {root}")
+        self.window = window
+        self.items = [(r, a, s) for r in refs for a in (0, 1) for s in range(0, max(r.frames - window, 0) + 1, window)]
+        self._cache: dict[str, Conversation] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ref, avatar, start = self.items[i]
+        if ref.id not in self._cache:
+            self._cache.clear()  # items are ordered by conversation: keep just the current one
+            self._cache[ref.id] = self.corpus.load(ref, audio=False)
+        s = make_sample(self._cache[ref.id], avatar, start, -1, self.window, self.corpus.stats)
+        return {k: torch.from_numpy(v) for k, v in s.items()}
+
+
+def heldout_conversations(root: str | Path, limit: int | None = None, audio: bool = True,
+                          split: str = "heldout") -> list[Conversation]:
+    """Whole held-out conversations (physical-unit motion, features, audio, meta with events)."""
+    corpus = Corpus(root)
+    refs = sorted(corpus.conversations(split), key=lambda r: r.id)[:limit]
+    return [corpus.load(r, audio=audio) for r in refs]

@@ -1,0 +1,137 @@
+"""Every number of the synthetic conversation corpus, in one place.
+
+Times are in seconds, head angles in radians, blendshape weights in [0, 1]. A range ``(lo, hi)`` means
+a value is drawn uniformly from it for each conversation, speaker or event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Range = tuple[float, float]
+
+
+@dataclass
+class VoiceConfig:
+    """eSpeak NG voices; the two splits use disjoint voice variants, so voices never cross splits."""
+
+    languages: tuple[str, ...] = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland")
+    train_variants: tuple[str, ...] = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "klatt", "klatt3", "Andy",
+                                       "adam", "linda", "john", "steph")
+    heldout_variants: tuple[str, ...] = ("m5", "m7", "f4", "f5", "Annie", "david", "paul", "belinda")
+    rate: Range = (145.0, 195.0)  # words per minute
+    rate_step: float = 5.0  # rates/pitches on a grid so that repeated utterances can be cached
+    pitch: Range = (30.0, 70.0)  # eSpeak pitch 0..99
+    pitch_step: float = 5.0
+    sentence_rate_jitter: float = 10.0  # per-sentence rate variation (words per minute), on the grid
+
+
+@dataclass
+class DialogueConfig:
+    """Turn-taking: who says what, when."""
+
+    duration: Range = (45.0, 90.0)  # conversation length
+    sentences_per_turn: tuple[int, int] = (1, 3)
+    sentence_gap: Range = (0.15, 0.5)  # pause between sentences of one turn
+    turn_gap: Range = (0.25, 1.2)  # pause between turns
+    overlap_prob: float = 0.15  # the next turn starts before the current one ends
+    overlap: Range = (0.1, 0.5)
+    backchannel_prob: float = 0.45  # after each phrase end of the speaker (not the last of a turn)
+    backchannel_delay: Range = (0.2, 0.7)
+    backchannels: tuple[str, ...] = ("mm-hmm", "yeah", "right", "uh-huh", "okay", "I see", "mhm", "sure")
+    laugh_prob: float = 0.12  # a turn ends with laughter
+    laugh_texts: tuple[str, ...] = ("ha ha ha", "ha ha", "ha ha ha ha", "heh heh")
+    laugh_response_prob: float = 0.35  # the listener laughs along (audibly) as well as smiling
+    start_silence: Range = (0.3, 1.0)
+
+
+@dataclass
+class TalkingConfig:
+    """Motion of a speaking face."""
+
+    coarticulation_tau: float = 0.045  # how far a phoneme's mouth shape bleeds into its neighbours
+    closure_dominance: float = 4.0  # lip closures (p/b/m) and f/v win over their neighbours
+    rest_weight: float = 0.1  # constant pull towards the closed mouth, wins away from speech
+    mouth_gain: Range = (0.8, 1.25)  # per speaker articulation strength
+    head_energy_gain: float = 0.06  # radians of nod per unit of (high-passed) loudness
+    head_pitch_gain: float = 0.05  # radians of head raise per octave of f0 above the speaker's mean
+    head_drift: float = 0.05  # radians of slow wandering yaw/roll while speaking
+    head_drift_seconds: float = 1.5
+    speaking_smile_prob: float = 0.25  # per sentence
+    speaking_smile: Range = (0.3, 0.6)
+    laugh_smile: Range = (0.75, 0.95)
+    laugh_jaw: float = 0.35
+    laugh_bob: float = 0.06  # radians of head bob while laughing
+    laugh_tilt_back: float = 0.08
+    f0_range: Range = (70.0, 400.0)  # Hz searched by the pitch tracker
+
+
+@dataclass
+class BlinkConfig:
+    rate_per_minute: Range = (14.0, 21.0)  # per speaker
+    duration: Range = (0.1, 0.15)
+    min_interval: float = 0.8
+
+
+@dataclass
+class ListeningConfig:
+    """The documented reaction rules of a listener (see docs/DATA.md)."""
+
+    nod_prob: float = 0.8  # per phrase end of the speaker
+    nod_delay: Range = (0.2, 0.6)
+    nod_amplitude: Range = (0.08, 0.16)  # radians, head down
+    nod_duration: Range = (0.45, 0.7)
+    double_nod_prob: float = 0.3
+    smile_mirror_prob: float = 0.85  # per speaker smile
+    smile_lag: Range = (0.3, 0.7)
+    smile_mirror_gain: Range = (0.6, 0.9)  # listener smile relative to the speaker's
+    smile_hold: Range = (0.8, 2.0)
+    laugh_response_lag: Range = (0.3, 0.7)
+    laugh_response_smile: Range = (0.7, 0.95)
+    laugh_response_hold: Range = (1.0, 2.5)
+    mimicry_delay: float = 0.6  # slow head mimicry: delayed, low-passed copy of the speaker's head
+    mimicry_seconds: float = 0.8  # low-pass time constant
+    mimicry_gain: Range = (0.2, 0.4)
+    gaze_shift_rate_per_minute: Range = (6.0, 12.0)
+    gaze_amplitude: Range = (0.3, 0.7)
+    gaze_hold: Range = (0.4, 1.5)
+    gaze_return_delay: Range = (0.2, 0.5)  # after the partner starts a turn, look back at them
+    idle_amplitude: float = 0.015  # radians of head micro-motion
+    idle_seconds: float = 1.0
+    idle_brow: float = 0.05
+
+
+@dataclass
+class SpeakerStyleConfig:
+    """How two speakers' resting faces and habits differ."""
+
+    rest_pose: tuple[float, ...] = (0.06, 0.12, 0.04, 0.05, 0.05, 0.05)  # +/- per pose channel
+    rest_facing_yaw: float = 0.08  # the two sit facing each other: opposite yaw offsets
+    rest_blendshapes: dict[str, float] = field(default_factory=lambda: {
+        "mouthSmileLeft": 0.15, "mouthSmileRight": 0.15, "browInnerUp": 0.1, "eyeSquintLeft": 0.12,
+        "eyeSquintRight": 0.12, "mouthClose": 0.05, "browDownLeft": 0.08, "browDownRight": 0.08,
+        "mouthPressLeft": 0.1, "mouthPressRight": 0.1, "eyeWideLeft": 0.05, "eyeWideRight": 0.05})
+    asymmetry: float = 0.03  # left/right rest differences
+    expressiveness: Range = (0.75, 1.25)  # scales every reaction and gesture of this speaker
+
+
+@dataclass
+class SynthConfig:
+    fps: int = 25
+    sample_rate: int = 16000
+    heldout_fraction: float = 0.1  # of conversations (held-out ones use held-out voices and sentences)
+    conversations_per_shard: int = 16
+    store_audio: str = "heldout"  # raw 16 kHz audio in the shards: "all", "heldout" or "none"
+    voices: VoiceConfig = field(default_factory=VoiceConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    talking: TalkingConfig = field(default_factory=TalkingConfig)
+    blinks: BlinkConfig = field(default_factory=BlinkConfig)
+    listening: ListeningConfig = field(default_factory=ListeningConfig)
+    style: SpeakerStyleConfig = field(default_factory=SpeakerStyleConfig)
+
+
+PRESETS: dict[str, SynthConfig] = {
+    "default": SynthConfig(),
+    # short conversations for tests and quick looks
+    "tiny": SynthConfig(dialogue=DialogueConfig(duration=(8.0, 12.0)), conversations_per_shard=2),
+}

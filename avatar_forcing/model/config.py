@@ -1,0 +1,122 @@
+"""DFoT configurations: the model (`ModelConfig`), its training objective (`FlowConfig`) and sampling
+(`SamplerConfig`), with presets.
+
+Presets
+- ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), ~5M parameters.
+- ``paper``: the authors' size (512-d LIA latents, 9216-d wav2vec2 features), loads `flow_transformer.pth`.
+- ``conformance_small``: the authors' code in its smallest configuration, for the numeric test vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from avatar_forcing.errors import ConfigError
+
+MaskKind = Literal["frame_lookahead", "block_causal"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    motion_dim: int = 58  # generated motion (and reference) per frame
+    user_motion_dim: int = 58  # the user's motion, input of the dual motion encoder
+    audio_dim: int = 320  # raw audio features per frame (log-mel 320, or wav2vec2 12x768 = 9216)
+    cond_dim: int = 128  # width of the dual motion encoder (the authors' dim_a = dim_w)
+    cond_heads: int = 4  # the authors' condition attention has 4 fixed heads
+    width: int = 256  # transformer hidden width (dim_h)
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    time_embed_dim: int = 256  # sinusoidal frequency embedding size of the flow time
+    time_scale: float = 1000.0  # the flow time enters the embedding on the 0..1000 scale
+    block_size: int = 10  # B: frames generated per streaming block (0.4 s at 25 fps)
+    lookahead: int = 2  # l: frames of look-ahead in self-attention
+    cross_window: int = 2  # w: each frame sees condition frames within +-w
+    window: int = 50  # N: training window and first streaming window (frames)
+    context: int = 2  # clean "offset" frames carried from one streaming block into the next
+    mask: MaskKind = "frame_lookahead"
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6  # affine-free LayerNorms of the transformer blocks
+    cond_norm_eps: float = 1e-5  # LayerNorms of the condition encoder and audio head
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def cache_frames(self) -> int:
+        """Past frames kept in the streaming self-attention cache (38 for the paper's 50/10/2)."""
+        return self.window - self.block_size - self.context
+
+    def validate(self) -> ModelConfig:
+        checks = [
+            (self.width % self.heads == 0, f"width {self.width} is not divisible by heads {self.heads}"),
+            (self.head_dim % 2 == 0, f"head_dim {self.head_dim} must be even for RoPE"),
+            (
+                self.cond_dim % self.cond_heads == 0,
+                f"cond_dim {self.cond_dim} not divisible by {self.cond_heads}",
+            ),
+            (
+                self.window % self.block_size == 0,
+                f"window {self.window} is not a multiple of B={self.block_size}",
+            ),
+            (0 <= self.context < self.block_size, f"context {self.context} must be in [0, B)"),
+            (self.cache_frames >= 0, "window must hold at least one block plus its context"),
+            (self.lookahead >= 0 and self.cross_window >= 0, "lookahead and cross_window must be >= 0"),
+            (self.mask in ("frame_lookahead", "block_causal"), f"unknown mask {self.mask!r}"),
+            (min(self.motion_dim, self.user_motion_dim, self.audio_dim, self.depth) > 0, "sizes must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid model config: {message}")
+        return self
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Diffusion forcing with flow matching: x_t = (1 - s) x0 + s eps, target eps - x0, L1 loss."""
+
+    p_drop_avatar: float = 0.1  # avatar audio dropped (for CFG)
+    p_drop_user: float = 0.1  # user audio + user motion dropped together, independently
+    sigma_min: float = 0.0  # per-block flow time s ~ U(sigma_min, sigma_max)
+    sigma_max: float = 1.0
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    nfe: int = 10
+    # "uniform": nfe Euler steps on an even s grid, every pass updates.
+    # "official": the authors' list of nfe-1 timesteps from 1000 to 0 with their 1000-entry s table; the last
+    #   pass (t = 0 -> 0) changes nothing. Needed to reproduce their checkpoints bit for bit.
+    schedule: Literal["uniform", "official"] = "uniform"
+    w_audio: float = 2.0  # w_a, avatar-audio guidance
+    w_user: float = 1.0  # w_u, user guidance
+    # "full": the first block denoises a whole window (50 frames) as the authors do (2 s before the first
+    #   frame in a live session). "short": the first block is B frames, so a live session starts after 0.4 s.
+    first_block: Literal["full", "short"] = "full"
+    sigma_table_size: int = 1000  # the authors' scheduler table
+
+    def validate(self) -> SamplerConfig:
+        if self.nfe < (3 if self.schedule == "official" else 1):
+            raise ConfigError(f"nfe {self.nfe} is too small for the {self.schedule} schedule")
+        if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):
+            raise ConfigError(f"unknown sampler option in {self}")
+        return self
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(),
+    "paper": ModelConfig(
+        motion_dim=512, user_motion_dim=512, audio_dim=9216, cond_dim=512, width=1024, depth=8, heads=8
+    ),
+    "conformance_small": ModelConfig(
+        motion_dim=32, user_motion_dim=32, audio_dim=9216, cond_dim=32, width=64, depth=2, heads=4
+    ),
+}
+
+
+def model_preset(name: str, **changes) -> ModelConfig:
+    if name not in MODEL_PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; choose from {sorted(MODEL_PRESETS)}")
+    return replace(MODEL_PRESETS[name], **changes).validate()

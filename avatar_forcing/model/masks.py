@@ -1,0 +1,38 @@
+"""Attention masks over absolute (or consistently rebased) frame indices. True = may attend.
+
+Self-attention (``ModelConfig.mask``):
+- ``"frame_lookahead"`` (default): frame i sees frame j iff j <= i + l. This is what the authors' released
+  mask reduces to, so the `paper` preset needs it to reproduce their checkpoints, and it gives every frame
+  the same l-frame look-ahead wherever it sits in a block (uniform latency of l frames of audio).
+- ``"block_causal"``: the paper's eq. 5 in spirit: full attention inside a B-frame block and to all earlier
+  blocks, plus the first l frames of the next block: j < B * (floor(i / B) + 1) + l. Read literally
+  (floor(j/B) <= floor(i/B) + l), eq. 5 would give l *blocks* (0.8 s) of look-ahead, which contradicts the
+  paper's stated 0.4 s block latency, so l is taken in frames. Block indices need frame indices whose
+  origin is a multiple of B; the streaming cache keeps its origin on a block boundary for that reason.
+In streaming both rules are truncated at the end of the window (the look-ahead frames of the last frames
+of a block do not exist yet), exactly as in the authors' sampler.
+
+Cross-attention to the condition tokens: |i - j| <= w.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from avatar_forcing.model.config import ModelConfig
+
+
+def self_attention_mask(
+    query_frames: torch.Tensor, key_frames: torch.Tensor, cfg: ModelConfig
+) -> torch.Tensor:
+    q, k = query_frames[:, None], key_frames[None, :]
+    if cfg.mask == "frame_lookahead":
+        return k <= q + cfg.lookahead
+    block_end = (torch.div(q, cfg.block_size, rounding_mode="floor") + 1) * cfg.block_size
+    return k < block_end + cfg.lookahead
+
+
+def cross_attention_mask(
+    query_frames: torch.Tensor, key_frames: torch.Tensor, cfg: ModelConfig
+) -> torch.Tensor:
+    return (key_frames[None, :] - query_frames[:, None]).abs() <= cfg.cross_window

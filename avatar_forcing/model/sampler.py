@@ -1,0 +1,35 @@
+"""Euler sampling over per-frame flow times with 3-way classifier-free guidance.
+
+The three guidance branches run as one batch, branch-major: rows [uncond x R, avatar audio x R, user x R]
+(the authors' order). Combined velocity: v = v_u + w_a (v_a - v_u) + w_u (v_user - v_u).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from avatar_forcing.model.config import SamplerConfig
+
+BRANCHES = 3  # uncond, avatar audio only, user (audio + motion) only
+
+
+def guidance_drops(
+    rows: int, has_avatar_audio: bool = True, has_user: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row drop flags (3R,) for the avatar-audio and user conditions. A missing input is dropped in
+    every branch (its guidance term then vanishes)."""
+    drop_avatar = torch.tensor([True] * rows + [False] * rows + [True] * rows) | (not has_avatar_audio)
+    drop_user = torch.tensor([True] * rows + [True] * rows + [False] * rows) | (not has_user)
+    return drop_avatar, drop_user
+
+
+def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig) -> torch.Tensor:
+    v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
+    return v_u + cfg.w_audio * (v_a - v_u) + cfg.w_user * (v_user - v_u)
+
+
+def euler_step(x: torch.Tensor, v: torch.Tensor, d_sigma: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """x <- x + d_sigma * v per frame, in float64; frames not `moving` (clean context) are copied exactly.
+    x, v (R, N, D); d_sigma (N,) float64; moving (N,) bool."""
+    stepped = (x.double() + d_sigma[None, :, None] * v.double()).to(x.dtype)
+    return torch.where(moving[None, :, None], stepped, x)

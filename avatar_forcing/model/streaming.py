@@ -1,0 +1,236 @@
+"""Streaming generation with a rolling KV cache, and the offline procedure built on it.
+
+Per block (the authors' procedure, generalized by config):
+1. The window is [`context` clean frames carried from the previous block, B fresh noise frames]; the very
+   first window is either a whole training window (N = 50 frames, ``first_block="full"``, as the authors do)
+   or a single block (``"short"``: the first motion after 0.4 s instead of 2 s in a live session).
+2. The condition encoder runs once on the window's conditions (full attention inside the window), for
+   the three guidance rows [uncond, avatar-audio, user] batched branch-major.
+3. Euler over the schedule; context frames stay at flow time 0 and are copied through unchanged.
+4. One more pass at flow time 0 on the final latents writes the caches: the self-attention keys/values of
+   every frame before the next context (at most N - B - context = 38 frames are kept), and the
+   cross-attention keys/values of the w condition tokens just before it.
+
+Positions: keys are cached *unrotated*, and rotated once per block at positions relative to an origin on
+a block boundary near the oldest cached frame. RoPE only sees relative offsets, so this equals absolute
+positions up to float rounding, while memory, compute and position values stay bounded forever (the
+authors' 1024-entry table limits them to ~41 s). ``rolling=False`` is the reference path: it keeps the
+full history, absolute positions and masks out what the rolling cache would have dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.model.config import SamplerConfig
+from avatar_forcing.model.dfot import DFoT
+from avatar_forcing.model.flow import sampling_schedule
+from avatar_forcing.model.masks import cross_attention_mask, self_attention_mask
+from avatar_forcing.model.rope import apply_rope
+from avatar_forcing.model.sampler import BRANCHES, combine_guidance, euler_step, guidance_drops
+
+NoiseFn = Callable[[tuple[int, ...], int], torch.Tensor]  # (shape, block index) -> noise
+
+
+class StreamingGenerator:
+    def __init__(
+        self,
+        model: DFoT,
+        cfg: SamplerConfig,
+        reference: torch.Tensor,
+        seed: int = 0,
+        noise_fn: NoiseFn | None = None,
+        rolling: bool = True,
+    ):
+        self.model, self.cfg, self.mcfg = model, cfg.validate(), model.cfg
+        self.reference = reference.reshape(-1, self.mcfg.motion_dim).float()
+        self.rows = self.reference.shape[0]
+        self.seed, self.noise_fn, self.rolling = seed, noise_fn, rolling
+        self.times, self.sigmas = sampling_schedule(cfg)
+        self.trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # set to [] to record (x, v_raw)
+        self.reset()
+
+    def reset(self) -> None:
+        self.block_index = 0
+        self.next_frame = 0  # absolute index of the next new frame
+        self.context_latents: torch.Tensor | None = None  # (R, context, D)
+        self.context_conds: tuple[torch.Tensor, ...] | None = None
+        self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, unrotated
+        self.self_frames = torch.zeros(0, dtype=torch.long)
+        self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.cross_frames = torch.zeros(0, dtype=torch.long)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    @property
+    def frames_needed(self) -> int:
+        """Condition frames the next `step` takes (and motion frames it returns)."""
+        if self.block_index == 0 and self.cfg.first_block == "full":
+            return self.mcfg.window
+        return self.mcfg.block_size
+
+    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.noise_fn is not None:
+            return self.noise_fn(shape, self.block_index).float()
+        return torch.randn(shape, generator=self.generator)
+
+    def _check(self, name: str, x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.shape != (self.rows, n, dim):
+            raise InputError(f"{name} must have shape ({self.rows}, {n}, {dim}), got {tuple(x.shape)}")
+        return x
+
+    @torch.no_grad()
+    def step(
+        self,
+        avatar_audio: torch.Tensor,
+        user_audio: torch.Tensor,
+        user_motion: torch.Tensor,
+        has_avatar_audio: bool = True,
+        has_user: bool = True,
+    ) -> torch.Tensor:
+        """Conditions of the `frames_needed` new frames -> their motion (R, n, motion_dim)."""
+        m, n = self.mcfg, self.frames_needed
+        new = (
+            self._check("avatar_audio", avatar_audio, n, m.audio_dim),
+            self._check("user_audio", user_audio, n, m.audio_dim),
+            self._check("user_motion", user_motion, n, m.user_motion_dim),
+        )
+        first = self.context_latents is None
+        conds = (
+            new if first else tuple(torch.cat(p, dim=1) for p in zip(self.context_conds, new, strict=True))
+        )
+        x = self._noise((self.rows, n, m.motion_dim))
+        if not first:
+            x = torch.cat((self.context_latents, x), dim=1)
+        n_ctx, length = x.shape[1] - n, x.shape[1]
+        start = self.next_frame - n_ctx
+        frames = torch.arange(start, start + length)
+
+        R = self.rows
+        drop_avatar, drop_user = guidance_drops(R, has_avatar_audio, has_user)
+        cond = self.model.encode_conditions(
+            *(c.repeat(BRANCHES, 1, 1) for c in conds), drop_avatar, drop_user
+        )
+        reference = self.reference.repeat(BRANCHES, 1)
+
+        # Positions and masks for this window against the cached keys.
+        origin = 0
+        if self.rolling:
+            first_key = int(self.self_frames[0]) if len(self.self_frames) else start
+            origin = first_key // m.block_size * m.block_size
+        key_frames = torch.cat((self.self_frames, frames))
+        self_mask = (
+            self_attention_mask(frames, key_frames, m) & (key_frames >= start - m.cache_frames)[None, :]
+        )
+        cross_frames = torch.cat((self.cross_frames, frames))
+        cross_mask = cross_attention_mask(frames, cross_frames, m)
+        rope = self.model.rope(frames - origin)
+        window_kv = self.model.cross_kv(cond)
+        cross_kv = window_kv
+        past = None
+        if self.self_kv is not None:
+            cross_kv = [
+                (torch.cat((pk, k), 2), torch.cat((pv, v), 2))
+                for (pk, pv), (k, v) in zip(self.cross_kv, window_kv, strict=True)
+            ]
+            cos, sin = self.model.rope(self.self_frames - origin)
+            past = [(apply_rope(k, cos, sin), v) for k, v in self.self_kv]
+
+        def run(x_rows: torch.Tensor, t: torch.Tensor):
+            t_rows = t[None, :].float()  # same times in every row: embed and modulate once, broadcast
+            return self.model.denoise(x_rows, t_rows, reference, cross_kv, rope, self_mask, cross_mask, past)
+
+        is_new = torch.arange(length) >= n_ctx
+        for i in range(len(self.times)):
+            t = torch.where(is_new, self.times[i], 0.0)
+            v_raw, _ = run(x.repeat(BRANCHES, 1, 1), t)
+            if self.trace is not None:
+                self.trace.append((x.clone(), v_raw.clone()))
+            d_sigma = torch.where(is_new, self.sigmas[i + 1] - self.sigmas[i], 0.0)
+            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigma, is_new)
+
+        # Cache fill: one pass at flow time 0 on the final latents.
+        _, kv = run(x.repeat(BRANCHES, 1, 1), torch.zeros(length, dtype=torch.float64))
+        self._commit(kv, window_kv, frames, length - m.context)
+        self.context_latents = x[:, length - m.context :]
+        self.context_conds = tuple(c[:, length - m.context :] for c in conds)
+        self.next_frame += n
+        self.block_index += 1
+        return x[:, n_ctx:]
+
+    def _commit(self, kv, window_kv, frames: torch.Tensor, n_commit: int) -> None:
+        """Append the keys/values of the window's first n_commit frames (those before the next context)."""
+        m = self.mcfg
+        keep_self = m.cache_frames if self.rolling else None
+        keep_cross = m.cross_window if self.rolling else None
+
+        def append(old, new, lo, hi, keep):
+            out = [(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in new]
+            if old is not None:
+                out = [
+                    (torch.cat((ok, k), 2), torch.cat((ov, v), 2))
+                    for (ok, ov), (k, v) in zip(old, out, strict=True)
+                ]
+            if keep is not None:
+                out = [
+                    (k[:, :, max(0, k.shape[2] - keep) :], v[:, :, max(0, v.shape[2] - keep) :])
+                    for k, v in out
+                ]
+            return out
+
+        def tail(x: torch.Tensor, keep: int | None) -> torch.Tensor:
+            return x if keep is None else x[len(x) - min(keep, len(x)) :]
+
+        lo_cross = max(0, n_commit - m.cross_window)
+        self.self_kv = append(self.self_kv, kv, 0, n_commit, keep_self)
+        self.self_frames = tail(torch.cat((self.self_frames, frames[:n_commit])), keep_self)
+        self.cross_kv = append(self.cross_kv, window_kv, lo_cross, n_commit, keep_cross)
+        self.cross_frames = tail(torch.cat((self.cross_frames, frames[lo_cross:n_commit])), keep_cross)
+
+
+def _clamped(x: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """Frames start..start+n-1 of x (R, T, C); frames past the end repeat the last one (authors' padding)."""
+    if x.shape[1] == 0:
+        raise InputError("an input sequence is empty")
+    return x[:, torch.arange(start, start + n).clamp(max=x.shape[1] - 1)]
+
+
+@torch.no_grad()
+def generate_offline(
+    model: DFoT,
+    cfg: SamplerConfig,
+    avatar_audio: torch.Tensor,
+    user_audio: torch.Tensor,
+    user_motion: torch.Tensor,
+    reference: torch.Tensor,
+    num_frames: int | None = None,
+    seed: int = 0,
+    noise_fn: NoiseFn | None = None,
+    rolling: bool = True,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Run the streaming procedure over whole sequences (R, T, .) -> motion (R, T, motion_dim).
+
+    T defaults to the longer audio; shorter inputs are padded by repeating their last frame."""
+    avatar_audio, user_audio, user_motion = (
+        torch.as_tensor(a, dtype=torch.float32) for a in (avatar_audio, user_audio, user_motion)
+    )
+    if avatar_audio.ndim == 2:
+        avatar_audio, user_audio, user_motion = avatar_audio[None], user_audio[None], user_motion[None]
+    total = num_frames or max(avatar_audio.shape[1], user_audio.shape[1])
+    gen = StreamingGenerator(model, cfg, torch.as_tensor(reference), seed, noise_fn, rolling)
+    out, produced = [], 0
+    with tqdm(total=total, unit="frame", disable=not progress, desc="generate") as bar:
+        while produced < total:
+            n = gen.frames_needed
+            block = gen.step(*(_clamped(x, produced, n) for x in (avatar_audio, user_audio, user_motion)))
+            out.append(block)
+            produced += n
+            bar.update(min(n, total - produced + n))
+    return torch.cat(out, dim=1)[:, :total]

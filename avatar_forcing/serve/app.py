@@ -1,0 +1,259 @@
+"""The aiohttp application: static page, signalling and the session API.
+
+Routes (all JSON; errors are ``{"error": code, "message": text}`` with a fitting HTTP status):
+
+  GET    /                                   the web page (static files, no build step)
+  GET    /api/health                         {"ok", "sessions", "max_sessions"}
+  GET    /api/portraits                      built-in portrait names
+  POST   /api/portraits                      raw image bytes -> {"id"}  (413 too big, 400 not an image)
+  POST   /api/offer                          {"sdp", "type", "portrait"} -> {"sdp", "type", "session"}
+                                             (503 + Retry-After "busy", 422 "no_face", 400 "bad_sdp")
+  POST   /api/sessions/{id}/say              {"text"}: the avatar speaks it (eSpeak NG)
+  POST   /api/sessions/{id}/speech           raw audio file bytes: the avatar speaks it
+  GET    /api/sessions/{id}/speech/ws        WebSocket: binary int16 LE mono 16 kHz PCM from a voice agent
+  GET    /api/sessions/{id}/stats            live figures (fps, latency, motion)
+  DELETE /api/sessions/{id}                  end the session
+
+With a token configured, every /api route needs ``Authorization: Bearer TOKEN`` (or ``?token=``
+for WebSockets, which browsers cannot give headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from avatar_forcing.errors import AvatarForcingError, BusyError, InputError, NoFaceError
+from avatar_forcing.serve.config import ServerConfig
+from avatar_forcing.serve.sessions import BadOffer, ServeSession, SessionManager
+from avatar_forcing.serve.speech import parse_pcm_frame
+
+EngineFactory = Callable[[np.ndarray], object]  # portrait RGB -> AvatarSession (blocking; run in a thread)
+
+
+def error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+
+def default_engine_factory(cfg: ServerConfig) -> EngineFactory:
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    options = SessionOptions(output_size=cfg.size, random_init=cfg.random_init)
+
+    def make(portrait: np.ndarray):
+        return AvatarSession(checkpoint=cfg.checkpoint, portrait=portrait, options=options)
+
+    return make
+
+
+def builtin_portrait(name: str) -> np.ndarray:
+    if name == "astronaut":
+        from skimage import data
+
+        return data.astronaut()
+    raise InputError(f"unknown portrait {name!r}")
+
+
+class Server:
+    def __init__(self, cfg: ServerConfig, engine_factory: EngineFactory | None = None):
+        self.cfg = cfg
+        self.engine_factory = engine_factory or default_engine_factory(cfg)
+        self.manager = SessionManager(cfg)
+        self.portraits: OrderedDict[str, np.ndarray] = OrderedDict()  # uploads live in memory only
+
+    # --- portraits ----------------------------------------------------------------------------
+    def portrait(self, name: str) -> np.ndarray:
+        if name in self.portraits:
+            return self.portraits[name]
+        if name in self.cfg.builtin_portraits:
+            return builtin_portrait(name)
+        choices = list(self.cfg.builtin_portraits)
+        raise InputError(f"unknown portrait {name!r}: upload one or pick one of {choices}")
+
+    async def upload_portrait(self, request: web.Request) -> web.Response:
+        data = await read_limited(request, self.cfg.max_image_bytes)
+        rgb = await asyncio.get_running_loop().run_in_executor(None, self.check_portrait, data)
+        key = "upload-" + secrets.token_urlsafe(12)
+        self.portraits[key] = rgb
+        while len(self.portraits) > self.cfg.max_portraits:
+            self.portraits.popitem(last=False)
+        return web.json_response({"id": key, "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
+
+    def check_portrait(self, data: bytes) -> np.ndarray:
+        """Decode safely (pixel count checked before decoding) and make sure there is a face."""
+        from avatar_forcing.media.image import load_image
+        from avatar_forcing.motion.tracker import track_image
+
+        rgb = load_image(data, max_pixels=self.cfg.max_image_pixels)
+        track_image(rgb)  # raises NoFaceError
+        return rgb
+
+    async def list_portraits(self, request: web.Request) -> web.Response:
+        return web.json_response({"builtin": list(self.cfg.builtin_portraits)})
+
+    # --- sessions -----------------------------------------------------------------------------
+    async def offer(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        sdp, kind = body.get("sdp"), body.get("type", "offer")
+        if not isinstance(sdp, str) or kind != "offer":
+            raise InputError('the body needs "sdp" (a string) and "type": "offer"')
+        portrait = self.portrait(str(body.get("portrait", self.cfg.builtin_portraits[0])))
+        self.manager.reserve()
+        session = engine = None
+        try:
+            engine = await asyncio.get_running_loop().run_in_executor(None, self.engine_factory, portrait)
+            session = ServeSession(self.manager, engine, self.cfg)
+            self.manager.add(session)
+            answer = await session.answer(sdp, kind)
+        except BaseException:
+            if session is not None:
+                await session.close("setup failed")
+            elif engine is not None and hasattr(engine, "close"):
+                engine.close()
+            raise
+        finally:
+            self.manager.release_reservation()
+        return web.json_response({"sdp": answer.sdp, "type": answer.type, "session": session.id})
+
+    def session(self, request: web.Request) -> ServeSession:
+        session = self.manager.get(request.match_info["sid"])
+        if session is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no_session", "message": "no such session"}),
+                                   content_type="application/json")
+        return session
+
+    async def say(self, request: web.Request) -> web.Response:
+        session = self.session(request)
+        text = (await read_json(request)).get("text", "")
+        seconds = await session.say(str(text))
+        return web.json_response({"seconds": round(seconds, 2)})
+
+    async def speech_file(self, request: web.Request) -> web.Response:
+        session = self.session(request)
+        data = await read_limited(request, self.cfg.max_audio_bytes)
+        seconds = await session.play_file(data)
+        return web.json_response({"seconds": round(seconds, 2)})
+
+    async def speech_ws(self, request: web.Request) -> web.WebSocketResponse:
+        session = self.session(request)
+        ws = web.WebSocketResponse(max_msg_size=self.cfg.max_ws_frame_bytes, heartbeat=20)
+        await ws.prepare(request)
+        async for msg in ws:
+            try:
+                if msg.type == WSMsgType.BINARY:
+                    session.voice.feed(parse_pcm_frame(msg.data, self.cfg.max_ws_frame_bytes))
+                elif msg.type == WSMsgType.TEXT:
+                    command = json.loads(msg.data)
+                    if not isinstance(command, dict) or command.get("type") not in ("clear", "ping"):
+                        raise InputError('text frames must be {"type": "clear"} or {"type": "ping"}')
+                    if command["type"] == "clear":
+                        session.voice.clear()
+                    await ws.send_json({"type": "ok", "queued_s": round(session.voice.queued_seconds, 2)})
+                elif msg.type == WSMsgType.ERROR:  # e.g. a frame over max_msg_size: aiohttp closes it
+                    break
+            except (ValueError, InputError) as exc:
+                await ws.send_json({"type": "error", "code": "bad_frame", "message": str(exc)})
+                await ws.close(code=1007, message=b"bad frame")
+                break
+            if session.closed:
+                break
+        return ws
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.session(request).stats())
+
+    async def end(self, request: web.Request) -> web.Response:
+        session = self.session(request)
+        await session.close("ended by the client")
+        return web.json_response({"closed": session.id})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "sessions": self.manager.active,
+                                  "max_sessions": self.cfg.max_sessions})
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(Path(self.cfg.static_dir) / "index.html")
+
+    # --- middleware ---------------------------------------------------------------------------
+    @web.middleware
+    async def guard(self, request: web.Request, handler):
+        """Bearer-token check, and user errors turned into JSON answers (the server never dies)."""
+        if self.cfg.token and request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+            if not hmac.compare_digest(given.encode(), self.cfg.token.encode()):
+                return error(401, "unauthorized", "a valid bearer token is required")
+        try:
+            return await handler(request)
+        except BusyError as exc:
+            return error(503, "busy", f"{exc}; try again in {self.cfg.retry_after_s} s",
+                         headers={"Retry-After": str(self.cfg.retry_after_s)})
+        except NoFaceError as exc:
+            return error(422, "no_face", str(exc))
+        except PayloadTooLarge as exc:
+            return error(413, "too_large", str(exc))
+        except BadOffer as exc:
+            return error(400, "bad_sdp", str(exc))
+        except InputError as exc:
+            return error(400, "bad_input", str(exc))
+        except AvatarForcingError as exc:  # e.g. no model installed: the server's fault, said clearly
+            return error(500, "engine_unavailable", str(exc))
+
+    def build(self) -> web.Application:
+        # uploads are bounded per route (read_limited); this only caps JSON bodies and the like
+        app = web.Application(middlewares=[self.guard], client_max_size=1024 * 1024)
+        app.router.add_get("/", self.index)
+        app.router.add_get("/api/health", self.health)
+        app.router.add_get("/api/portraits", self.list_portraits)
+        app.router.add_post("/api/portraits", self.upload_portrait)
+        app.router.add_post("/api/offer", self.offer)
+        app.router.add_post("/api/sessions/{sid}/say", self.say)
+        app.router.add_post("/api/sessions/{sid}/speech", self.speech_file)
+        app.router.add_get("/api/sessions/{sid}/speech/ws", self.speech_ws)
+        app.router.add_get("/api/sessions/{sid}/stats", self.stats)
+        app.router.add_delete("/api/sessions/{sid}", self.end)
+        app.router.add_static("/static/", self.cfg.static_dir)
+        app.on_shutdown.append(lambda _: self.manager.close_all())
+        return app
+
+
+class PayloadTooLarge(InputError):
+    pass
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the upload is {request.content_length} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    if not size:
+        raise InputError("the upload is empty")
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError("the request body must be a JSON object")
+    return body
+
+
+def build_app(cfg: ServerConfig, engine_factory: EngineFactory | None = None) -> web.Application:
+    return Server(cfg, engine_factory).build()

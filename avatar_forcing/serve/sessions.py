@@ -1,0 +1,281 @@
+"""Live sessions: one peer connection, its engine, worker, tracks and scratch folder each.
+
+:class:`SessionManager` enforces the session limit (the next client gets ``BusyError``, which the
+app answers with 503 + Retry-After) and closes everything a session owns when it ends for any
+reason: hang-up, failed or never-completed ICE, an engine error, the time limit, or server shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from avatar_forcing.errors import BusyError, InputError
+from avatar_forcing.motion.vector import idx
+from avatar_forcing.serve.config import ServerConfig
+from avatar_forcing.serve.media import (
+    AvatarAudioTrack,
+    AvatarVideoTrack,
+    MediaMetrics,
+    UserAudio,
+    UserVideo,
+    consume_audio,
+    consume_video,
+    feed_timeline,
+)
+from avatar_forcing.serve.speech import AvatarVoice, decode_audio_file, speak_text
+from avatar_forcing.serve.timeline import Timeline
+from avatar_forcing.serve.worker import EngineWorker
+
+log = logging.getLogger("avatar_forcing.serve")
+JAW_OPEN = idx("jawOpen")
+STATS_WINDOW = 50  # frames (2 s) over which motion statistics are reported
+
+
+class BadOffer(InputError):
+    """An SDP offer that cannot be parsed or negotiated."""
+
+
+def rtc_configuration(cfg: ServerConfig) -> RTCConfiguration:
+    """No ICE servers unless configured: host candidates only, nothing leaves the machine."""
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in cfg.ice_servers])
+
+
+def percentile(values, q: float) -> float | None:
+    return float(np.percentile(np.asarray(values), q)) if len(values) else None
+
+
+class ServeSession:
+    def __init__(self, manager: SessionManager, engine, cfg: ServerConfig):
+        self.id = secrets.token_urlsafe(16)
+        self.manager = manager
+        self.cfg = cfg
+        self.engine = engine
+        self.created = time.monotonic()
+        self.pc = RTCPeerConnection(rtc_configuration(cfg))
+        self.timeline = Timeline(start=float("inf"), fps=cfg.fps, playout_delay_s=cfg.playout_delay_s)
+        self.metrics = MediaMetrics()
+        self.voice = AvatarVoice(cfg.sample_rate, cfg.max_audio_seconds)
+        self.user_audio = UserAudio(cfg.sample_rate)
+        self.user_video = UserVideo()
+        self.worker = EngineWorker(engine, self.timeline, cfg.fps, cfg.sample_rate, cfg.max_backlog_s,
+                                   on_error=self._worker_failed)
+        self.channel = None
+        self.tasks: list[asyncio.Task] = []
+        self.closed = False
+        self.close_reason: str | None = None
+        self.speaking = {"avatar": False, "user": False}
+        self._loop = asyncio.get_running_loop()
+        self._wire_peer()
+
+    # --- signalling --------------------------------------------------------------------------
+    def _wire_peer(self) -> None:
+        pc = self.pc
+
+        @pc.on("datachannel")
+        def on_datachannel(channel):
+            self.channel = channel
+            channel.on("message", lambda message: self._spawn(self._on_message(message)))
+            self.send_event({"type": "ready", "session": self.id})
+
+        @pc.on("track")
+        def on_track(track):
+            if track.kind == "audio":
+                self._spawn(consume_audio(track, self.user_audio, self.metrics))
+            elif track.kind == "video":
+                self._spawn(consume_video(track, self.user_video, self.metrics))
+
+        @pc.on("connectionstatechange")
+        async def on_state():
+            state = pc.connectionState
+            if state == "connected" and self.timeline.start == float("inf"):
+                self._start_media()
+            elif state in ("failed", "closed"):
+                await self.close(f"connection {state}")
+
+    async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
+        """Apply the client's offer and return our answer (all ICE candidates gathered: no trickle)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+            offered = {t.kind for t in self.pc.getTransceivers()}
+            if "video" not in offered:
+                raise BadOffer("the offer has no video section, so the avatar cannot be sent")
+            self.pc.addTrack(AvatarVideoTrack(self.timeline, self.metrics, self.cfg.size))
+            if "audio" in offered:  # a client may want the picture only
+                self.pc.addTrack(AvatarAudioTrack(self.timeline, self.metrics, self.cfg.sample_rate))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except BadOffer:
+            raise
+        except Exception as exc:  # aiortc raises ValueError and friends on malformed SDP
+            raise BadOffer(f"the SDP offer could not be used: {exc or type(exc).__name__}") from None
+        self._spawn(self._watchdog())
+        return self.pc.localDescription
+
+    def _start_media(self) -> None:
+        self.timeline.start = time.monotonic()
+        self.worker.start()
+        self._spawn(feed_timeline(self.timeline, self.user_audio, self.user_video, self.voice,
+                                  self.cfg.sample_rate // self.cfg.fps, self.cfg.tick_s))
+        self._spawn(self._stats_loop())
+
+    # --- the avatar's speech -----------------------------------------------------------------
+    async def say(self, text: str) -> float:
+        pcm = await self._loop.run_in_executor(None, speak_text, text, self.cfg.max_text_chars)
+        self.voice.feed(pcm)
+        return pcm.size / self.cfg.sample_rate
+
+    async def play_file(self, data: bytes) -> float:
+        """Decoded from memory: uploads are never written to disk."""
+        pcm = await self._loop.run_in_executor(None, decode_audio_file, data, self.cfg.max_audio_seconds)
+        self.voice.feed(pcm)
+        return pcm.size / self.cfg.sample_rate
+
+    async def _on_message(self, message) -> None:
+        try:
+            data = json.loads(message)
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "say":
+                seconds = await self.say(str(data.get("text", "")))
+                self.send_event({"type": "speech_queued", "seconds": round(seconds, 2)})
+            elif kind == "stop_speech":
+                self.voice.clear()
+            else:
+                raise InputError(f"unknown message type {kind!r}")
+        except (ValueError, InputError) as exc:
+            self.send_event({"type": "error", "code": "bad_message", "message": str(exc)})
+
+    # --- events and stats ---------------------------------------------------------------------
+    def send_event(self, event: dict) -> None:
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            try:
+                channel.send(json.dumps(event))
+            except Exception:  # a channel closing under us: the session is ending anyway
+                pass
+
+    def stats(self) -> dict:
+        m, w = self.metrics, self.worker.stats
+        motion = np.asarray(list(m.motion)[-STATS_WINDOW:]) if m.motion else np.zeros((0, 58))
+        return {
+            "session": self.id,
+            "connection": self.pc.connectionState,
+            "seconds": round(time.monotonic() - self.timeline.start, 2) if self.worker.alive else 0.0,
+            "video_sent": m.video_sent, "video_repeated": m.video_repeated, "audio_sent": m.audio_sent,
+            "user_audio_frames": m.user_audio_frames, "user_video_frames": m.user_video_frames,
+            "blocks": w.blocks, "frames_generated": w.frames_generated, "frames_skipped": w.frames_skipped,
+            "compute_ms_p50": percentile(w.compute_ms, 50),
+            "e2e_ms_last": m.e2e_ms[-1] if m.e2e_ms else None,
+            "e2e_ms_p50": percentile(m.e2e_ms, 50), "e2e_ms_p95": percentile(m.e2e_ms, 95),
+            "ready_ms_p50": percentile(m.ready_ms, 50),
+            "jaw_open_mean": float(motion[:, JAW_OPEN].mean()) if len(motion) else None,
+            "jaw_open_std": float(motion[:, JAW_OPEN].std()) if len(motion) else None,
+            "motion_mean": motion.mean(0).round(4).tolist() if len(motion) else None,
+            "speaking": dict(self.speaking),
+            "queued_speech_s": round(self.voice.queued_seconds, 2),
+        }
+
+    def _update_speaking(self) -> None:
+        tl = self.timeline
+        index = tl.playout_index(time.monotonic())
+        chunk = tl.avatar_audio.get(index)
+        avatar = bool(chunk is not None and np.abs(chunk).max() > 1e-3) or self.voice.queued_seconds > 0
+        user = self.user_audio.recent_rms > self.cfg.user_vad_rms
+        if (avatar, user) != (self.speaking["avatar"], self.speaking["user"]):
+            self.speaking = {"avatar": avatar, "user": user}
+            self.send_event({"type": "speaking", **self.speaking})
+
+    async def _stats_loop(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self.cfg.stats_interval_s)
+            self._update_speaking()
+            self.send_event({"type": "stats", **self.stats()})
+
+    async def _watchdog(self) -> None:
+        await asyncio.sleep(self.cfg.ice_timeout_s)
+        if self.pc.connectionState != "connected":
+            await self.close("ICE did not complete in time")
+            return
+        await asyncio.sleep(max(0.0, self.cfg.max_session_s - self.cfg.ice_timeout_s))
+        self.send_event({"type": "error", "code": "time_limit",
+                         "message": "the session time limit was reached"})
+        await self.close("time limit")
+
+    def _worker_failed(self, message: str) -> None:
+        def report():
+            self.send_event({"type": "error", "code": "engine", "message": message})
+            self._spawn(self.close(f"engine error: {message}"))
+
+        self._loop.call_soon_threadsafe(report)
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def _spawn(self, coro) -> None:
+        if self.closed:
+            coro.close()
+            return
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        task.add_done_callback(lambda t: self.tasks.remove(t) if t in self.tasks else None)
+
+    async def close(self, reason: str = "closed") -> None:
+        """Release everything the session owns. Safe to call more than once, from anywhere."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        log.info("session %s closed: %s", self.id[:8], reason)
+        self.send_event({"type": "closed", "reason": reason})
+        self.timeline.close()
+        self.voice.clear()
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*[t for t in self.tasks if t is not current], return_exceptions=True)
+        await self.pc.close()
+        await self._loop.run_in_executor(None, self._release_engine)
+        self.manager.remove(self)
+
+    def _release_engine(self) -> None:
+        self.worker.stop()
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
+        self.engine = None
+        self.worker.engine = None
+
+
+class SessionManager:
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+        self.sessions: dict[str, ServeSession] = {}
+        self._reserved = 0  # sessions being set up (engine loading), counted against the limit
+
+    @property
+    def active(self) -> int:
+        return len(self.sessions) + self._reserved
+
+    def reserve(self) -> None:
+        if self.active >= self.cfg.max_sessions:
+            raise BusyError(f"the server is busy: all {self.cfg.max_sessions} session slots are in use")
+        self._reserved += 1
+
+    def release_reservation(self) -> None:
+        self._reserved -= 1
+
+    def add(self, session: ServeSession) -> None:
+        self.sessions[session.id] = session
+
+    def remove(self, session: ServeSession) -> None:
+        self.sessions.pop(session.id, None)
+
+    def get(self, session_id: str) -> ServeSession | None:
+        return self.sessions.get(session_id)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*[s.close("server shutdown") for s in list(self.sessions.values())])

@@ -1,0 +1,51 @@
+"""Options of a streaming session: everything a front end may choose, with its defaults in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from avatar_forcing.errors import ConfigError
+
+# "short": the first block is B frames like every other (first motion after 0.4 s, the live default);
+# "full": the first block denoises a whole training window (50 frames, 2 s) as the authors' sampler does.
+FirstBlock = Literal["short", "full"]
+
+
+@dataclass
+class SessionOptions:
+    block_size: int | None = None   # frames per block; None = the checkpoint's trained block size
+    nfe: int = 10                   # Euler steps per block (the paper's 10 NFE)
+    cfg_audio: float = 2.0          # w_a: guidance towards the avatar's own audio
+    cfg_user: float = 1.0           # w_u: guidance towards the user (audio + motion)
+    output_size: int = 512          # rendered frames are output_size x output_size
+    render: bool = True             # False: motion only (benchmarks, 3D-engine front ends)
+    seed: int = 0                   # noise of every block comes from one generator seeded here
+    device: str = "cpu"
+    threads: int | None = None      # torch intra-op threads for this process; None = leave as is
+    # A user input is trusted for this long after its last observation (held), then it counts as
+    # absent (a null condition): a frozen webcam or a dropped mic never stalls or misleads the avatar.
+    max_gap_s: float = 0.5
+    # Frames with less than this fraction of real (pushed) audio are a null condition.
+    min_audio_coverage: float = 0.5
+    first_block: FirstBlock = "short"
+    # `frames(wall_clock=True)` lets the session clock run this far behind the wall clock, so late
+    # network packets still arrive in time; more slack = more latency.
+    wall_clock_slack_s: float = 0.1
+    poll_interval_s: float = 0.005  # how often `frames()` looks for a ready block when idle
+    random_init: bool = False       # tests/benchmarks only: allow an untrained model (never silent)
+
+    def validate(self) -> SessionOptions:
+        if self.block_size is not None and self.block_size < 1:
+            raise ConfigError(f"block_size must be >= 1, got {self.block_size}")
+        if self.nfe < 1:
+            raise ConfigError(f"nfe must be >= 1, got {self.nfe}")
+        if not 16 <= self.output_size <= 2048:
+            raise ConfigError(f"output_size must be in [16, 2048], got {self.output_size}")
+        if self.max_gap_s < 0:
+            raise ConfigError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
+        if not 0.0 <= self.min_audio_coverage <= 1.0:
+            raise ConfigError(f"min_audio_coverage must be in [0, 1], got {self.min_audio_coverage}")
+        if self.first_block not in ("short", "full"):
+            raise ConfigError(f"first_block must be 'short' or 'full', got {self.first_block!r}")
+        return self

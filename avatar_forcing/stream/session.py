@@ -1,0 +1,476 @@
+"""AvatarSession: the streaming engine behind every front end (CLI, WebRTC server, Python API).
+
+    session = AvatarSession(checkpoint_dir, portrait_rgb, SessionOptions())
+    session.push_user_audio(pcm, 48000)           # any chunk size, rate, channel count
+    session.push_user_frame(rgb, timestamp_s)     # webcam, tracked inside
+    session.push_avatar_audio(pcm, 24000)         # the avatar's own speech (TTS, agent)
+    while (block := session.step()) is not None:  # a block as soon as its inputs are in
+        show(block.frames); play(block.avatar_audio)
+    session.close()
+
+How time advances (see docs/STREAMING.md). The session timeline counts 25 fps frames from the start.
+A block of B frames is generated once the session *clock* has passed its last frame:
+  * when any user stream is active (mic, webcam or pushed motion), the clock is the furthest user
+    input: the user is the real-time source. The avatar's audio is a queue played from "now": what is
+    queued goes with the next frames, the rest of a block is silence (the avatar listens);
+  * with no user at all (talking only), the clock is the end of the queued avatar audio;
+  * ``advance_to(t)`` moves the clock to at least t seconds (a wall clock), so a session with no input
+    at all, or a stalled input, still produces frames (null conditions);
+  * ``finish()`` declares the end of input: the remaining partial block is generated, padded.
+Whatever a frame lacks when its block is generated is a null condition: silent audio, absent user
+motion, or, for a block with no user input at all, the user condition dropped (talking-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar_forcing.audio.features import StreamingLogMel
+from avatar_forcing.audio.io import StreamingResampler
+from avatar_forcing.errors import CheckpointError, InputError
+from avatar_forcing.motion.vector import FPS, MOTION_DIM, MotionStats, clip_to_range, validate_motion
+from avatar_forcing.stream.inputs import (
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    AudioInput,
+    MotionInput,
+    check_sample_rate,
+    check_timestamp,
+    to_mono_float,
+)
+from avatar_forcing.stream.options import SessionOptions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+IDLE_SKIP_S = 2.0  # a stretch with no input at all longer than this is skipped, not generated
+
+
+@dataclass
+class BlockTimings:
+    """Milliseconds spent on one block; `track_ms` = webcam tracking done at push time since the last one."""
+
+    features_ms: float = 0.0
+    dfot_ms: float = 0.0
+    render_ms: float = 0.0
+    track_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.features_ms + self.dfot_ms + self.render_ms + self.track_ms
+
+
+@dataclass
+class Block:
+    start_frame: int                # on the session timeline (25 fps from the start)
+    motion: np.ndarray              # (n, 58) physical units, clipped to the valid ranges
+    frames: np.ndarray | None       # (n, S, S, 3) uint8, None when rendering is off
+    avatar_audio: np.ndarray        # (n * 640,) float32 16 kHz: what the avatar says during these frames
+    timings: BlockTimings = field(default_factory=BlockTimings)
+    has_user: bool = True           # False: talking-only block (no user input in it)
+
+    def __len__(self) -> int:
+        return len(self.motion)
+
+    @property
+    def start_time(self) -> float:
+        return self.start_frame / FPS
+
+
+@dataclass
+class TimedFrame:
+    index: int                      # frame on the session timeline
+    time: float                     # seconds on the session timeline
+    motion: np.ndarray              # (58,)
+    image: np.ndarray | None        # (S, S, 3) uint8
+    audio: np.ndarray               # (640,) the avatar audio of this frame
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    stats: MotionStats
+
+
+def load_engine_model(checkpoint: str | Path | None, model: torch.nn.Module | None,
+                      stats: MotionStats | None, options: SessionOptions) -> LoadedModel:
+    """A checkpoint directory, an in-memory model, the installed default model, or (explicitly) random."""
+    if model is not None:
+        if stats is None:
+            raise CheckpointError("a model passed in memory needs its MotionStats (stats=...)")
+        return LoadedModel(model, stats)
+    if checkpoint is None and (DEFAULT_CHECKPOINT / "config.json").is_file():
+        checkpoint = DEFAULT_CHECKPOINT
+    if checkpoint is not None:
+        from avatar_forcing.model.checkpoint import load_checkpoint
+
+        loaded_model, _, loaded_stats = load_checkpoint(checkpoint)
+        return LoadedModel(loaded_model, loaded_stats)
+    if not options.random_init:
+        raise CheckpointError(
+            f"no checkpoint given and no default model installed in {DEFAULT_CHECKPOINT}; pass a checkpoint "
+            "directory (for example from `avatar-forcing train`), or SessionOptions(random_init=True) for an "
+            "untrained model (tests and benchmarks only: its motion is noise)")
+    from avatar_forcing.model.config import model_preset
+    from avatar_forcing.model.dfot import DFoT
+
+    warnings.warn("AvatarSession is running an UNTRAINED tiny model (random_init=True): its motion is "
+                  "meaningless", stacklevel=3)
+    torch.manual_seed(options.seed)
+    return LoadedModel(DFoT(model_preset("tiny")).eval(), MotionStats())
+
+
+def with_block_size(model: torch.nn.Module, block_size: int | None) -> torch.nn.Module:
+    """The same weights streamed with another block size (a view sharing parameters).
+
+    With the default frame-lookahead mask the network's computation does not depend on B at all, so
+    B is a streaming choice: smaller blocks = lower latency, more passes per second."""
+    if block_size is None or block_size == model.cfg.block_size:
+        return model
+    view = copy.copy(model)  # shallow: the same submodules and parameters
+    view.cfg = replace(model.cfg, block_size=block_size).validate()
+    return view
+
+
+class _AudioStream:
+    """One audio input: resampler (per incoming rate) + timeline buffer + streaming log-mel."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.buffer = AudioInput()
+        self.mel = StreamingLogMel()
+        self.rate: int | None = None
+        self.resampler: StreamingResampler | None = None
+
+    def reset(self) -> None:
+        self.buffer.reset()
+        self.mel.reset()
+        self.rate, self.resampler = None, None
+
+    def resample(self, pcm: np.ndarray, rate: int) -> np.ndarray:
+        if rate != self.rate:
+            tail = self.flush()
+            self.rate = rate
+            self.resampler = None if rate == SAMPLE_RATE else StreamingResampler(rate, SAMPLE_RATE)
+            pcm = np.concatenate([tail, self.resampler.push(pcm) if self.resampler else pcm])
+            return pcm
+        return self.resampler.push(pcm) if self.resampler else pcm
+
+    def flush(self) -> np.ndarray:
+        """The resampler's held-back tail (at a rate change or the end of input)."""
+        return self.resampler.flush() if self.resampler is not None else np.zeros(0, np.float32)
+
+
+class AvatarSession:
+    """Setup -> push_* / step -> close. Not thread-safe for concurrent `step` calls; pushes may come
+    from another thread than `step` (a lock guards the buffers)."""
+
+    def __init__(self, checkpoint: str | Path | None = None, portrait: str | Path | np.ndarray | None = None,
+                 options: SessionOptions | None = None, *, model: torch.nn.Module | None = None,
+                 stats: MotionStats | None = None, reference_motion: np.ndarray | None = None):
+        """`model` + `stats`: an in-memory model instead of a checkpoint. `reference_motion` (58,): skip the
+        portrait's tracking (only with ``render=False``; tests and motion-only front ends)."""
+        from avatar_forcing.model.config import SamplerConfig
+        from avatar_forcing.model.streaming import StreamingGenerator
+
+        self.options = opts = (options or SessionOptions()).validate()
+        if opts.threads is not None:
+            torch.set_num_threads(opts.threads)
+        loaded = load_engine_model(checkpoint, model, stats, opts)
+        self.model = with_block_size(loaded.model.to(opts.device).eval(), opts.block_size)
+        self.stats = loaded.stats
+        self.block_size = self.model.cfg.block_size
+        self.renderer = None
+        if opts.render or reference_motion is None:
+            self.renderer = self._make_renderer(portrait)
+            reference_motion = self.renderer.reference_motion
+        self.reference_motion = validate_motion(np.asarray(reference_motion)[None], "reference motion")[0]
+        reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=opts.device)
+        sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
+                                first_block=opts.first_block)
+        self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
+        self._tracker = None  # created on the first webcam frame
+        self._lock = threading.Lock()
+        self._closed = False
+        self.reset()
+
+    def _make_renderer(self, portrait):
+        from avatar_forcing.motion.renderer import PortraitRenderer
+
+        if portrait is None:
+            from avatar_forcing.stream.generate import default_portrait
+
+            portrait = default_portrait()
+        if isinstance(portrait, (str, Path)):
+            from avatar_forcing.media.image import load_image
+
+            portrait = load_image(portrait)
+        return PortraitRenderer(np.asarray(portrait), size=self.options.output_size)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to time 0 with empty inputs and a fresh cache (same portrait, model and seed)."""
+        with self._lock:
+            self.user_audio = _AudioStream("user audio")
+            self.avatar_audio = _AudioStream("avatar audio")
+            self.user_motion = MotionInput(self.options.max_gap_s)
+            self.next_frame = 0          # first frame of the next block on the session timeline
+            self.committed = 0           # conditions are fixed up to here
+            self.advanced_frames = 0     # the clock set by advance_to
+            self.finished = False        # finish() called: no more input
+            self.skipped_frames = 0      # idle stretches skipped
+            self.blocks = 0
+            self._track_ms = 0.0
+            self._last_frame_time: float | None = None
+            self.generator.reset()
+            if self._tracker is not None:
+                self._tracker.close()
+                self._tracker = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._tracker is not None:
+                self._tracker.close()
+                self._tracker = None
+
+    def __enter__(self) -> AvatarSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InputError("this session is closed")
+        if self.finished:
+            raise InputError("finish() was called: this session takes no more input (reset() to reuse it)")
+
+    # --- input --------------------------------------------------------------------------------------
+
+    def push_user_audio(self, pcm: np.ndarray, sample_rate: int, timestamp: float | None = None) -> None:
+        """The user's microphone. `timestamp` (seconds on the session timeline) places the chunk; without
+        one the chunk continues the stream."""
+        self._push_audio(self.user_audio, pcm, sample_rate, timestamp)
+
+    def push_avatar_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
+        """The avatar's own speech, queued: it plays from the next frames not yet generated."""
+        self._push_audio(self.avatar_audio, pcm, sample_rate, None)
+
+    def _push_audio(self, stream: _AudioStream, pcm, sample_rate, timestamp) -> None:
+        mono = to_mono_float(pcm, stream.name)
+        rate = check_sample_rate(sample_rate, stream.name)
+        at = None if timestamp is None else round(check_timestamp(timestamp, stream.name) * SAMPLE_RATE)
+        with self._lock:
+            self._check_open()
+            if at is not None and stream.resampler is not None:
+                at = None if abs(at - stream.buffer.end) <= FRAME_SAMPLES else at
+                if at is not None:  # a jump: restart the resampler so no old samples leak across it
+                    stream.resampler.reset()
+            stream.buffer.push(stream.resample(mono, rate), at)
+
+    def push_user_frame(self, rgb: np.ndarray, timestamp: float) -> None:
+        """A webcam frame at `timestamp` seconds on the session timeline; tracked here (MediaPipe, video
+        mode). Frames out of order or already in the past are ignored (counted in `dropped_user_frames`)."""
+        t = check_timestamp(timestamp, "user frame")
+        arr = np.asarray(rgb)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+            raise InputError(f"user frames must be RGB uint8 arrays (H, W, 3), got {arr.shape} {arr.dtype}")
+        self._check_open()
+        last = self.user_motion.last_time
+        if (last is not None and t <= last) or t < self.committed / FPS:
+            with self._lock:
+                self.user_motion.dropped += 1
+            return
+        if self._tracker is None:
+            from avatar_forcing.motion.tracker import FaceTracker
+
+            self._tracker = FaceTracker(mode="video")
+        start = time.perf_counter()
+        observation = self._tracker.track_frame(arr, int(round(t * 1000)))
+        with self._lock:
+            self._track_ms += (time.perf_counter() - start) * 1000
+            self.user_motion.add(t, None if observation is None else observation.motion, self.committed)
+
+    def push_user_motion(self, motion: np.ndarray, timestamp: float | None = None) -> None:
+        """The user's motion (n, 58) at 25 fps (an avatar, a 3D face tracker, a motion file), continuing
+        the stream or starting at `timestamp` seconds."""
+        t = None if timestamp is None else check_timestamp(timestamp, "user motion")
+        with self._lock:
+            self._check_open()
+            self.user_motion.add_rows(motion, t, self.committed)
+
+    def advance_to(self, t: float) -> None:
+        """Move the session clock to at least `t` seconds (a wall clock): blocks up to t become due even
+        if inputs are missing; what is missing is a null condition."""
+        frames = int(np.floor(check_timestamp(t, "clock") * FPS + 1e-9))
+        with self._lock:
+            self.advanced_frames = max(self.advanced_frames, frames)
+
+    def finish(self) -> None:
+        """No more input: `step` now also generates the last, partial block (padded with null conditions)."""
+        with self._lock:
+            for stream in (self.user_audio, self.avatar_audio):
+                stream.buffer.push(stream.flush())
+            self.finished = True
+
+    # --- clock --------------------------------------------------------------------------------------
+
+    @property
+    def has_user(self) -> bool:
+        return self.user_audio.buffer.active or self.user_motion.active
+
+    def clock_frames(self) -> int:
+        """Frames of the timeline whose inputs are in (see the module docstring)."""
+        if self.has_user:
+            ends = [self.user_audio.buffer.end_frame if self.user_audio.buffer.active else 0,
+                    self.user_motion.end_frame]
+            clock = max(ends)
+        else:
+            clock = self.avatar_audio.buffer.end_frame
+        if self.finished:
+            ceil = -(-max(self.user_audio.buffer.end, self.avatar_audio.buffer.end) // FRAME_SAMPLES)
+            clock = max(clock, ceil)
+        return max(clock, self.advanced_frames)
+
+    def _next_data_frame(self) -> int | None:
+        starts = [s // FRAME_SAMPLES for s in (self.user_audio.buffer.first_data_sample(),
+                                               self.avatar_audio.buffer.first_data_sample()) if s is not None]
+        motion_start = self.user_motion.first_data_frame()
+        if motion_start is not None:
+            starts.append(motion_start)
+        return min(starts) if starts else None
+
+    def _skip_idle(self) -> None:
+        """Jump over a long stretch with no input at all (e.g. a paused stream resumed much later)."""
+        nxt = self._next_data_frame()
+        if nxt is None or nxt - self.next_frame <= IDLE_SKIP_S * FPS:
+            return
+        if self.advanced_frames > self.next_frame:  # a wall clock drives the session: idle time is real
+            return
+        target = nxt - self.block_size
+        self.skipped_frames += target - self.next_frame
+        self.next_frame = self.committed = target
+        for stream in (self.user_audio, self.avatar_audio):
+            stream.buffer.skip_to(target)
+
+    # --- output -------------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Whether `step` would generate a block now."""
+        with self._lock:
+            return self._due() is not None
+
+    def _due(self) -> int | None:
+        """Frames of the next block if it is due, else None."""
+        if self._closed:
+            return None
+        n = self.generator.frames_needed
+        clock = self.clock_frames()
+        if self.finished:
+            return n if self.next_frame < clock else None
+        return n if self.next_frame + n <= clock else None
+
+    def step(self) -> Block | None:
+        """Generate the next block if its inputs are in, else return None at once."""
+        timings = BlockTimings()
+        with self._lock:
+            self._skip_idle()
+            n = self._due()
+            if n is None:
+                return None
+            start = time.perf_counter()
+            conds = self._commit(self.next_frame, self.next_frame + n)
+            timings.features_ms = (time.perf_counter() - start) * 1000
+            timings.track_ms, self._track_ms = self._track_ms, 0.0
+            block_start = self.next_frame
+            self.next_frame += n
+        avatar_feats, user_feats, user_motion, avatar_pcm, has_user = conds
+
+        start = time.perf_counter()
+        motion = self.generator.step(avatar_feats, user_feats, user_motion, has_avatar_audio=True,
+                                     has_user=has_user)
+        motion = clip_to_range(self.stats.denormalize(motion[0].float().cpu().numpy()))
+        timings.dfot_ms = (time.perf_counter() - start) * 1000
+
+        frames = None
+        if self.renderer is not None:
+            start = time.perf_counter()
+            frames = self.renderer.render_many(motion)
+            timings.render_ms = (time.perf_counter() - start) * 1000
+        self.blocks += 1
+        return Block(block_start, motion, frames, avatar_pcm, timings, has_user)
+
+    def _commit(self, a: int, b: int):
+        """Fix the conditions of frames [a, b): features, normalized user motion, presence."""
+        opts = self.options
+        avatar_pcm, _ = self.avatar_audio.buffer.take(a, b)
+        user_pcm, user_cover = self.user_audio.buffer.take(a, b)
+        raw_motion, motion_present = self.user_motion.take(a, b)
+        self.committed = b
+        avatar_feats = self.avatar_audio.mel.push(avatar_pcm)
+        user_feats = self.user_audio.mel.push(user_pcm)
+        user_motion = np.where(motion_present[:, None], self.stats.normalize(raw_motion), 0.0)
+        has_user = bool((user_cover >= opts.min_audio_coverage).any() or motion_present.any())
+        device = opts.device
+        to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=device)
+        return to(avatar_feats), to(user_feats), to(user_motion), avatar_pcm, has_user
+
+    async def frames(self, wall_clock: bool = False) -> AsyncIterator[TimedFrame]:
+        """Timestamped frames as blocks complete (the computation runs in a worker thread).
+
+        ``wall_clock=True`` advances the clock with real time (minus `wall_clock_slack_s`), so frames keep
+        coming when inputs stall. The iterator ends after `finish()` once everything is generated, or
+        when the session is closed."""
+        t0 = time.monotonic()
+        while not self._closed:
+            if wall_clock:
+                self.advance_to(max(0.0, time.monotonic() - t0 - self.options.wall_clock_slack_s))
+            block = await asyncio.to_thread(self.step)
+            if block is None:
+                if self.finished:
+                    return
+                await asyncio.sleep(self.options.poll_interval_s)
+                continue
+            for i in range(len(block)):
+                index = block.start_frame + i
+                yield TimedFrame(index, index / FPS, block.motion[i],
+                                 None if block.frames is None else block.frames[i],
+                                 block.avatar_audio[i * FRAME_SAMPLES: (i + 1) * FRAME_SAMPLES])
+
+    # --- introspection ------------------------------------------------------------------------------
+
+    def buffer_sizes(self) -> dict[str, int]:
+        """Sizes of everything that could grow with session length (constant in a steady session)."""
+        gen = self.generator
+        cache = 0 if gen.self_kv is None else sum(k.numel() + v.numel() for k, v in gen.self_kv)
+        cross = 0 if gen.cross_kv is None else sum(k.numel() + v.numel() for k, v in gen.cross_kv)
+        return {
+            "user_audio_samples": sum(len(c.pcm) for c in self.user_audio.buffer.chunks),
+            "avatar_audio_samples": sum(len(c.pcm) for c in self.avatar_audio.buffer.chunks),
+            "user_motion_observations": len(self.user_motion.times),
+            "self_cache_values": cache,
+            "cross_cache_values": cross,
+            "cached_frames": len(gen.self_frames),
+            "max_position": int(gen.self_frames.max() - gen.self_frames.min()) if len(gen.self_frames) else 0,
+        }
+
+    @property
+    def dropped_user_frames(self) -> int:
+        return self.user_motion.dropped
+
+    @property
+    def motion_dim(self) -> int:
+        return MOTION_DIM

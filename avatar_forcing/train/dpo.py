@@ -1,0 +1,169 @@
+"""Label-free preference optimization (stage 2): Diffusion-DPO in the flow-matching form, L1 norm.
+
+Winner m^w = the ground-truth motion of a window; loser m^l = motion generated for the same window with
+both user conditions dropped (avatar audio only), by the frozen stage-1 model itself or by a separately
+trained talking-only model. Winner and loser share the noise m0 and the per-block flow times:
+
+  L_DPO = -log sigmoid(-beta [(e_theta(w) - e_ref(w)) - (e_theta(l) - e_ref(l))]),  e(x) = ||v^x - v(x_t)||_1
+  L     = L_DF + lam * L_DPO
+
+Velocity convention. DESIGN.md writes x_t = t m + (1 - t) m0 and v = m - m0; our flow module uses
+x_s = (1 - s) m + s eps and v = eps - m (model/flow.py). With s = 1 - t both describe the same path and the
+velocities differ only in sign, so ||v - v_theta|| is identical as long as target and prediction use one
+convention. We use the model's: target = noise - motion, prediction = the model's output.
+
+Norm scale. e(x) is the per-element *mean* absolute error over the window's frames and motion channels
+(not the sum). At beta = 1000 a mean-error difference of 1e-3 between policy and reference already gives a
+logit of 1: the sigmoid is informative for the small per-step changes of fine-tuning. With the sum over a
+50 x 58 window, the same beta would be ~2900x sharper and saturate after one step (the logits would be
++-hundreds, the gradient vanishing for won pairs and clipped for lost ones). The mean also makes beta
+independent of the window length and the motion dimension, so the paper's beta carries to other sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avatar_forcing.model.config import FlowConfig, SamplerConfig
+from avatar_forcing.model.flow import block_sigmas, diffusion_forcing_loss, interpolate, velocity
+from avatar_forcing.model.streaming import generate_offline
+from avatar_forcing.train.config import DPOConfig
+
+Batch = dict[str, torch.Tensor]
+LoserFn = Callable[[Batch, int], torch.Tensor]  # (batch, seed) -> loser motion (B, N, D), normalized
+CONDITION_KEYS = ("avatar_audio", "user_audio", "user_motion", "reference")
+SEED_RANGE = 2**31 - 1
+
+
+def window_errors(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-window mean absolute error (B,), in float32 (see the module docstring for why the mean)."""
+    return (pred.float() - target.float()).abs().mean(dim=tuple(range(1, pred.ndim)))
+
+
+def dpo_loss(model: nn.Module, ref_model: nn.Module, winner: torch.Tensor, loser: torch.Tensor,
+             conds: Batch, beta: float, block_size: int, flow: FlowConfig,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_DPO for windows of winner/loser motion (B, N, D) under full conditions.
+
+    Stats: preference accuracy (share of pairs where the policy's implicit reward prefers the winner)
+    and the implicit reward margin beta * [(e_ref(w) - e_theta(w)) - (e_ref(l) - e_theta(l))]."""
+    n, frames = winner.shape[:2]
+    sigma = block_sigmas(n, frames, block_size, flow, generator).to(winner.device)
+    noise = torch.randn(winner.shape, generator=generator).to(winner.device, winner.dtype)
+    # Winner and loser rows go through the network together: one forward for the policy, one for the ref.
+    x_t = torch.cat((interpolate(winner, noise, sigma), interpolate(loser, noise, sigma)))
+    target = torch.cat((noise - winner, noise - loser))
+    sigma2 = torch.cat((sigma, sigma))
+    conds2 = {k: torch.cat((conds[k], conds[k])) for k in CONDITION_KEYS}
+    err = window_errors(velocity(model, x_t, sigma2, conds2), target)
+    with torch.no_grad():
+        ref_err = window_errors(velocity(ref_model, x_t, sigma2, conds2), target)
+    delta = err - ref_err  # how much better (negative) or worse the policy fits than the reference
+    margin = -beta * (delta[:n] - delta[n:])  # implicit reward margin, winner minus loser
+    loss = -F.logsigmoid(margin).mean()
+    stats = {
+        "dpo_loss": loss.item(),
+        "pref_acc": (margin > 0).float().mean().item(),
+        "reward_margin": margin.mean().item(),
+        "err_winner": err[:n].mean().item(),
+        "err_loser": err[n:].mean().item(),
+    }
+    return loss, stats
+
+
+def sampler_loser(model: nn.Module, sampler: SamplerConfig) -> LoserFn:
+    """Losers from ``model`` through the causal streaming sampler over the window, with the user
+    condition's guidance weight 0: only v(0,0) and v(a,0) enter, i.e. conditioned on avatar audio only."""
+    talking_only = dataclasses.replace(sampler, w_user=0.0)
+
+    def generate(batch: Batch, seed: int) -> torch.Tensor:
+        motion = batch["motion"]
+        out = generate_offline(model, talking_only, batch["avatar_audio"].float(), batch["user_audio"].float(),
+                               batch["user_motion"].float(), batch["reference"].float(),
+                               num_frames=motion.shape[1], seed=seed)
+        return out.to(motion.device, motion.dtype)
+
+    return generate
+
+
+class DPOObjective:
+    """The stage-2 loss ``(model, batch, generator) -> (L_DF + lam * L_DPO, stats)`` for the Trainer.
+
+    A batch may carry precomputed losers under ``"loser"`` (epoch cache); otherwise they are generated
+    here, with a seed drawn from ``generator`` so that a resumed run regenerates the same ones."""
+
+    def __init__(self, ref_model: nn.Module, loser_fn: LoserFn, cfg: DPOConfig, flow: FlowConfig,
+                 block_size: int):
+        self.ref_model = ref_model.eval().requires_grad_(False)
+        self.loser_fn = loser_fn
+        self.cfg, self.flow, self.block_size = cfg, flow, block_size
+        # Winner/loser times span the same range as pretraining; no condition dropout in the DPO term.
+        self.dpo_flow = dataclasses.replace(flow, p_drop_avatar=0.0, p_drop_user=0.0)
+
+    def __call__(self, model: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        df, df_stats = diffusion_forcing_loss(model, batch, self.flow, generator)
+        loser = batch.get("loser")
+        if loser is None:
+            seed = int(torch.randint(SEED_RANGE, (), generator=generator))
+            loser = self.loser_fn(batch, seed)
+        dpo, stats = dpo_loss(model, self.ref_model, batch["motion"], loser, batch, self.cfg.beta,
+                              self.block_size, self.dpo_flow, generator)
+        loss = df + self.cfg.lam * dpo
+        return loss, {**stats, "df_loss": df_stats["loss"], "loss": loss.item()}
+
+
+class CachedLosers:
+    """``loser_mode="epoch_cache"``: pull ``loser_cache_windows`` windows' worth of batches, generate their
+    losers in one go, serve them, repeat. Resumable: the position is (data state at the chunk's start,
+    chunk index, batches served), and a chunk is regenerated identically from its seed."""
+
+    def __init__(self, source: Any, loser_fn: LoserFn, windows_per_chunk: int, batch_size: int, seed: int):
+        self.source, self.loser_fn, self.seed = source, loser_fn, seed
+        self.batches_per_chunk = max(1, -(-windows_per_chunk // batch_size))
+        self.chunk, self.offset = 0, 0
+        self.chunk_start: dict | None = self._source_state()
+        self._it: Iterator[Batch] | None = None
+
+    def _source_state(self) -> dict | None:
+        return self.source.state_dict() if hasattr(self.source, "state_dict") else None
+
+    def _next_source(self) -> Batch:
+        if self._it is None:
+            self._it = iter(self.source)
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self.source)
+            return next(self._it)
+
+    def _fill(self) -> list[Batch]:
+        chunk = []
+        for i in range(self.batches_per_chunk):
+            batch = self._next_source()
+            seed = (self.seed * 1_000_003 + self.chunk * self.batches_per_chunk + i) % SEED_RANGE
+            chunk.append({**batch, "loser": self.loser_fn(batch, seed)})
+        return chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            cached = self._fill()
+            for batch in cached[self.offset:]:
+                self.offset += 1
+                yield batch
+            self.chunk, self.offset = self.chunk + 1, 0
+            self.chunk_start = self._source_state()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.chunk_start, "chunk": self.chunk, "offset": self.offset}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("data") is not None and hasattr(self.source, "load_state_dict"):
+            self.source.load_state_dict(state["data"])
+        self.chunk_start, self.chunk, self.offset = state.get("data"), state["chunk"], state["offset"]
+        self._it = None
