@@ -134,3 +134,35 @@ def test_dpo_config_errors():
         DPOConfig(loser_source="checkpoint").validate()
     with pytest.raises(ConfigError):
         DPOConfig(loser_mode="sometimes").validate()
+
+
+def test_run_dpo_end_to_end_and_incompatible_checkpoint(tmp_path):
+    from avatar_forcing.errors import CheckpointError
+    from avatar_forcing.model.checkpoint import load_checkpoint, read_config, save_checkpoint
+    from avatar_forcing.train.config import TrainConfig
+    from avatar_forcing.train.dpo import run_dpo
+    from tests.train_helpers import make_corpus, micro_config
+
+    torch.set_num_threads(1)
+    data = make_corpus(tmp_path / "corpus")
+    torch.manual_seed(0)
+    stage1 = DFoT(micro_config())
+    save_checkpoint(tmp_path / "stage1", stage1, stage1.cfg, None, {})
+    cfg = DPOConfig(train=TrainConfig(steps=2, batch_size=2, lr=1e-4, warmup_steps=1, log_every=1, val_every=2,
+                                      ckpt_every=2, val_windows=2, precision="fp32", device="cpu"), loser_nfe=2)
+    result = run_dpo(cfg, tmp_path / "stage1", data, tmp_path / "dpo")
+    assert result.step == 2
+    model, _, _ = load_checkpoint(tmp_path / "dpo" / "latest")
+    assert read_config(tmp_path / "dpo" / "latest")["extra"]["stage"] == "dpo"
+    records = (tmp_path / "dpo" / "metrics.jsonl").read_text()
+    assert "pref_acc" in records and "reward_margin" in records
+
+    foreign = DFoT(micro_config(motion_dim=12, user_motion_dim=12))
+    save_checkpoint(tmp_path / "foreign", foreign, foreign.cfg, None, {})
+    with pytest.raises(CheckpointError, match="motion dimension"):
+        run_dpo(cfg, tmp_path / "foreign", data, tmp_path / "dpo2")
+    with pytest.raises(CheckpointError):
+        run_dpo(cfg, tmp_path / "corpus", data, tmp_path / "dpo3")  # not a checkpoint at all
+    cfg.loser_source, cfg.loser_checkpoint = "checkpoint", str(tmp_path / "foreign")
+    with pytest.raises(CheckpointError, match="loser checkpoint"):
+        run_dpo(cfg, tmp_path / "stage1", data, tmp_path / "dpo4")

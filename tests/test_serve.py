@@ -112,7 +112,7 @@ def test_malformed_requests_get_clear_errors_and_leave_nothing():
     assert r["health"] == (200, 0) and r["closed"]
 
 
-def test_portrait_uploads_are_checked():
+def test_portrait_uploads_are_checked(no_face_image):
     import io
 
     from PIL import Image
@@ -124,12 +124,12 @@ def test_portrait_uploads_are_checked():
 
     async def main():
         out = {}
-        cfg = make_config(max_image_bytes=200_000, max_image_pixels=1_000_000)
+        cfg = make_config(max_image_bytes=400_000, max_image_pixels=1_000_000)
         async with running_server(cfg) as (_, url), aiohttp.ClientSession() as http:
             bodies = {
                 "not_image": b"GIF89a but not really" * 10,
-                "no_face": png(np.full((128, 128, 3), 127, np.uint8)),
-                "too_big": b"\0" * 300_000,
+                "no_face": png(no_face_image[::2, ::2]),  # a real photo of a coffee cup
+                "too_big": b"\0" * 500_000,
                 "bomb": png(np.zeros((1200, 1000, 3), np.uint8)),  # small file, too many pixels
             }
             for name, body in bodies.items():
@@ -233,3 +233,99 @@ def test_bearer_token_is_required_when_set():
         return without, with_token, page
 
     assert asyncio.run(main()) == (401, 200, 200)
+
+
+def test_audio_file_and_text_speech_sources():
+    import io
+    import wave
+
+    def wav_bytes(pcm: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(SR)
+            f.writeframes((pcm * 32767).astype("<i2").tobytes())
+        return buf.getvalue()
+
+    async def main():
+        out = {}
+        async with running_server(make_config(max_audio_bytes=100_000)) as (server, url):
+            client = AvatarClient(url, user_audio=tone(0.5))
+            await client.connect()
+            base = f"{url}/api/sessions/{client.session}"
+            async with aiohttp.ClientSession() as http:
+                for name, body in {"wav": wav_bytes(tone(1.0)), "junk": b"RIFF....not audio" * 20,
+                                   "big": b"\0" * 200_000}.items():
+                    async with http.post(f"{base}/speech", data=body) as r:
+                        out[name] = (r.status, await r.json())
+                for name, text in {"text": "Hello there.", "empty": "   ", "long": "a" * 5000}.items():
+                    async with http.post(f"{base}/say", json={"text": text}) as r:
+                        out[name] = (r.status, await r.json())
+            out["queued"] = server.manager.get(client.session).voice.queued_seconds
+            await client.close()
+        return out
+
+    out = asyncio.run(main())
+    assert out["wav"][0] == 200 and abs(out["wav"][1]["seconds"] - 1.0) < 0.05
+    assert out["junk"][0] == 400 and out["big"][0] == 413
+    assert out["text"][0] == 200 and out["text"][1]["seconds"] > 0.3
+    assert out["empty"][0] == 400 and out["long"][0] == 400
+    assert out["queued"] > 1.0
+
+
+def test_voice_queue_pads_with_silence_and_is_bounded():
+    from avatar_forcing.errors import InputError
+    from avatar_forcing.serve.speech import AvatarVoice, parse_pcm_frame
+
+    voice = AvatarVoice(max_seconds=1.0)
+    voice.feed(np.ones(1000, np.float32) * 0.5)
+    first, speaking = voice.pull(640)
+    second, still = voice.pull(640)
+    assert speaking and still and first.min() == 0.5
+    assert second[:360].min() == 0.5 and not second[360:].any()
+    assert not voice.pull(640)[1]
+    with pytest.raises(InputError, match="queued speech"):
+        voice.feed(np.zeros(20000, np.float32))
+    assert parse_pcm_frame(np.array([16384, -32768], "<i2").tobytes(), 100).tolist() == [0.5, -1.0]
+    with pytest.raises(InputError):
+        parse_pcm_frame(b"\0" * 3, 100)
+
+
+def test_real_engine_plugs_in_motion_only():
+    """The real AvatarSession (untrained tiny model, no renderer) behind the server: blocks flow, it ends."""
+    import warnings
+
+    import torch
+
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    torch.set_num_threads(1)
+    engines = []
+
+    def factory(portrait):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            engine = AvatarSession(options=SessionOptions(render=False, random_init=True, nfe=2),
+                                   reference_motion=np.zeros(58, np.float32))
+        engines.append(engine)
+        return engine
+
+    async def main():
+        async with running_server(make_config(max_backlog_s=5.0), factory) as (server, url):
+            client = AvatarClient(url, user_audio=tone(1.0))
+            await client.connect()
+            await client.wait_connected()
+            session = server.manager.get(client.session)
+            await wait_for(lambda: session.worker.stats.blocks >= 3, timeout=20)
+            stats = await client.stats()
+            await client.close()
+            await wait_for(lambda: not server.manager.sessions)
+            return stats, session
+
+    stats, session = asyncio.run(main())
+    print(stats)
+    assert stats["blocks"] >= 3 and stats["compute_ms_p50"] > 0 and stats["motion_mean"] is not None
+    assert session.worker.stats.error is None
+    assert engines and engines[0]._closed and not session.worker.alive

@@ -174,6 +174,7 @@ def test_full_first_block():
     assert [len(b) for b in blocks] == [50, 10]
 
 
+@pytest.mark.slow
 def test_long_session_past_1024_positions_with_constant_buffers():
     """Over 1100 blocks (11000 frames: ten times the authors' 1024-entry RoPE table), simulated fast."""
     model = small_model(width=16, depth=1, heads=2, cond_dim=8, time_embed_dim=16)

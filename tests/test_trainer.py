@@ -138,3 +138,85 @@ def test_overfits_one_batch(tmp_path):
 def test_bad_train_config(tmp_path, changes):
     with pytest.raises(ConfigError):
         make_trainer(tmp_path, **({"steps": 4} | changes))
+
+
+# ------------------------------------------------------------------ the real DFoT, loss, loader, checkpoint
+def real_trainer(tmp_path, data, out, steps, **changes):
+    from tests.train_helpers import micro_config
+
+    from avatar_forcing.train.distributed import DistInfo
+    from avatar_forcing.train.pretrain import build_trainer
+
+    fields = dict(steps=steps, batch_size=3, lr=1e-3, warmup_steps=2, log_every=1, val_every=2, ckpt_every=2,
+                  val_windows=4, precision="fp32", device="cpu")
+    return build_trainer(TrainConfig(**(fields | changes)), data, tmp_path / out, DistInfo(), mcfg=micro_config())
+
+
+def test_real_pipeline_resumes_bitwise_and_writes_a_loadable_checkpoint(tmp_path):
+    from tests.train_helpers import make_corpus
+
+    from avatar_forcing.model.checkpoint import load_checkpoint, read_config
+
+    torch.set_num_threads(1)
+    data = make_corpus(tmp_path / "corpus")
+    full = real_trainer(tmp_path, data, "full", steps=6)
+    full.fit()
+    real_trainer(tmp_path, data, "half", steps=3).fit()
+    resumed = real_trainer(tmp_path, data, "half", steps=6)
+    assert resumed.resume() and resumed.step == 3
+    resumed.fit()
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert resumed.train_data.state_dict()["batches"] == 6
+
+    model, cfg, stats = load_checkpoint(tmp_path / "full" / "latest")
+    for a, b in zip(model.parameters(), full.ema.model.parameters(), strict=True):
+        assert torch.equal(a, b)  # the saved model is the EMA
+    extra = read_config(tmp_path / "full" / "latest")["extra"]
+    assert extra["step"] == 6 and extra["train_config"]["steps"] == 6
+    assert extra["feature_config"]["kind"] == "log_mel" and stats is not None and cfg.window == 20
+
+
+def test_real_model_overfits_one_batch(tmp_path):
+    from tests.train_helpers import make_corpus, micro_config
+
+    from avatar_forcing.data.loader import LoaderConfig, TrainLoader
+    from avatar_forcing.model.dfot import DFoT
+    from avatar_forcing.model.flow import diffusion_forcing_loss
+    from avatar_forcing.train.pretrain import flow_config
+
+    torch.set_num_threads(1)
+    batch = next(iter(TrainLoader(make_corpus(tmp_path / "corpus"), LoaderConfig(window=20, batch_size=2))))
+    flow = flow_config("normal")
+
+    def fixed(model, b, generator):  # the same noise, flow times and dropout every step
+        return diffusion_forcing_loss(model, b, flow, torch.Generator().manual_seed(0))
+
+    torch.manual_seed(0)
+    model = DFoT(micro_config(width=64, depth=2))
+    first = float(fixed(model, batch, None)[0].detach())
+    cfg = TrainConfig(steps=250, batch_size=2, lr=3e-3, warmup_steps=20, log_every=50, val_every=0,
+                      ckpt_every=10_000, precision="fp32", device="cpu", ema_decay=0.0)
+    result = Trainer(cfg, model, fixed, [batch], tmp_path / "run", lambda *a: None).fit()
+    assert result.train_loss < 0.05 * first
+
+
+def test_config_errors_before_training(tmp_path):
+    from tests.train_helpers import micro_config
+
+    from avatar_forcing.train.pretrain import check_config
+
+    with pytest.raises(ConfigError, match="multiple of B"):
+        check_config(micro_config(window=25))
+    with pytest.raises(ConfigError, match="motion dimension"):
+        check_config(micro_config(motion_dim=12))
+    with pytest.raises(ConfigError, match="audio feature dimension"):
+        check_config(micro_config(audio_dim=9216))
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    from avatar_forcing.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "missing"), "--steps", "1"]) == 2
+    assert main(["train", "dpo", "--data", str(tmp_path)]) == 2
+    assert "--from" in capsys.readouterr().err

@@ -74,7 +74,10 @@ def _tables(cfg: LogMelConfig) -> tuple[np.ndarray, np.ndarray]:
     rising = (freqs[None] - lo) / (mid - lo)
     falling = (hi - freqs[None]) / (hi - mid)
     bank = np.clip(np.minimum(rising, falling), 0.0, None)  # triangles with peak 1, (n_mels, bins)
-    return np.ascontiguousarray(window), np.ascontiguousarray(bank.T)
+    window, bank = np.ascontiguousarray(window), np.ascontiguousarray(bank.T)
+    window.setflags(write=False)  # cached and shared
+    bank.setflags(write=False)
+    return window, bank
 
 
 def _as_pcm(pcm: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import io
 import os
 import wave
 from dataclasses import dataclass
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def _ratio(sr_in: int, sr_out: int) -> tuple[int, int]:
     return int(sr_out) // g, int(sr_in) // g
 
 
+@lru_cache(maxsize=32)
+def _lowpass(up: int, down: int, cfg: ResampleConfig) -> np.ndarray:
+    """The anti-aliasing filter (unit DC gain, before the `up` gain); designing it costs milliseconds."""
+    half = cfg.half_len_per_rate * max(up, down)
+    h = firwin(2 * half + 1, 1.0 / max(up, down), window=("kaiser", cfg.kaiser_beta))
+    h.setflags(write=False)
+    return h
+
+
 def to_mono(pcm: np.ndarray, channel_axis: int = -1) -> np.ndarray:
     """Average all channels (any count: stereo, 5.1, ...) into one float32 channel."""
     pcm = np.asarray(pcm)
@@ -53,7 +63,7 @@ def resample(pcm: np.ndarray, sr_in: int, sr_out: int, cfg: ResampleConfig = Res
     pcm = np.asarray(pcm, dtype=np.float32)
     if up == down or len(pcm) == 0:
         return pcm.copy() if up == down else np.zeros(0, np.float32)
-    out = resample_poly(pcm.astype(np.float64), up, down, window=("kaiser", cfg.kaiser_beta))
+    out = resample_poly(pcm.astype(np.float64), up, down, window=_lowpass(up, down, cfg))
     return out.astype(np.float32)
 
 
@@ -74,8 +84,7 @@ class StreamingResampler:
             self.n_taps, self.table = 1, np.ones((1, 1))
             self.reset()
             return
-        h = firwin(2 * self.half + 1, 1.0 / max(self.up, self.down), window=("kaiser", cfg.kaiser_beta))
-        h = h * self.up
+        h = _lowpass(self.up, self.down, cfg) * self.up
         # Polyphase table: row r = (m * down) % up gives the taps for input j0(m), j0(m) + 1, ...
         self.n_taps = 2 * self.half // self.up + 1
         r = np.arange(self.up)

@@ -95,7 +95,9 @@ class TTSConfig:
 class Phoneme:
     start: float                  # seconds
     end: float
-    symbol: str                   # eSpeak phoneme mnemonic, e.g. "h", "@", "aI", "_:" (pause)
+    # eSpeak phoneme mnemonic, e.g. "h", "@", "_:" (pause); vowels may carry a stress prefix:
+    # "'" primary, "," secondary ("'oU", ",aU")
+    symbol: str
 
     @property
     def is_pause(self) -> bool:
@@ -213,7 +215,9 @@ def _voice_table(eng: _Engine) -> dict[str, str]:
         voice = found[i].contents
         # `languages` starts with one (priority byte, NUL-terminated code) pair; we read the first
         language = (voice.languages or b"")[1:].decode("utf-8", "replace")
-        table.setdefault(language, (voice.identifier or b"").decode("utf-8", "replace"))
+        identifier = (voice.identifier or b"").decode("utf-8", "replace")
+        table.setdefault(language, identifier)
+        table.setdefault(identifier.rsplit("/", 1)[-1].lower(), identifier)  # file name: "fr", "en"
         i += 1
     return table
 
@@ -221,7 +225,7 @@ def _voice_table(eng: _Engine) -> dict[str, str]:
 def voices() -> list[str]:
     """Language voice names available to `synthesize` (e.g. "en", "en-us", "en-gb", "fr")."""
     with _LOCK:
-        return sorted(set(_voice_table(_engine())) | {"en"})
+        return sorted(_voice_table(_engine()))
 
 
 def variants() -> list[str]:

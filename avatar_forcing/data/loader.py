@@ -49,25 +49,19 @@ class Plan:
     reference: int
 
 
-def make_sample(conv: Conversation, avatar: int, start: int, reference: int, window: int,
-                stats: MotionStats) -> dict[str, np.ndarray]:
+def make_sample(
+    conv: Conversation, avatar: int, start: int, reference: int, window: int, stats: MotionStats
+) -> dict[str, np.ndarray]:
     """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
-    n = end - start
 
-    def cut(x: np.ndarray) -> np.ndarray:
-        out = np.zeros((window,) + x.shape[1:], np.float32)
-        out[:n] = x[start:end]
-        return out
-
-    in_range = np.arange(window) < n
+    in_range = np.arange(window) < end - start
     ref = me.rest if reference < 0 else me.motion[reference]
     return {
-        "motion": cut(stats.normalize(me.motion[start:end]) if n else me.motion[:0]) if False else
-        _pad(stats.normalize(me.motion[start:end]), window),
-        "avatar_audio": cut(me.features),
-        "user_audio": cut(you.features),
+        "motion": _pad(stats.normalize(me.motion[start:end]), window),
+        "avatar_audio": _pad(me.features[start:end].astype(np.float32), window),
+        "user_audio": _pad(you.features[start:end].astype(np.float32), window),
         "user_motion": _pad(stats.normalize(you.motion[start:end]), window),
         "reference": stats.normalize(ref[None])[0],
         "motion_mask": in_range & _pad(me.mask[start:end], window).astype(bool),
@@ -93,8 +87,14 @@ class TrainStream(IterableDataset):
     `TrainLoader` to resume exactly.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", cfg: LoaderConfig = LoaderConfig(),
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        cfg: LoaderConfig = LoaderConfig(),
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.corpus = Corpus(root)
         self.refs = sorted(self.corpus.conversations(split), key=lambda r: (r.shard, r.id))
         if not self.refs:
@@ -112,8 +112,10 @@ class TrainStream(IterableDataset):
     def plans(self, consumer: int, consumers: int):
         """Endless planned samples of one consumer, in order (no data is read here)."""
         if len(self.refs) < consumers:
-            raise InputError(f"{len(self.refs)} {self.split} conversations cannot feed {consumers} loader "
-                             "processes (ranks x workers) without repeats; use fewer workers or more data")
+            raise InputError(
+                f"{len(self.refs)} {self.split} conversations cannot feed {consumers} loader "
+                "processes (ranks x workers) without repeats; use fewer workers or more data"
+            )
         cfg = self.cfg
         epoch = 0
         while True:
@@ -122,7 +124,7 @@ class TrainStream(IterableDataset):
             for p0 in range(0, len(mine), cfg.pool):
                 rng = np.random.default_rng([cfg.seed, SPLIT_STREAM, epoch, consumer, p0])
                 pool: list[Plan] = []
-                for ref in mine[p0:p0 + cfg.pool]:
+                for ref in mine[p0 : p0 + cfg.pool]:
                     count = max(1, round(cfg.coverage * ref.frames / cfg.window))
                     for avatar in (0, 1):
                         for _ in range(count):
@@ -155,8 +157,16 @@ class TrainStream(IterableDataset):
                 if len(cache) >= 2 * self.cfg.pool:
                     cache.pop(next(iter(cache)))
                 self._load_pool(plan.ref, cache)
-            batch.append(make_sample(cache[plan.ref.id], plan.avatar, plan.start, plan.reference,
-                                     self.cfg.window, self.corpus.stats))
+            batch.append(
+                make_sample(
+                    cache[plan.ref.id],
+                    plan.avatar,
+                    plan.start,
+                    plan.reference,
+                    self.cfg.window,
+                    self.corpus.stats,
+                )
+            )
             if len(batch) == bs:
                 yield _collate(batch)
                 batch = []
@@ -169,8 +179,15 @@ class TrainStream(IterableDataset):
 class TrainLoader:
     """A DataLoader over `TrainStream` that counts consumed batches, for exact resume."""
 
-    def __init__(self, root: str | Path, cfg: LoaderConfig = LoaderConfig(), rank: int = 0,
-                 world_size: int = 1, num_workers: int = 0, split: str = "train"):
+    def __init__(
+        self,
+        root: str | Path,
+        cfg: LoaderConfig = LoaderConfig(),
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        split: str = "train",
+    ):
         self.dataset = TrainStream(root, split, cfg, rank, world_size)
         self.num_workers = num_workers
         self.batches = 0
@@ -181,8 +198,9 @@ class TrainLoader:
 
     def __iter__(self):
         self.dataset.skip_batches = self.batches
-        loader = DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers,
-                            persistent_workers=False)
+        loader = DataLoader(
+            self.dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False
+        )
         for batch in loader:
             self.batches += 1
             yield batch
@@ -192,8 +210,10 @@ class TrainLoader:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("seed") != self.dataset.cfg.seed:
-            raise InputError(f"loader state was saved with seed {state.get('seed')}, "
-                             f"this loader uses {self.dataset.cfg.seed}")
+            raise InputError(
+                f"loader state was saved with seed {state.get('seed')}, "
+                f"this loader uses {self.dataset.cfg.seed}"
+            )
         self.batches = int(state["batches"])
 
 
@@ -201,13 +221,17 @@ class HeldoutWindows(Dataset):
     """Fixed validation windows: every participant of every held-out conversation, stride = window,
     reference = the resting face. Items are dicts of tensors without a batch dimension."""
 
-    def __init__(self, root: str | Path, window: int = 50, split: str = "heldout", max_conversations: int | None = None):
+    def __init__(
+        self, root: str | Path, window: int = 50, split: str = "heldout", max_conversations: int | None = None
+    ):
         self.corpus = Corpus(root)
         refs = sorted(self.corpus.conversations(split), key=lambda r: r.id)[:max_conversations]
         if not refs:
             raise InputError(f"no {split} conversations in {root}")
         self.window = window
-        self.items = [(r, a, s) for r in refs for a in (0, 1) for s in range(0, max(r.frames - window, 0) + 1, window)]
+        self.items = [
+            (r, a, s) for r in refs for a in (0, 1) for s in range(0, max(r.frames - window, 0) + 1, window)
+        ]
         self._cache: dict[str, Conversation] = {}
 
     def __len__(self) -> int:
@@ -222,8 +246,9 @@ class HeldoutWindows(Dataset):
         return {k: torch.from_numpy(v) for k, v in s.items()}
 
 
-def heldout_conversations(root: str | Path, limit: int | None = None, audio: bool = True,
-                          split: str = "heldout") -> list[Conversation]:
+def heldout_conversations(
+    root: str | Path, limit: int | None = None, audio: bool = True, split: str = "heldout"
+) -> list[Conversation]:
     """Whole held-out conversations (physical-unit motion, features, audio, meta with events)."""
     corpus = Corpus(root)
     refs = sorted(corpus.conversations(split), key=lambda r: r.id)[:limit]

@@ -57,8 +57,12 @@ class Conversation:
             raise InputError(f"conversation {self.id}: unknown split {self.split!r}")
         t = self.frames
         for i, p in enumerate(self.participants):
-            shapes = {"motion": (p.motion.shape, (t, MOTION_DIM)), "features": (p.features.shape, (t, FEATURE_DIM)),
-                      "mask": (p.mask.shape, (t,)), "rest": (p.rest.shape, (MOTION_DIM,))}
+            shapes = {
+                "motion": (p.motion.shape, (t, MOTION_DIM)),
+                "features": (p.features.shape, (t, FEATURE_DIM)),
+                "mask": (p.mask.shape, (t,)),
+                "rest": (p.rest.shape, (MOTION_DIM,)),
+            }
             for name, (got, want) in shapes.items():
                 if got != want:
                     raise InputError(f"conversation {self.id} p{i}: {name} has shape {got}, expected {want}")
@@ -102,15 +106,28 @@ def write_shard(root: str | Path, name: str, conversations: list[Conversation]) 
                 arrays[f"{key}/audio"] = np.round(np.clip(p.audio, -1, 1) * 32767).astype(np.int16)
             valid = p.motion[p.mask].astype(np.float64)
             total += valid.sum(0)
-            total_sq += (valid ** 2).sum(0)
+            total_sq += (valid**2).sum(0)
             count += len(valid)
-        entries.append({"id": c.id, "frames": c.frames, "fps": c.fps,
-                        "has_audio": c.participants[0].audio is not None, "meta": c.meta})
+        entries.append(
+            {
+                "id": c.id,
+                "frames": c.frames,
+                "fps": c.fps,
+                "has_audio": c.participants[0].audio is not None,
+                "meta": c.meta,
+            }
+        )
     folder = Path(root) / SHARD_DIR
     folder.mkdir(parents=True, exist_ok=True)
     _atomic(folder / f"{name}.npz", lambda f: np.savez(f, **arrays))
-    info = {"format_version": FORMAT_VERSION, "split": split, "conversations": entries,
-            "motion_sum": total.tolist(), "motion_sum_sq": total_sq.tolist(), "motion_count": count}
+    info = {
+        "format_version": FORMAT_VERSION,
+        "split": split,
+        "conversations": entries,
+        "motion_sum": total.tolist(),
+        "motion_sum_sq": total_sq.tolist(),
+        "motion_count": count,
+    }
     path = folder / f"{name}.json"
     _atomic(path, lambda f: f.write(json.dumps(info).encode()))
     return path
@@ -142,23 +159,38 @@ def write_index(root: str | Path, info: dict | None = None) -> dict:
         acc[2] += sh["motion_count"]
         splits[sh["split"]]["conversations"] += len(sh["conversations"])
         splits[sh["split"]]["hours"] += sum(c["frames"] / c["fps"] for c in sh["conversations"]) / 3600
-        listing.append({"name": name, "split": sh["split"],
-                        "conversations": [[c["id"], c["frames"]] for c in sh["conversations"]]})
+        listing.append(
+            {
+                "name": name,
+                "split": sh["split"],
+                "conversations": [[c["id"], c["frames"]] for c in sh["conversations"]],
+            }
+        )
     s, sq, n = sums["train"] if sums["train"][2] else [sum(x) for x in zip(*sums.values(), strict=True)]
     mean = s / max(n, 1)
-    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(sq / max(n, 1) - mean**2, 0.0))
     stats = MotionStats(mean.astype(np.float32), np.maximum(std, MotionStats.MIN_STD).astype(np.float32))
-    index = {"format_version": FORMAT_VERSION, "fps": FPS, "sample_rate": SAMPLE_RATE, "feature_dim": FEATURE_DIM,
-             "motion_names": list(MOTION_NAMES), "splits": splits, "shards": listing,
-             "stats": stats.to_dict(), "info": info or {}}
+    index = {
+        "format_version": FORMAT_VERSION,
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "feature_dim": FEATURE_DIM,
+        "motion_names": list(MOTION_NAMES),
+        "splits": splits,
+        "shards": listing,
+        "stats": stats.to_dict(),
+        "info": info or {},
+    }
     _atomic(root / INDEX, lambda f: f.write(json.dumps(index, indent=1).encode()))
     return index
 
 
 def _check_version(version, where) -> None:
     if version != FORMAT_VERSION:
-        raise InputError(f"{where} has shard format version {version}, this program reads version "
-                         f"{FORMAT_VERSION}; regenerate it with `avatar-forcing data synth` or `data prepare`")
+        raise InputError(
+            f"{where} has shard format version {version}, this program reads version "
+            f"{FORMAT_VERSION}; regenerate it with `avatar-forcing data synth` or `data prepare`"
+        )
 
 
 @dataclass
@@ -176,8 +208,10 @@ class Corpus:
         self.root = Path(root)
         path = self.root / INDEX
         if not path.is_file():
-            raise InputError(f"{self.root} is not a conversation corpus (no {INDEX}); make one with "
-                             "`avatar-forcing data synth` or `avatar-forcing data prepare`")
+            raise InputError(
+                f"{self.root} is not a conversation corpus (no {INDEX}); make one with "
+                "`avatar-forcing data synth` or `avatar-forcing data prepare`"
+            )
         try:
             self.index = json.loads(path.read_text())
         except ValueError as exc:
@@ -186,8 +220,11 @@ class Corpus:
         if self.index.get("motion_names") != list(MOTION_NAMES):
             raise InputError(f"{self.root} uses different motion channels than this version")
         self.stats = MotionStats.from_dict(self.index["stats"])
-        self.refs = [ConversationRef(cid, sh["name"], sh["split"], frames)
-                     for sh in self.index["shards"] for cid, frames in sh["conversations"]]
+        self.refs = [
+            ConversationRef(cid, sh["name"], sh["split"], frames)
+            for sh in self.index["shards"]
+            for cid, frames in sh["conversations"]
+        ]
 
     def conversations(self, split: str | None = None) -> list[ConversationRef]:
         return [r for r in self.refs if split is None or r.split == split]
@@ -217,9 +254,20 @@ class Corpus:
                     parts = []
                     for i in range(2):
                         key = f"{cid}/p{i}"
-                        pcm = data[f"{key}/audio"].astype(np.float32) / 32767 if audio and e["has_audio"] else None
-                        parts.append(Participant(data[f"{key}/motion"], data[f"{key}/features"].astype(np.float32),
-                                                 data[f"{key}/mask"], data[f"{key}/rest"], pcm))
+                        pcm = (
+                            data[f"{key}/audio"].astype(np.float32) / 32767
+                            if audio and e["has_audio"]
+                            else None
+                        )
+                        parts.append(
+                            Participant(
+                                data[f"{key}/motion"],
+                                data[f"{key}/features"].astype(np.float32),
+                                data[f"{key}/mask"],
+                                data[f"{key}/rest"],
+                                pcm,
+                            )
+                        )
                     out.append(Conversation(cid, info["split"], parts, e["meta"], e["fps"]))
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"cannot read shard {name} in {folder}: {exc}") from None

@@ -23,8 +23,11 @@ class ShowConfig:
 
 
 EVENT_STYLE = {  # marker colour per event type
-    "nod": "tab:green", "smile_mirror": "tab:pink", "laugh_response": "tab:red",
-    "gaze_shift": "tab:gray", "backchannel": "tab:purple",
+    "nod": "tab:green",
+    "smile_mirror": "tab:pink",
+    "laugh_response": "tab:red",
+    "gaze_shift": "tab:gray",
+    "backchannel": "tab:purple",
 }
 EVENT_ROW_OFFSET = {"smile_mirror": 0.25, "laugh_response": 0.25, "backchannel": -0.25}  # keep dots apart
 TURN_COLORS = {"sentence": 0.8, "backchannel": 0.45, "laugh": 0.25}  # bar alpha per utterance kind
@@ -56,8 +59,9 @@ def plot_conversation(conv: Conversation, out: str | Path, cfg: ShowConfig = Sho
     t = np.arange(t0, t1) / fps
     rows = ["waveform", "turns", "jawOpen", "smile", "blink", "pitch", "yaw", "events"]
     heights = [1.2, 0.6, 1, 1, 0.8, 1.2, 1.2, 1.2]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(cfg.width, 14), sharex=True,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(cfg.width, 14), sharex=True, gridspec_kw={"height_ratios": heights}
+    )
     names = [f"p{p} ({s.get('name', '?')})" for p, s in enumerate(conv.meta.get("speakers", [{}, {}]))]
     for p in range(2):
         c = cfg.colors[p]
@@ -65,17 +69,22 @@ def plot_conversation(conv: Conversation, out: str | Path, cfg: ShowConfig = Sho
         ax = axes[0]
         if part.audio is not None:
             sr = len(part.audio) // conv.frames * fps
-            a = part.audio[int(lo * sr):int(hi * sr)]
+            a = part.audio[int(lo * sr) : int(hi * sr)]
             step = max(1, len(a) // 20000)
-            ax.plot(lo + np.arange(0, len(a), step) / sr, a[::step],
-                    color=c, lw=0.4, alpha=0.8, label=names[p])
+            ax.plot(
+                lo + np.arange(0, len(a), step) / sr, a[::step], color=c, lw=0.4, alpha=0.8, label=names[p]
+            )
         else:  # no raw audio stored: draw loudness from the log-mel features instead
             loud = part.features[t0:t1].mean(1)
             ax.plot(t, loud, color=c, lw=0.8, label=names[p] + " (log-mel mean)")
         for u in conv.meta.get("turns", []):
             if u["speaker"] == p and u["end"] > lo and u["start"] < hi:
-                axes[1].broken_barh([(u["start"], u["end"] - u["start"])], (1 - p - 0.4, 0.8), color=c,
-                                    alpha=TURN_COLORS.get(u["kind"], 0.8))
+                axes[1].broken_barh(
+                    [(u["start"], u["end"] - u["start"])],
+                    (1 - p - 0.4, 0.8),
+                    color=c,
+                    alpha=TURN_COLORS.get(u["kind"], 0.8),
+                )
                 if u["kind"] != "sentence":
                     axes[1].text(max(u["start"], lo), 1 - p, u["text"], fontsize=6, va="center")
         ch = _channels(conv, p, t0, t1)
@@ -88,8 +97,12 @@ def plot_conversation(conv: Conversation, out: str | Path, cfg: ShowConfig = Sho
             col = EVENT_STYLE.get(e["type"], "k")
             axes[7].plot(e["time"], y, "o", color=col, ms=6)
             if e["cause_time"] < e["time"]:  # arrow from the other's cue to the reaction
-                axes[7].annotate("", (e["time"], y), (e["cause_time"], y),
-                                 arrowprops={"arrowstyle": "->", "color": col, "lw": 0.8})
+                axes[7].annotate(
+                    "",
+                    (e["time"], y),
+                    (e["cause_time"], y),
+                    arrowprops={"arrowstyle": "->", "color": col, "lw": 0.8},
+                )
             if e["type"] == "nod":  # also mark the nod on the pitch row
                 axes[5].axvline(e["time"], color=cfg.colors[p], ls=":", lw=0.8)
     axes[0].set_ylabel("audio")
@@ -97,8 +110,9 @@ def plot_conversation(conv: Conversation, out: str | Path, cfg: ShowConfig = Sho
     axes[1].set_yticks([0, 1], ["p1", "p0"])
     axes[1].set_ylabel("turns")
     axes[1].set_ylim(-0.6, 1.6)
-    for ax, label in zip(axes[2:7], ["jawOpen", "smile", "blink", "pitch (deg, +down)", "yaw (deg)"],
-                         strict=True):
+    for ax, label in zip(
+        axes[2:7], ["jawOpen", "smile", "blink", "pitch (deg, +down)", "yaw (deg)"], strict=True
+    ):
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[5].legend(loc="upper right", fontsize=7, title="dotted: nod labels", title_fontsize=7)
@@ -118,8 +132,9 @@ def plot_conversation(conv: Conversation, out: str | Path, cfg: ShowConfig = Sho
     return out
 
 
-def show(root: str | Path, out: str | Path, conversation: str | None = None,
-         cfg: ShowConfig = ShowConfig()) -> Path:
+def show(
+    root: str | Path, out: str | Path, conversation: str | None = None, cfg: ShowConfig = ShowConfig()
+) -> Path:
     """Plot ``conversation`` (default: the first held-out one, else the first) of the corpus at ``root``."""
     corpus = Corpus(root)
     refs = corpus.conversations("heldout") or corpus.conversations()

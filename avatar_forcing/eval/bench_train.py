@@ -16,7 +16,6 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from avatar_forcing.model.dfot import DFoT
 from avatar_forcing.model.flow import diffusion_forcing_loss
 from avatar_forcing.model.streaming import StreamingGenerator
 from avatar_forcing.train.config import train_preset
+from avatar_forcing.train.pretrain import df_loss
 from avatar_forcing.train.trainer import Trainer
 
 
@@ -61,7 +61,7 @@ def measure_throughput(bc: BenchTrainConfig) -> dict[str, float]:
     g = torch.Generator().manual_seed(bc.seed)
     batches = [random_batch(mcfg, tcfg.batch_size, g) for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(tcfg, model, partial(diffusion_forcing_loss, cfg=FlowConfig()), batches, tmp,
+        trainer = Trainer(tcfg, model, df_loss(FlowConfig()), batches, tmp,
                           save_model=lambda *a: None)
         for _ in range(bc.warmup):
             trainer.train_step()

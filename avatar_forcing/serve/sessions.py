@@ -1,4 +1,4 @@
-"""Live sessions: one peer connection, its engine, worker, tracks and scratch folder each.
+"""Live sessions: one peer connection with its engine, worker thread, tracks and buffers each.
 
 :class:`SessionManager` enforces the session limit (the next client gets ``BusyError``, which the
 app answers with 503 + Retry-After) and closes everything a session owns when it ends for any

@@ -22,18 +22,28 @@ independent of the window length and the motion dimension, so the paper's beta c
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatar_forcing.model.config import FlowConfig, SamplerConfig
+from avatar_forcing.config import to_dict
+from avatar_forcing.errors import CheckpointError, ConfigError
+from avatar_forcing.model.checkpoint import load_checkpoint
+from avatar_forcing.model.config import FlowConfig, ModelConfig, SamplerConfig
 from avatar_forcing.model.flow import block_sigmas, diffusion_forcing_loss, interpolate, velocity
 from avatar_forcing.model.streaming import generate_offline
+from avatar_forcing.motion.vector import MotionStats
+from avatar_forcing.train import distributed
 from avatar_forcing.train.config import DPOConfig
+from avatar_forcing.train.pretrain import build_trainer, check_config, flow_config
+from avatar_forcing.train.trainer import TrainResult
 
 Batch = dict[str, torch.Tensor]
 LoserFn = Callable[[Batch, int], torch.Tensor]  # (batch, seed) -> loser motion (B, N, D), normalized
@@ -167,3 +177,65 @@ class CachedLosers:
             self.source.load_state_dict(state["data"])
         self.chunk_start, self.chunk, self.offset = state.get("data"), state["chunk"], state["offset"]
         self._it = None
+
+
+def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | None = None) -> None:
+    """A stage-1 checkpoint must fit the data (and a loser checkpoint must fit the policy)."""
+    if reference is not None:
+        keys = ("motion_dim", "user_motion_dim", "audio_dim", "window")
+        diff = [f"{k} {getattr(mcfg, k)} vs {getattr(reference, k)}" for k in keys
+                if getattr(mcfg, k) != getattr(reference, k)]
+        if diff:
+            raise CheckpointError(f"loser checkpoint {source} does not match the model being fine-tuned: "
+                                  + ", ".join(diff))
+    try:
+        check_config(mcfg)
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {source} cannot be fine-tuned on this data: {exc}") from None
+
+
+def renormalized(loser_fn: LoserFn, source: MotionStats | None, target: MotionStats | None) -> LoserFn:
+    """Losers from a model trained with other normalization stats, mapped into the policy's."""
+    if source is None or target is None or (np.array_equal(source.mean, target.mean)
+                                            and np.array_equal(source.std, target.std)):
+        return loser_fn
+
+    def convert(batch: Batch, seed: int) -> torch.Tensor:
+        m = loser_fn(batch, seed)
+        mean_s, std_s, mean_t, std_t = (torch.as_tensor(a, device=m.device)
+                                        for a in (source.mean, source.std, target.mean, target.std))
+        return ((m * std_s + mean_s) - mean_t) / std_t
+
+    return convert
+
+
+def run_dpo(cfg: DPOConfig, from_checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
+            resume: bool = False, sampler: SamplerConfig = SamplerConfig()) -> TrainResult:
+    """Stage 2 from a stage-1 checkpoint; under torchrun every rank calls this."""
+    cfg.validate()
+    policy, mcfg, stats = load_checkpoint(from_checkpoint)
+    check_compatible(mcfg, str(from_checkpoint))
+    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    loser_model, loser_stats = ref, stats
+    if cfg.loser_source == "checkpoint":
+        loser_model, loser_cfg, loser_stats = load_checkpoint(cfg.loser_checkpoint)
+        check_compatible(loser_cfg, cfg.loser_checkpoint, reference=mcfg)
+    dist = distributed.setup(cfg.train.device)
+    try:
+        ref.to(dist.device)
+        loser_model.to(dist.device).eval().requires_grad_(False)
+        sampler = dataclasses.replace(sampler, nfe=cfg.loser_nfe, w_audio=cfg.loser_audio_guidance)
+        loser_fn = renormalized(sampler_loser(loser_model, sampler), loser_stats, stats)
+        flow = flow_config(cfg.train.user_condition)
+        objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size)
+        extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
+        trainer = build_trainer(cfg.train, data_dir, out_dir, dist, model=policy.train().requires_grad_(True),
+                                mcfg=mcfg, loss_fn=objective, extra=extra, stats=stats, log_name="DPO")
+        if cfg.loser_mode == "epoch_cache":
+            trainer.train_data = CachedLosers(trainer.train_data, loser_fn, cfg.loser_cache_windows,
+                                              cfg.train.batch_size, cfg.train.seed + dist.rank)
+        if resume and trainer.resume() and dist.is_main:
+            print(f"resumed from {Path(out_dir) / 'latest'} at step {trainer.step}")
+        return trainer.fit()
+    finally:
+        distributed.teardown()

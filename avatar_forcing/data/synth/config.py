@@ -16,8 +16,22 @@ class VoiceConfig:
     """eSpeak NG voices; the two splits use disjoint voice variants, so voices never cross splits."""
 
     languages: tuple[str, ...] = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland")
-    train_variants: tuple[str, ...] = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "klatt", "klatt3", "Andy",
-                                       "adam", "linda", "john", "steph")
+    train_variants: tuple[str, ...] = (
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "f1",
+        "f2",
+        "f3",
+        "klatt",
+        "klatt3",
+        "Andy",
+        "adam",
+        "linda",
+        "john",
+        "steph",
+    )
     heldout_variants: tuple[str, ...] = ("m5", "m7", "f4", "f5", "Annie", "david", "paul", "belinda")
     rate: Range = (145.0, 195.0)  # words per minute
     rate_step: float = 5.0  # rates/pitches on a grid so that repeated utterances can be cached
@@ -107,10 +121,22 @@ class SpeakerStyleConfig:
 
     rest_pose: tuple[float, ...] = (0.06, 0.12, 0.04, 0.05, 0.05, 0.05)  # +/- per pose channel
     rest_facing_yaw: float = 0.08  # the two sit facing each other: opposite yaw offsets
-    rest_blendshapes: dict[str, float] = field(default_factory=lambda: {
-        "mouthSmileLeft": 0.15, "mouthSmileRight": 0.15, "browInnerUp": 0.1, "eyeSquintLeft": 0.12,
-        "eyeSquintRight": 0.12, "mouthClose": 0.05, "browDownLeft": 0.08, "browDownRight": 0.08,
-        "mouthPressLeft": 0.1, "mouthPressRight": 0.1, "eyeWideLeft": 0.05, "eyeWideRight": 0.05})
+    rest_blendshapes: dict[str, float] = field(
+        default_factory=lambda: {
+            "mouthSmileLeft": 0.15,
+            "mouthSmileRight": 0.15,
+            "browInnerUp": 0.1,
+            "eyeSquintLeft": 0.12,
+            "eyeSquintRight": 0.12,
+            "mouthClose": 0.05,
+            "browDownLeft": 0.08,
+            "browDownRight": 0.08,
+            "mouthPressLeft": 0.1,
+            "mouthPressRight": 0.1,
+            "eyeWideLeft": 0.05,
+            "eyeWideRight": 0.05,
+        }
+    )
     asymmetry: float = 0.03  # left/right rest differences
     expressiveness: Range = (0.75, 1.25)  # scales every reaction and gesture of this speaker
 

@@ -23,7 +23,12 @@ from avatar_forcing.data.synth.visemes import MOUTH_COLUMNS, mouth_track, viseme
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, clip_to_range, idx
 
 SPLIT_CODES = {"train": 0, "heldout": 1}
-SMILE_SQUINT = {"cheekSquintLeft": 0.45, "cheekSquintRight": 0.45, "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25}
+SMILE_SQUINT = {
+    "cheekSquintLeft": 0.45,
+    "cheekSquintRight": 0.45,
+    "eyeSquintLeft": 0.25,
+    "eyeSquintRight": 0.25,
+}
 POSE_TRANSLATION = (0.25, 0.25)  # head translation (face widths) per radian of yaw (tx) and pitch (ty)
 LOG_SCALE_DRIFT = 0.01  # slow leaning towards / away from the camera
 SPEAKING_AVERSION_PROB = 0.4  # speakers often glance away as they start a turn
@@ -39,7 +44,9 @@ def _rest_face(rng: np.random.Generator, cfg: SpeakerStyleConfig, side: int) -> 
     for name, hi in cfg.rest_blendshapes.items():
         rest[idx(name)] = rng.uniform(0, hi)
     for left in [n for n in cfg.rest_blendshapes if n.endswith("Left")]:  # small asymmetries
-        rest[idx(left)] = max(0.0, rest[idx(left[:-4] + "Right")] + rng.uniform(-cfg.asymmetry, cfg.asymmetry))
+        rest[idx(left)] = max(
+            0.0, rest[idx(left[:-4] + "Right")] + rng.uniform(-cfg.asymmetry, cfg.asymmetry)
+        )
     rest[NUM_BLENDSHAPES:] = rng.uniform(-1, 1, 6) * np.asarray(cfg.rest_pose)
     rest[idx("yaw")] += cfg.rest_facing_yaw * (1 if side == 0 else -1)  # facing each other
     return rest
@@ -53,8 +60,9 @@ def _activity(t: np.ndarray, utterances: list[Utterance]) -> np.ndarray:
     return a
 
 
-def generate(seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig(),
-             keep_audio: bool = True) -> Conversation:
+def generate(
+    seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig(), keep_audio: bool = True
+) -> Conversation:
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     duration = rng.uniform(*cfg.dialogue.duration)
     voices = draw_voices(rng, split, cfg.voices)
@@ -67,12 +75,17 @@ def generate(seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig()
     for u in utterances:
         s = int(round(u.start * cfg.sample_rate))
         pcm = u.speech.pcm[: audio.shape[1] - s]
-        audio[u.speaker, s:s + len(pcm)] += pcm
+        audio[u.speaker, s : s + len(pcm)] += pcm
     np.clip(audio, -1, 1, out=audio)
 
-    styles = [{"expressiveness": float(rng.uniform(*cfg.style.expressiveness)),
-               "mouth_gain": float(rng.uniform(*cfg.talking.mouth_gain)),
-               "blink_rate": float(rng.uniform(*cfg.blinks.rate_per_minute))} for _ in range(2)]
+    styles = [
+        {
+            "expressiveness": float(rng.uniform(*cfg.style.expressiveness)),
+            "mouth_gain": float(rng.uniform(*cfg.talking.mouth_gain)),
+            "blink_rate": float(rng.uniform(*cfg.blinks.rate_per_minute)),
+        }
+        for _ in range(2)
+    ]
     rests = [_rest_face(rng, cfg.style, i) for i in range(2)]
 
     # --- each participant's own behaviour (talking) and the cues the other reacts to ---
@@ -122,16 +135,26 @@ def generate(seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig()
         head = own_head[p] + r.head
         gaze = r.gaze
         for u in [u for u in utterances if u.speaker == p and u.kind == "sentence"]:
-            first_of_turn = not any(v.turn == u.turn and v.start < u.start and v.speaker == p
-                                    and v.kind == "sentence" for v in utterances)
+            first_of_turn = not any(
+                v.turn == u.turn and v.start < u.start and v.speaker == p and v.kind == "sentence"
+                for v in utterances
+            )
             if first_of_turn and rng.random() < SPEAKING_AVERSION_PROB:
                 direction = str(rng.choice(["up", "up-right", "down-left", "left"]))
                 glance(t, u.start - 0.1, rng.uniform(0.5, 1.2), direction, rng.uniform(0.3, 0.6), gaze, head)
-                r.events.append(event("gaze_shift", u.start - 0.1, u.start, "own_turn_start", direction=direction))
+                r.events.append(
+                    event("gaze_shift", u.start - 0.1, u.start - 0.1, "own_turn_start", direction=direction)
+                )
 
         m = np.tile(rests[p], (frames, 1))
-        segs = viseme_segments([(u.start + ph.start, u.start + ph.end, ph.symbol)
-                                for u in utterances if u.speaker == p for ph in u.speech.phonemes])
+        segs = viseme_segments(
+            [
+                (u.start + ph.start, u.start + ph.end, ph.symbol)
+                for u in utterances
+                if u.speaker == p
+                for ph in u.speech.phonemes
+            ]
+        )
         m[:, MOUTH_COLUMNS] += mouth_track(segs, frames, cfg.fps, cfg.talking, styles[p]["mouth_gain"])
         m[:, idx("jawOpen")] += laugh_jaw[p]
         smile = np.maximum(smiles[p], r.smile)
@@ -146,21 +169,39 @@ def generate(seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig()
             m[:, idx(ch)] += v
         brow = smooth_noise(rng, frames, cfg.fps, cfg.listening.idle_seconds, 1)[:, 0]
         m[:, idx("browInnerUp")] += cfg.listening.idle_brow * np.abs(brow) * gain
-        m[:, idx("pitch"):idx("roll") + 1] += head
+        m[:, idx("pitch") : idx("roll") + 1] += head
         m[:, idx("tx")] += POSE_TRANSLATION[0] * head[:, 1]
         m[:, idx("ty")] += POSE_TRANSLATION[1] * head[:, 0]
         m[:, idx("log_scale")] += LOG_SCALE_DRIFT * smooth_noise(rng, frames, cfg.fps, 3.0, 1)[:, 0]
-        participants.append(Participant(
-            motion=clip_to_range(m), features=log_mel(audio[p]).astype(np.float16), mask=np.ones(frames, bool),
-            rest=clip_to_range(rests[p][None])[0], audio=audio[p] if keep_audio else None))
+        participants.append(
+            Participant(
+                motion=clip_to_range(m),
+                features=log_mel(audio[p]).astype(np.float16),
+                mask=np.ones(frames, bool),
+                rest=clip_to_range(rests[p][None])[0],
+                audio=audio[p] if keep_audio else None,
+            )
+        )
         events.append(sorted(own_events[p] + r.events, key=lambda e: e["time"]))
 
     meta = {
         "source": "synth",
-        "seed": seed, "index": index,
-        "speakers": [{**asdict(voices[p]), **{k: round(v, 3) for k, v in styles[p].items()}} for p in range(2)],
-        "turns": [{"speaker": u.speaker, "start": round(u.start, 3), "end": round(u.end, 3), "kind": u.kind,
-                   "text": u.text, "turn": u.turn} for u in utterances],
+        "seed": seed,
+        "index": index,
+        "speakers": [
+            {**asdict(voices[p]), **{k: round(v, 3) for k, v in styles[p].items()}} for p in range(2)
+        ],
+        "turns": [
+            {
+                "speaker": u.speaker,
+                "start": round(u.start, 3),
+                "end": round(u.end, 3),
+                "kind": u.kind,
+                "text": u.text,
+                "turn": u.turn,
+            }
+            for u in utterances
+        ],
         "events": events,
         "cues": [asdict(c) for c in cues],
     }

@@ -26,7 +26,12 @@ GAZE_DIRECTIONS: dict[str, dict[str, float]] = {
     "right": {"eyeLookInLeft": 1.0, "eyeLookOutRight": 1.0},
     "up": {"eyeLookUpLeft": 1.0, "eyeLookUpRight": 1.0},
     "down": {"eyeLookDownLeft": 1.0, "eyeLookDownRight": 1.0},
-    "down-left": {"eyeLookDownLeft": 0.7, "eyeLookDownRight": 0.7, "eyeLookOutLeft": 0.7, "eyeLookInRight": 0.7},
+    "down-left": {
+        "eyeLookDownLeft": 0.7,
+        "eyeLookDownRight": 0.7,
+        "eyeLookOutLeft": 0.7,
+        "eyeLookInRight": 0.7,
+    },
     "up-right": {"eyeLookUpLeft": 0.7, "eyeLookUpRight": 0.7, "eyeLookInLeft": 0.7, "eyeLookOutRight": 0.7},
 }
 GAZE_HEAD_YAW = 0.08  # radians of head turn that follow a full sideways glance
@@ -52,13 +57,25 @@ class Reactions:
 
 
 def event(kind: str, time: float, cause_time: float, cause: str, **extra) -> dict:
-    return {"type": kind, "time": round(float(time), 3), "cause_time": round(float(cause_time), 3),
-            "cause": cause, **extra}
+    return {
+        "type": kind,
+        "time": round(float(time), 3),
+        "cause_time": round(float(cause_time), 3),
+        "cause": cause,
+        **extra,
+    }
 
 
-def glance(t: np.ndarray, onset: float, hold: float, direction: str, amplitude: float,
-           gaze: dict[str, np.ndarray], head: np.ndarray) -> None:
-    """Add a quick glance (80 ms saccade, hold, return) into ``gaze`` and its small head turn into ``head``."""
+def glance(
+    t: np.ndarray,
+    onset: float,
+    hold: float,
+    direction: str,
+    amplitude: float,
+    gaze: dict[str, np.ndarray],
+    head: np.ndarray,
+) -> None:
+    """Add a quick glance (80 ms saccade, hold, return) to ``gaze``, and its small head turn to ``head``."""
     env = envelope(t, onset, onset + hold, 0.08, 0.12) * amplitude
     for ch, w in GAZE_DIRECTIONS[direction].items():
         gaze[ch] = np.maximum(gaze[ch], w * env)
@@ -66,9 +83,17 @@ def glance(t: np.ndarray, onset: float, hold: float, direction: str, amplitude: 
     head[:, 1] += GAZE_HEAD_YAW * side * env
 
 
-def react(t: np.ndarray, fps: float, partner: Cues, own: Cues, listening: np.ndarray,
-          partner_head: np.ndarray, rng: np.random.Generator, cfg: ListeningConfig,
-          gain: float) -> Reactions:
+def react(
+    t: np.ndarray,
+    fps: float,
+    partner: Cues,
+    own: Cues,
+    listening: np.ndarray,
+    partner_head: np.ndarray,
+    rng: np.random.Generator,
+    cfg: ListeningConfig,
+    gain: float,
+) -> Reactions:
     """Apply the reaction rules to a listener. ``listening`` (T,) in [0, 1]; ``partner_head`` (T, 3)."""
     frames = len(t)
     head = np.zeros((frames, 3))
@@ -130,5 +155,10 @@ def react(t: np.ndarray, fps: float, partner: Cues, own: Cues, listening: np.nda
 
     # 6. idle micro-motion
     head += cfg.idle_amplitude * smooth_noise(rng, frames, fps, cfg.idle_seconds, 3)
-    return Reactions(head.astype(np.float32), smile.astype(np.float32), broad.astype(np.float32),
-                     {k: v.astype(np.float32) for k, v in gaze.items()}, events)
+    return Reactions(
+        head.astype(np.float32),
+        smile.astype(np.float32),
+        broad.astype(np.float32),
+        {k: v.astype(np.float32) for k, v in gaze.items()},
+        events,
+    )

@@ -31,12 +31,15 @@ def nod(t: np.ndarray, onset: float, duration: float, cycles: int = 1) -> np.nda
     return np.where(inside, np.sin(np.pi * np.mod(phase, 1.0)) ** 2 * decay, 0.0)
 
 
-def smooth_noise(rng: np.random.Generator, frames: int, fps: float, seconds: float,
-                 channels: int = 1) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator, frames: int, fps: float, seconds: float, channels: int = 1
+) -> np.ndarray:
     """Gaussian-filtered white noise with unit standard deviation and a correlation time of ``seconds``."""
     sigma = max(seconds * fps, 0.5)
     pad = int(3 * sigma)
-    x = gaussian_filter1d(rng.standard_normal((frames + 2 * pad, channels)), sigma, axis=0)[pad:pad + frames]
+    x = gaussian_filter1d(rng.standard_normal((frames + 2 * pad, channels)), sigma, axis=0)[
+        pad : pad + frames
+    ]
     return x / max(x.std(), 1e-6)
 
 

@@ -47,8 +47,14 @@ def draw_voices(rng: np.random.Generator, split: str, cfg: VoiceConfig) -> list[
     """Two different voices from the split's own variants (train and held-out variants are disjoint)."""
     variants = cfg.train_variants if split == "train" else cfg.heldout_variants
     picked = rng.choice(len(variants), 2, replace=False)
-    return [Voice(f"{rng.choice(cfg.languages)}+{variants[i]}", _grid(rng, cfg.rate, cfg.rate_step),
-                  _grid(rng, cfg.pitch, cfg.pitch_step)) for i in picked]
+    return [
+        Voice(
+            f"{rng.choice(cfg.languages)}+{variants[i]}",
+            _grid(rng, cfg.rate, cfg.rate_step),
+            _grid(rng, cfg.pitch, cfg.pitch_step),
+        )
+        for i in picked
+    ]
 
 
 @lru_cache(maxsize=512)
@@ -64,8 +70,14 @@ def speak(text: str, voice: Voice, rate: int | None = None) -> Speech:
     return synthesize(text, voice=voice.name, rate=rate, pitch=voice.pitch)
 
 
-def script(rng: np.random.Generator, voices: list[Voice], split: str, duration: float,
-           cfg: DialogueConfig, voice_cfg: VoiceConfig) -> list[Utterance]:
+def script(
+    rng: np.random.Generator,
+    voices: list[Voice],
+    split: str,
+    duration: float,
+    cfg: DialogueConfig,
+    voice_cfg: VoiceConfig,
+) -> list[Utterance]:
     """Lay out a conversation of about ``duration`` seconds; returns utterances sorted by start."""
     bank = text_bank.sentences(split)
     out: list[Utterance] = []
@@ -76,27 +88,54 @@ def script(rng: np.random.Generator, voices: list[Voice], split: str, duration: 
         listener = 1 - speaker
         n = int(rng.integers(cfg.sentences_per_turn[0], cfg.sentences_per_turn[1] + 1))
         for k in range(n):
-            jitter = _grid(rng, (-voice_cfg.sentence_rate_jitter, voice_cfg.sentence_rate_jitter),
-                           voice_cfg.rate_step)
+            jitter = _grid(
+                rng, (-voice_cfg.sentence_rate_jitter, voice_cfg.sentence_rate_jitter), voice_cfg.rate_step
+            )
             text = str(bank[rng.integers(len(bank))])
-            u = Utterance(speaker, now, "sentence", text, speak(text, voices[speaker], voices[speaker].rate + jitter),
-                          turn)
+            u = Utterance(
+                speaker,
+                now,
+                "sentence",
+                text,
+                speak(text, voices[speaker], voices[speaker].rate + jitter),
+                turn,
+            )
             out.append(u)
             now = u.end
             if k < n - 1:
                 if rng.random() < cfg.backchannel_prob:
                     bc = str(rng.choice(cfg.backchannels))
-                    out.append(Utterance(listener, now + rng.uniform(*cfg.backchannel_delay), "backchannel", bc,
-                                         speak(bc, voices[listener]), turn, cause_time=now))
+                    out.append(
+                        Utterance(
+                            listener,
+                            now + rng.uniform(*cfg.backchannel_delay),
+                            "backchannel",
+                            bc,
+                            speak(bc, voices[listener]),
+                            turn,
+                            cause_time=now,
+                        )
+                    )
                 now += rng.uniform(*cfg.sentence_gap)
         if rng.random() < cfg.laugh_prob:
             laugh = str(rng.choice(cfg.laugh_texts))
-            u = Utterance(speaker, now + rng.uniform(0.05, 0.3), "laugh", laugh, speak(laugh, voices[speaker]), turn)
+            u = Utterance(
+                speaker, now + rng.uniform(0.05, 0.3), "laugh", laugh, speak(laugh, voices[speaker]), turn
+            )
             out.append(u)
             if rng.random() < cfg.laugh_response_prob:
                 along = str(rng.choice(cfg.laugh_texts))
-                out.append(Utterance(listener, u.start + rng.uniform(0.3, 0.7), "laugh", along,
-                                     speak(along, voices[listener]), turn, cause_time=u.start))
+                out.append(
+                    Utterance(
+                        listener,
+                        u.start + rng.uniform(0.3, 0.7),
+                        "laugh",
+                        along,
+                        speak(along, voices[listener]),
+                        turn,
+                        cause_time=u.start,
+                    )
+                )
             now = max(v.end for v in out[-2:])
         if rng.random() < cfg.overlap_prob:
             now -= rng.uniform(*cfg.overlap)

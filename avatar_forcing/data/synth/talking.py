@@ -16,14 +16,15 @@ LOUDNESS_FLOOR_DB = -60.0
 VOICING_THRESHOLD = 0.4  # normalized autocorrelation peak of a voiced frame
 
 
-def prosody(pcm: np.ndarray, frames: int, samples_per_frame: int, sample_rate: int,
-            cfg: TalkingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prosody(
+    pcm: np.ndarray, frames: int, samples_per_frame: int, sample_rate: int, cfg: TalkingConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame loudness in [0, 1], f0 in octaves relative to the speaker's median, and a voiced flag."""
-    x = np.zeros(frames * samples_per_frame, np.float32)
+    x = np.zeros(frames * samples_per_frame)  # float64: float32 FFTs vary with memory alignment
     n = min(len(pcm), len(x))
     x[:n] = pcm[:n]
     x = x.reshape(frames, samples_per_frame)
-    rms = np.sqrt((x.astype(np.float64) ** 2).mean(1) + 1e-12)
+    rms = np.sqrt((x**2).mean(1) + 1e-12)
     loud = np.clip(1.0 - 20 * np.log10(rms) / LOUDNESS_FLOOR_DB, 0.0, 1.0)
     # f0 by autocorrelation of each 40 ms frame (long enough for two periods at 70 Hz)
     nfft = 1 << int(np.ceil(np.log2(2 * samples_per_frame)))
@@ -40,8 +41,16 @@ def prosody(pcm: np.ndarray, frames: int, samples_per_frame: int, sample_rate: i
     return loud.astype(np.float32), octaves.astype(np.float32), voiced
 
 
-def talking_head(loud: np.ndarray, octaves: np.ndarray, voiced: np.ndarray, speaking: np.ndarray,
-                 fps: float, rng: np.random.Generator, cfg: TalkingConfig, gain: float) -> np.ndarray:
+def talking_head(
+    loud: np.ndarray,
+    octaves: np.ndarray,
+    voiced: np.ndarray,
+    speaking: np.ndarray,
+    fps: float,
+    rng: np.random.Generator,
+    cfg: TalkingConfig,
+    gain: float,
+) -> np.ndarray:
     """Head pose offsets (frames, 3): pitch, yaw, roll in radians while speaking."""
     frames = len(loud)
     emphasis = lowpass(loud - lowpass(loud, fps, 0.5), fps, 0.06)  # syllable-rate loudness peaks
@@ -54,8 +63,9 @@ def talking_head(loud: np.ndarray, octaves: np.ndarray, voiced: np.ndarray, spea
     return pose * (gain * speaking[:, None])
 
 
-def blinks(frames: int, fps: float, rng: np.random.Generator, cfg: BlinkConfig,
-           rate_per_minute: float) -> tuple[np.ndarray, list[float]]:
+def blinks(
+    frames: int, fps: float, rng: np.random.Generator, cfg: BlinkConfig, rate_per_minute: float
+) -> tuple[np.ndarray, list[float]]:
     """Blink weights (frames,) in [0, 1] and blink times: a renewal process at ``rate_per_minute``.
 
     Each blink closes over a third of its duration, stays closed a third and opens over a third.
@@ -80,9 +90,10 @@ def smile_curve(t: np.ndarray, onset: float, end: float, amplitude: float) -> np
     return amplitude * envelope(t, onset, end, 0.3, 0.6)
 
 
-def laugh_motion(t: np.ndarray, start: float, end: float, pulses: list[float], cfg: TalkingConfig,
-                 gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Laughter: (smile (T,), extra jaw (T,), head pitch (T,)). The head bobs with each "ha" and tilts back."""
+def laugh_motion(
+    t: np.ndarray, start: float, end: float, pulses: list[float], cfg: TalkingConfig, gain: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Laughter: (smile, extra jaw, head pitch), each (T,). The head bobs with each "ha", tilts back."""
     env = envelope(t, start - 0.1, end, 0.15, 0.5)
     bob = np.zeros_like(t)
     for p in pulses:  # a short head-down dip on each laugh pulse

@@ -38,40 +38,111 @@ STRONG_VISEMES = frozenset({"PP", "FF", "W"})  # those get `closure_dominance`
 
 # eSpeak NG English phoneme mnemonics -> viseme; diphthongs -> (first, second) half.
 PHONEME_VISEMES: dict[str, str | tuple[str, str]] = {
-    "p": "PP", "b": "PP", "m": "PP",
-    "f": "FF", "v": "FF",
-    "T": "TH", "D": "TH",
-    "t": "DD", "d": "DD", "n": "DD", "l": "DD", "t#": "DD", "d#": "DD", "n-": "DD", "l/": "DD", "L": "DD",
-    "k": "KK", "g": "KK", "N": "KK", "h": "KK", "x": "KK", "?": "KK",
-    "S": "CH", "Z": "CH", "tS": "CH", "dZ": "CH",
-    "s": "SS", "z": "SS",
-    "r": "RR", "r-": "RR", "3": "RR", "3:": "RR", "R": "RR",
-    "w": "W", "W": "W",
-    "j": "J", "C": "J",
-    "a": "AA", "A:": "AA", "A": "AA", "aa": "AA", "V": "AA", "A@": "AA", "0": "O",
-    "E": "E", "e": "E", "e@": ("E", "schwa"), "eI": ("E", "I"),
-    "I": "I", "i:": "I", "i": "I", "I2": "I", "I#": "I", "i@": ("I", "schwa"), "i@3": ("I", "schwa"),
-    "O:": "O", "O": "O", "O@": ("O", "schwa"), "OI": ("O", "I"), "oU": ("O", "U"), "o@": ("O", "schwa"),
-    "U": "U", "u:": "U", "U@": ("U", "schwa"), "u": "U",
-    "aI": ("AA", "I"), "aU": ("AA", "U"), "aI@": ("AA", "schwa"), "aU@": ("AA", "schwa"),
-    "@": "schwa", "@2": "schwa", "@5": "schwa", "@L": ("schwa", "DD"), "a#": "schwa", "3:r": "RR",
+    "p": "PP",
+    "b": "PP",
+    "m": "PP",
+    "f": "FF",
+    "v": "FF",
+    "T": "TH",
+    "D": "TH",
+    "t": "DD",
+    "d": "DD",
+    "n": "DD",
+    "l": "DD",
+    "t#": "DD",
+    "d#": "DD",
+    "n-": "DD",
+    "l/": "DD",
+    "L": "DD",
+    "k": "KK",
+    "g": "KK",
+    "N": "KK",
+    "h": "KK",
+    "x": "KK",
+    "?": "KK",
+    "S": "CH",
+    "Z": "CH",
+    "tS": "CH",
+    "dZ": "CH",
+    "s": "SS",
+    "z": "SS",
+    "r": "RR",
+    "r-": "RR",
+    "3": "RR",
+    "3:": "RR",
+    "R": "RR",
+    "w": "W",
+    "W": "W",
+    "j": "J",
+    "C": "J",
+    "a": "AA",
+    "A:": "AA",
+    "A": "AA",
+    "aa": "AA",
+    "V": "AA",
+    "A@": "AA",
+    "0": "O",
+    "E": "E",
+    "e": "E",
+    "e@": ("E", "schwa"),
+    "eI": ("E", "I"),
+    "I": "I",
+    "i:": "I",
+    "i": "I",
+    "I2": "I",
+    "I#": "I",
+    "i@": ("I", "schwa"),
+    "i@3": ("I", "schwa"),
+    "O:": "O",
+    "O": "O",
+    "O@": ("O", "schwa"),
+    "OI": ("O", "I"),
+    "oU": ("O", "U"),
+    "o@": ("O", "schwa"),
+    "U": "U",
+    "u:": "U",
+    "U@": ("U", "schwa"),
+    "u": "U",
+    "aI": ("AA", "I"),
+    "aU": ("AA", "U"),
+    "aI@": ("AA", "schwa"),
+    "aU@": ("AA", "schwa"),
+    "@": "schwa",
+    "@2": "schwa",
+    "@5": "schwa",
+    "@L": ("schwa", "DD"),
+    "a#": "schwa",
+    "3:r": "RR",
 }
 _SILENCE = frozenset({"_", "_:", "_!", "_^", "", "||", "|"})
 _MARKS = "'\",%=:;!^|"  # eSpeak stress/length marks around a mnemonic
 
 _SIDED = ("mouthStretch", "mouthSmile", "mouthLowerDown", "mouthUpperUp", "mouthPress")
 MOUTH_CHANNELS: tuple[str, ...] = (
-    "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthRollLower", "mouthRollUpper",
-    "mouthShrugUpper", "mouthStretchLeft", "mouthStretchRight", "mouthSmileLeft", "mouthSmileRight",
-    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "mouthPressLeft", "mouthPressRight",
+    "jawOpen",
+    "mouthClose",
+    "mouthFunnel",
+    "mouthPucker",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthShrugUpper",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "mouthPressLeft",
+    "mouthPressRight",
 )
 MOUTH_COLUMNS = np.array([idx(n) for n in MOUTH_CHANNELS])
 _VISEME_NAMES = tuple(VISEMES)
 _TARGETS = np.zeros((len(_VISEME_NAMES), len(MOUTH_CHANNELS)), np.float32)
 for _v, _name in enumerate(_VISEME_NAMES):
     for _key, _val in VISEMES[_name].items():
-        for _ch in ((_key + "Left", _key + "Right") if _key in _SIDED else (_key,)):
+        for _ch in (_key + "Left", _key + "Right") if _key in _SIDED else (_key,):
             _TARGETS[_v, MOUTH_CHANNELS.index(_ch)] = _val
 
 
@@ -103,8 +174,9 @@ def viseme_segments(phonemes: list[tuple[float, float, str]]) -> list[tuple[floa
     return out
 
 
-def mouth_track(segments: list[tuple[float, float, str]], frames: int, fps: float,
-                cfg: TalkingConfig, gain: float = 1.0) -> np.ndarray:
+def mouth_track(
+    segments: list[tuple[float, float, str]], frames: int, fps: float, cfg: TalkingConfig, gain: float = 1.0
+) -> np.ndarray:
     """Coarticulated mouth blendshapes (frames, len(MOUTH_CHANNELS)) from viseme segments.
 
     A constant weak "rest" pull closes the mouth wherever no phoneme is near.
@@ -115,7 +187,9 @@ def mouth_track(segments: list[tuple[float, float, str]], frames: int, fps: floa
     starts = np.array([s[0] for s in segments])
     ends = np.array([s[1] for s in segments])
     vis = np.array([_VISEME_NAMES.index(s[2]) for s in segments])
-    alpha = np.where(np.isin(vis, [_VISEME_NAMES.index(v) for v in STRONG_VISEMES]), cfg.closure_dominance, 1.0)
+    alpha = np.where(
+        np.isin(vis, [_VISEME_NAMES.index(v) for v in STRONG_VISEMES]), cfg.closure_dominance, 1.0
+    )
     t = (np.arange(frames) + 0.5) / fps
     # only frames near speech need the (frames x phonemes) weight matrix
     active = (t > starts.min() - 0.3) & (t < ends.max() + 0.3)

@@ -1,0 +1,75 @@
+"""`avatar-forcing serve`: the real-time WebRTC server and its web page."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+
+from avatar_forcing.errors import ConfigError
+from avatar_forcing.serve.config import ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = ServerConfig()
+    parser.add_argument("--host", default=d.host, help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=d.port)
+    parser.add_argument("--max-sessions", type=int, default=d.max_sessions,
+                        help="concurrent sessions; the next one is answered 503 busy + Retry-After")
+    parser.add_argument("--token", default=os.environ.get("AVATAR_FORCING_TOKEN"),
+                        help="require this bearer token on the API (default: $AVATAR_FORCING_TOKEN)")
+    parser.add_argument("--checkpoint", default=None, help="model folder (default: the built-in model)")
+    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                        help="STUN/TURN server for clients beyond this machine (repeatable; default none)")
+    parser.add_argument("--max-upload-mb", type=float, default=d.max_image_bytes / 2**20,
+                        help="largest portrait upload (audio uploads may be twice this)")
+    parser.add_argument("--playout-delay", type=float, default=d.playout_delay_s,
+                        help="seconds the avatar runs behind its inputs (block 0.4 s + look-ahead + compute)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="no checkpoint: an UNTRAINED model (for trying the plumbing only)")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    if args.max_sessions < 1:
+        raise ConfigError("--max-sessions must be at least 1")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    if not 0.1 <= args.playout_delay <= 5.0:
+        raise ConfigError(f"--playout-delay must be in 0.1..5 s, got {args.playout_delay}")
+    upload = int(args.max_upload_mb * 2**20)
+    return ServerConfig(host=args.host, port=args.port, max_sessions=args.max_sessions, token=args.token,
+                        checkpoint=args.checkpoint, ice_servers=tuple(args.ice_server),
+                        max_image_bytes=upload, max_audio_bytes=2 * upload, random_init=args.random_init,
+                        playout_delay_s=args.playout_delay)
+
+
+def check_engine(cfg: ServerConfig) -> None:
+    """Fail at start-up, with the engine's own message, if no model can be loaded."""
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import load_engine_model
+
+    load_engine_model(cfg.checkpoint, None, None, SessionOptions(random_init=cfg.random_init))
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from avatar_forcing.serve.app import build_app
+
+    cfg = config_from_args(args)
+    check_engine(cfg)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not _is_loopback(cfg.host):
+        print(f"warning: serving on {cfg.host}, reachable from other machines"
+              + ("" if cfg.token else " and WITHOUT a token (--token)"))
+    print(f"avatar-forcing: open http://{cfg.host}:{cfg.port}/  (max {cfg.max_sessions} sessions)")
+    web.run_app(build_app(cfg), host=cfg.host, port=cfg.port, print=None)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,517 @@
+"""`avatar-forcing bench stream`: speed, latency, speedup, real-time factor, memory and long-run stability
+of the streaming engine, all measured in one run on this machine.
+
+Definitions (docs/STREAMING.md):
+- motion time per block: StreamingGenerator.step at `nfe` (3 CFG branches batched, cache write included),
+  conditions precomputed (the paper's definition);
+- baseline: the INFP*-like bidirectional sampler (75-frame window + 10 context frames, no cache), same net;
+- speedup: first-frame latency of the baseline (75 frames of input + one window's compute) over ours (B
+  frames of input + one block's compute), the paper's 3.4 s / 0.5 s; the per-frame compute ratio is
+  printed beside it;
+- pipeline RTF at 512^2: audio features + tracking a user video + DFoT + rendering + H.264 encoding,
+  frames per second of wall time;
+- algorithmic latency: B frames (a block is due when its last input frame is in) = B / 25 s worst case;
+  end to end: user audio pushed in real time in 20 ms chunks by a thread; for every chunk, the time from
+  its arrival to the completion of the block holding its frame; mean and worst;
+- long run: a simulated session faster than real time (no rendering), resident memory and per-block time
+  at 1, 10, 30 minutes, and per-minute motion statistics (plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatar_forcing.motion.vector import FPS, MotionStats, idx
+
+SR = 16000
+FRAME = SR // FPS
+
+
+@dataclass
+class BenchConfig:
+    presets: tuple[str, ...] = ("tiny", "paper")
+    nfe: int = 10
+    blocks: int = 12  # timed blocks per measurement (after `warmup`)
+    warmup: int = 3
+    paper_blocks: int = 3  # the paper preset is slow on a CPU
+    pipeline_seconds: float = 8.0
+    latency_seconds: float = 6.0
+    chunk_ms: int = 20
+    long_minutes: tuple[int, ...] = (1, 10, 30)
+    long_nfe: int = 2  # the long run checks constancy, not absolute speed
+    threads: int = 2
+    size: int = 512
+    plot: str = "docs/images/long_session.png"
+    checkpoint: str | None = None
+    results: dict = field(default_factory=dict)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts with a syllable-like envelope (4 Hz) and pauses: a deterministic voice stand-in."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    envelope = np.clip(np.sin(2 * np.pi * 4.0 * t) + 0.3 * np.sin(2 * np.pi * 0.23 * t), 0, None)
+    return (rng.normal(0, 0.2, n) * envelope).astype(np.float32)
+
+
+def make_model(preset: str, checkpoint: str | None):
+    from avatar_forcing.model.config import model_preset
+    from avatar_forcing.model.dfot import DFoT
+
+    if checkpoint and preset == "tiny":
+        from avatar_forcing.model.checkpoint import load_checkpoint
+
+        model, _, stats = load_checkpoint(checkpoint)
+        return model.eval(), stats, True
+    torch.manual_seed(0)
+    model = DFoT(model_preset(preset)).eval()
+    with torch.no_grad():  # non-zero output layers, so the numbers flow like a trained net's
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model, MotionStats(), False
+
+
+def time_generator(model, nfe: int, blocks: int, warmup: int, block_size: int | None = None) -> float:
+    """Median ms per streaming block with precomputed conditions."""
+    from avatar_forcing.model.config import SamplerConfig
+    from avatar_forcing.model.streaming import StreamingGenerator
+    from avatar_forcing.stream.session import with_block_size
+
+    model = with_block_size(model, block_size)
+    cfg = model.cfg
+    gen = StreamingGenerator(model, SamplerConfig(nfe=nfe, first_block="short"), torch.zeros(cfg.motion_dim))
+    rng = torch.Generator().manual_seed(0)
+    n = cfg.block_size
+    times = []
+    for i in range(warmup + blocks):
+        conds = (
+            torch.randn(n, cfg.audio_dim, generator=rng),
+            torch.randn(n, cfg.audio_dim, generator=rng),
+            torch.randn(n, cfg.user_motion_dim, generator=rng),
+        )
+        start = time.perf_counter()
+        gen.step(*conds)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def time_baseline(model, nfe: int, windows: int) -> float:
+    """Median ms per bidirectional window (75 + 10 frames)."""
+    from avatar_forcing.model.config import SamplerConfig
+    from avatar_forcing.stream.baseline import BaselineConfig, BidirectionalSampler
+
+    bcfg, cfg = BaselineConfig(), model.cfg
+    sampler = BidirectionalSampler(model, bcfg, SamplerConfig(nfe=nfe))
+    frames = bcfg.window + bcfg.context
+    rng = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(windows + 1):
+        conds = (
+            torch.randn(frames, cfg.audio_dim, generator=rng),
+            torch.randn(frames, cfg.audio_dim, generator=rng),
+            torch.randn(frames, cfg.user_motion_dim, generator=rng),
+        )
+        start = time.perf_counter()
+        sampler.sample_window(
+            torch.zeros(bcfg.context, cfg.motion_dim),
+            *conds,
+            torch.zeros(cfg.motion_dim),
+            torch.randn(bcfg.window, cfg.motion_dim, generator=rng),
+        )
+        if i >= 1:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_motion(bc: BenchConfig) -> dict:
+    from avatar_forcing.stream.baseline import BaselineConfig
+
+    out = {}
+    bcfg = BaselineConfig()
+    for preset in bc.presets:
+        model, _, trained = make_model(preset, bc.checkpoint)
+        blocks = bc.blocks if preset == "tiny" else bc.paper_blocks
+        ours = time_generator(model, bc.nfe, blocks, 1 if preset != "tiny" else bc.warmup)
+        base = time_baseline(model, bc.nfe, 1 if preset != "tiny" else 3)
+        B = model.cfg.block_size
+        ours_latency = B / FPS + ours / 1000
+        base_latency = bcfg.window / FPS + base / 1000
+        out[preset] = {
+            "parameters": model.num_parameters(),
+            "trained": trained,
+            "block_frames": B,
+            "motion_ms_per_block": round(ours, 2),
+            "baseline_ms_per_window": round(base, 1),
+            "first_frame_latency_s": round(ours_latency, 3),
+            "baseline_first_frame_latency_s": round(base_latency, 3),
+            "speedup": round(base_latency / ours_latency, 2),
+            "compute_ms_per_frame": round(ours / B, 2),
+            "baseline_compute_ms_per_frame": round(base / bcfg.window, 2),
+        }
+        print(
+            f"  {preset}: {ours:.1f} ms/block, baseline {base:.0f} ms/window, "
+            f"speedup {out[preset]['speedup']}x"
+        )
+    return out
+
+
+def make_user_video(path: Path, seconds: float, size: int) -> None:
+    """A moving face video: the astronaut, panned and zoomed a little (real face, deterministic)."""
+    import cv2
+
+    from avatar_forcing.media.video import VideoWriter
+    from avatar_forcing.stream.generate import default_portrait
+
+    photo = default_portrait()
+    with VideoWriter(path, fps=FPS) as writer:
+        for k in range(int(seconds * FPS)):
+            a = 0.04 * np.sin(2 * np.pi * k / 50)
+            m = cv2.getRotationMatrix2D((256, 200), 8 * a * 25, 1.0 + a)
+            writer.write(cv2.resize(cv2.warpAffine(photo, m, (512, 512)), (size, size)))
+
+
+def bench_renderer_and_pipeline(bc: BenchConfig, model, stats) -> dict:
+    """Renderer fps, and the whole pipeline on a user video + two audio tracks, encoded to H.264."""
+    try:
+        from avatar_forcing.motion.renderer import PortraitRenderer  # noqa: F401
+    except ImportError as exc:
+        print(f"  renderer unavailable ({exc}): render fps and pipeline RTF not measured")
+        return {"renderer_fps": None, "pipeline": None}
+    from avatar_forcing.media.video import VideoWriter, read_video
+    from avatar_forcing.stream.generate import frames_at_fps
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    session = AvatarSession(
+        portrait=None, options=SessionOptions(output_size=bc.size, nfe=bc.nfe), model=model, stats=stats
+    )
+    motion = np.tile(session.reference_motion, (50, 1))
+    session.renderer.render_many(motion[:5])
+    start = time.perf_counter()
+    session.renderer.render_many(motion)
+    renderer_fps = len(motion) / (time.perf_counter() - start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "user.mp4"
+        make_user_video(video, bc.pipeline_seconds, 480)
+        frames = frames_at_fps(read_video(video))
+        avatar, user = speech_like(bc.pipeline_seconds, 1), speech_like(bc.pipeline_seconds, 2)
+        total = int(bc.pipeline_seconds * FPS)
+        parts = {"features_ms": 0.0, "dfot_ms": 0.0, "render_ms": 0.0, "track_ms": 0.0, "encode_ms": 0.0}
+        start = time.perf_counter()
+        with VideoWriter(Path(tmp) / "out.mp4", fps=FPS, audio=avatar) as writer:
+            for k in range(total):
+                session.push_user_audio(user[k * FRAME : (k + 1) * FRAME], SR)
+                session.push_avatar_audio(avatar[k * FRAME : (k + 1) * FRAME], SR)
+                session.push_user_frame(next(frames), k / FPS)
+                block = session.step()
+                if block is None:
+                    continue
+                for name in ("features_ms", "dfot_ms", "render_ms", "track_ms"):
+                    parts[name] += getattr(block.timings, name)
+                t = time.perf_counter()
+                for rgb in block.frames:
+                    writer.write(rgb)
+                parts["encode_ms"] += (time.perf_counter() - t) * 1000
+        elapsed = time.perf_counter() - start
+    session.close()
+    fps = total / elapsed
+    print(f"  renderer {renderer_fps:.0f} fps; pipeline {fps:.1f} fps at {bc.size}^2 (RTF {fps / FPS:.2f})")
+    return {
+        "renderer_fps": round(renderer_fps, 1),
+        "pipeline": {
+            "fps": round(fps, 2),
+            "realtime_factor": round(fps / FPS, 3),
+            "size": bc.size,
+            "ms_per_frame": {k: round(v / total, 2) for k, v in parts.items()},
+        },
+    }
+
+
+def bench_latency(bc: BenchConfig, model, stats, block_size: int) -> dict:
+    """Real-time end-to-end latency: a thread pushes user audio every chunk_ms; the main loop steps."""
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    session = AvatarSession(
+        options=SessionOptions(nfe=bc.nfe, block_size=block_size, render=False),
+        model=model,
+        stats=stats,
+        reference_motion=np.zeros(58, np.float32),
+    )
+    chunk = SR * bc.chunk_ms // 1000
+    pcm = speech_like(bc.latency_seconds, 3)
+    arrivals: list[tuple[int, float]] = []  # (last frame completed by this chunk, wall time)
+    done = threading.Event()
+    t0 = time.perf_counter()
+
+    def feeder() -> None:
+        for i in range(len(pcm) // chunk):
+            target = t0 + (i + 1) * bc.chunk_ms / 1000
+            time.sleep(max(0.0, target - time.perf_counter()))
+            session.push_user_audio(pcm[i * chunk : (i + 1) * chunk], SR)
+            arrivals.append((((i + 1) * chunk - 1) // FRAME, time.perf_counter()))
+        done.set()
+
+    thread = threading.Thread(target=feeder, daemon=True)
+    thread.start()
+    completions: dict[int, float] = {}  # block start frame -> completion wall time
+    while not done.is_set() or session.ready():
+        block = session.step()
+        if block is None:
+            time.sleep(0.001)
+            continue
+        completions[block.start_frame] = time.perf_counter()
+    thread.join()
+    session.close()
+    latencies = []
+    for frame, arrival in arrivals:
+        start = frame // block_size * block_size
+        if start in completions:
+            latencies.append(completions[start] - arrival)
+    return {
+        "block_frames": block_size,
+        "algorithmic_s": round(block_size / FPS, 3),
+        "e2e_mean_s": round(float(np.mean(latencies)), 3),
+        "e2e_max_s": round(float(np.max(latencies)), 3),
+    }
+
+
+def mouth_speech_corr(jaw: np.ndarray, pcm: np.ndarray) -> float:
+    energy = np.sqrt((pcm[: len(jaw) * FRAME].reshape(-1, FRAME) ** 2).mean(1))
+    if jaw.std() < 1e-8 or energy.std() < 1e-8:
+        return 0.0
+    return float(np.corrcoef(jaw, energy)[0, 1])
+
+
+def bench_long(bc: BenchConfig, model, stats) -> dict:
+    """A simulated session (faster than real time, no rendering): memory, block time, motion statistics."""
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    session = AvatarSession(
+        options=SessionOptions(nfe=bc.long_nfe, render=False),
+        model=model,
+        stats=stats,
+        reference_motion=np.zeros(58, np.float32),
+    )
+    minutes = max(bc.long_minutes)
+    B = session.block_size
+    block_s = B / FPS
+    n_blocks = int(minutes * 60 / block_s)
+    per_minute = int(60 / block_s)
+    voice = speech_like(60.0, 4)  # one minute of the avatar's voice, looped
+    user = speech_like(60.0, 5)
+    jaw = idx("jawOpen")
+    minute_motion, minute_pcm, block_ms, marks, curve = [], [], [], {}, []
+    for i in tqdm(range(n_blocks), desc="long session", unit="block"):
+        lo = (i % per_minute) * B * FRAME
+        session.push_avatar_audio(voice[lo : lo + B * FRAME], SR)
+        session.push_user_audio(user[lo : lo + B * FRAME], SR)
+        start = time.perf_counter()
+        block = session.step()
+        block_ms.append((time.perf_counter() - start) * 1000)
+        minute_motion.append(block.motion)
+        minute_pcm.append(block.avatar_audio)
+        if (i + 1) % per_minute == 0:
+            m, p = np.concatenate(minute_motion), np.concatenate(minute_pcm)
+            curve.append(
+                {
+                    "minute": (i + 1) // per_minute,
+                    "mean": float(m.mean()),
+                    "var": float(m.var(0).mean()),
+                    "jaw_mean": float(m[:, jaw].mean()),
+                    "mouth_speech_corr": mouth_speech_corr(m[:, jaw], p),
+                }
+            )
+            minute_motion, minute_pcm = [], []
+            if curve[-1]["minute"] in bc.long_minutes:
+                marks[curve[-1]["minute"]] = {
+                    "rss_mb": round(rss_mb(), 1),
+                    "block_ms": round(statistics.median(block_ms[-per_minute:]), 2),
+                    "buffers": session.buffer_sizes(),
+                }
+    session.close()
+    first, last = marks[min(marks)], marks[max(marks)]
+    drift = {
+        "rss_pct": round(100 * (last["rss_mb"] / first["rss_mb"] - 1), 2),
+        "block_ms_pct": round(100 * (last["block_ms"] / first["block_ms"] - 1), 2),
+    }
+    plot_long(curve, bc.plot)
+    print(f"  long run: {marks}; drift {drift}")
+    return {
+        "nfe": bc.long_nfe,
+        "render": False,
+        "marks": marks,
+        "drift": drift,
+        "per_minute": curve,
+        "plot": bc.plot,
+    }
+
+
+def plot_long(curve: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [c["minute"] for c in curve]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, key, title in zip(
+        axes,
+        ("mean", "var", "mouth_speech_corr"),
+        (
+            "motion mean (all 58 channels)",
+            "motion variance (mean over channels)",
+            "jawOpen vs speech-energy correlation",
+        ),
+        strict=True,
+    ):
+        ax.plot(minutes, [c[key] for c in curve], marker="o", ms=3)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("session minute")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Long-session stability: per-minute motion statistics over a simulated session")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bench_stream(bc: BenchConfig) -> dict:
+    torch.set_num_threads(bc.threads)
+    res: dict = {"machine": machine(), "config": {k: v for k, v in bc.__dict__.items() if k != "results"}}
+    print("motion generation and baseline")
+    res["motion"] = bench_motion(bc)
+    model, stats, trained = make_model("tiny", bc.checkpoint)
+    res["tiny_trained"] = trained
+    print("renderer and pipeline")
+    res.update(bench_renderer_and_pipeline(bc, model, stats))
+    print("latency")
+    res["latency"] = [bench_latency(bc, model, stats, b) for b in (10, 5)]
+    for row in res["latency"]:
+        print(
+            f"  B={row['block_frames']}: algorithmic {row['algorithmic_s']} s, "
+            f"e2e mean {row['e2e_mean_s']} s, max {row['e2e_max_s']} s"
+        )
+    if bc.long_minutes:
+        print("long session")
+        res["long"] = bench_long(bc, model, stats)
+    return res
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    cpu = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def print_table(res: dict) -> None:
+    rows = []
+    for preset, m in res["motion"].items():
+        rows.append(
+            (
+                f"motion per {m['block_frames']}-frame block, {res['config']['nfe']} NFE ({preset})",
+                f"{m['motion_ms_per_block']} ms",
+            )
+        )
+        rows.append((f"baseline per 75+10 window ({preset})", f"{m['baseline_ms_per_window']} ms"))
+        rows.append(
+            (
+                f"speedup, first-frame latency ({preset})",
+                f"{m['speedup']}x ({m['baseline_first_frame_latency_s']} s / {m['first_frame_latency_s']} s)",
+            )
+        )
+    if res.get("renderer_fps") is not None:
+        rows.append(("renderer", f"{res['renderer_fps']} fps"))
+        p = res["pipeline"]
+        rows.append((f"whole pipeline at {p['size']}^2", f"{p['fps']} fps (RTF {p['realtime_factor']})"))
+    for row in res["latency"]:
+        rows.append(
+            (
+                f"latency, {row['block_frames']}-frame blocks (algorithmic / e2e mean / max)",
+                f"{row['algorithmic_s']} / {row['e2e_mean_s']} / {row['e2e_max_s']} s",
+            )
+        )
+    if "long" in res:
+        for minute, mark in res["long"]["marks"].items():
+            rows.append(
+                (
+                    f"minute {minute}: RSS, block time (nfe {res['long']['nfe']}, no render)",
+                    f"{mark['rss_mb']} MB, {mark['block_ms']} ms",
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{res['machine']['cpu']} ({res['machine']['cores']} cores), torch {res['machine']['torch']}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def bench_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        choices=("tiny", "paper"),
+        action="append",
+        help="model preset(s) for the motion timing (default: both)",
+    )
+    parser.add_argument("--checkpoint", help="a trained tiny checkpoint (default: random weights)")
+    parser.add_argument("--json", help="write all results here")
+    parser.add_argument(
+        "--long-minutes",
+        type=int,
+        nargs="*",
+        default=list(BenchConfig.long_minutes),
+        help="marks of the simulated long session (empty: skip it)",
+    )
+    parser.add_argument("--plot", default=BenchConfig.plot)
+
+
+def bench_stream_run(args: argparse.Namespace) -> int:
+    bc = BenchConfig(
+        presets=tuple(args.preset or BenchConfig.presets),
+        checkpoint=args.checkpoint,
+        long_minutes=tuple(args.long_minutes),
+        plot=args.plot,
+    )
+    res = bench_stream(bc)
+    print_table(res)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,212 @@
+"""Offline generation on the streaming engine: audio files in, an MP4 (and motion curves) out.
+
+Everything is pushed into one `AvatarSession` up front and drained block by block, so offline output is
+exactly what a live session would have produced from the same inputs. Frames are encoded as they come:
+memory does not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, FPS, POSE_NAMES, MotionTrack
+from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
+from avatar_forcing.stream.options import SessionOptions
+from avatar_forcing.stream.session import AvatarSession
+
+# ARKit's curve names: MediaPipe's `_neutral` is not an ARKit blendshape; the head pose goes along.
+EXPORT_NAMES: tuple[str, ...] = BLENDSHAPE_NAMES[1:] + POSE_NAMES
+EXPORT_SLICE = slice(1, None)
+
+
+@dataclass
+class GenerateResult:
+    path: Path
+    frames: int
+    seconds: float
+    motion: np.ndarray  # (frames, 58) the avatar's motion
+    exported: tuple[Path, ...] = ()
+
+
+def default_portrait(mirrored: bool = False) -> np.ndarray:
+    """The built-in avatar: scikit-image's astronaut (Eileen Collins, NASA, public domain)."""
+    import skimage.data
+
+    image = np.ascontiguousarray(skimage.data.astronaut())
+    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
+
+
+def export_motion(prefix: str | Path, motion: np.ndarray, fps: float = FPS) -> tuple[Path, Path]:
+    """Write ARKit-named curves as `<prefix>.json` ({fps, names, curves: {name: [...]}}) and `<prefix>.csv`
+    (time then one column per curve). Pose: radians, face widths, log scale (see motion/vector.py)."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    values = np.asarray(motion, np.float32)[:, EXPORT_SLICE]
+    json_path, csv_path = prefix.with_name(prefix.name + ".json"), prefix.with_name(prefix.name + ".csv")
+    curves = {name: [round(float(v), 5) for v in values[:, i]] for i, name in enumerate(EXPORT_NAMES)}
+    json_path.write_text(json.dumps({"fps": fps, "frames": len(values), "names": list(EXPORT_NAMES),
+                                     "curves": curves}))
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["time", *EXPORT_NAMES])
+        for k, row in enumerate(values):
+            writer.writerow([f"{k / fps:.4f}", *(f"{v:.5f}" for v in row)])
+    return json_path, csv_path
+
+
+def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum two mono tracks (padded to the longer), scaled down only if the sum would clip."""
+    out = np.zeros(max(len(a), len(b)), np.float32)
+    out[: len(a)] += a
+    out[: len(b)] += b
+    peak = float(np.abs(out).max()) if len(out) else 0.0
+    return out / peak if peak > 1.0 else out
+
+
+def square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize (the user's webcam panel)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    return cv2.resize(rgb[y: y + side, x: x + side], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def frames_at_fps(frames: Iterator[tuple[np.ndarray, float]], fps: float = FPS) -> Iterator[np.ndarray]:
+    """Resample timestamped frames to a constant rate (latest frame at or before each output time);
+    the last frame repeats forever, so callers take as many as they need."""
+    current, pending = None, None
+    k = 0
+    for rgb, t in frames:
+        if current is None:
+            current = rgb
+            continue
+        pending = (rgb, t)
+        while k / fps < pending[1]:
+            yield current
+            k += 1
+        current = pending[0]
+    if current is None:
+        raise InputError("the user video has no frames")
+    while True:
+        yield current
+
+
+def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path | np.ndarray,
+             output: str | Path, *, user_audio: str | Path | np.ndarray | None = None,
+             user_video: str | Path | None = None,
+             user_motion: str | Path | MotionTrack | np.ndarray | None = None,
+             checkpoint: str | Path | None = None,
+             options: SessionOptions | None = None, side_by_side: bool = False,
+             user_portrait: np.ndarray | None = None, export_prefix: str | Path | None = None,
+             progress: bool = True, model=None, stats=None) -> GenerateResult:
+    """Generate an avatar video. Audio arrays are mono float32 at 16 kHz; paths are decoded with PyAV.
+
+    The video lasts as long as the avatar audio. `user_video` is tracked into the user's motion (and gives
+    the user's audio when `user_audio` is not given); `user_motion` is a motion file or (T, 58) array.
+    `side_by_side` puts the user on the left: their video, or their motion rendered on `user_portrait`
+    (default: the astronaut, mirrored)."""
+    from avatar_forcing.audio.io import load_audio
+    from avatar_forcing.media.video import VideoWriter
+
+    if user_video is not None and user_motion is not None:
+        raise InputError("give the user as a video or as a motion file, not both")
+    options = options or SessionOptions()
+    avatar_pcm = _audio(avatar_audio, "avatar audio", load_audio)
+    if len(avatar_pcm) < FRAME_SAMPLES:
+        raise InputError("the avatar audio is shorter than one video frame (40 ms)")
+    user_pcm = None if user_audio is None else _audio(user_audio, "user audio", load_audio)
+    user_track = None
+    if user_video is not None:
+        from avatar_forcing.motion.tracker import track_video
+
+        user_track = track_video(user_video, progress=progress)
+        if user_pcm is None:
+            from avatar_forcing.media.video import read_audio
+
+            user_pcm = read_audio(user_video)
+    elif user_motion is not None:
+        user_track = _motion(user_motion)
+    total = -(-len(avatar_pcm) // FRAME_SAMPLES)
+
+    session = AvatarSession(checkpoint, portrait, options, model=model, stats=stats)
+    left = None
+    if side_by_side:
+        left = _user_panel(user_video, user_track, user_portrait, options.output_size)
+    audio = avatar_pcm if not (side_by_side and user_pcm is not None) else mix(avatar_pcm, user_pcm)
+    output = Path(output)
+    motion, written = [], 0
+    try:
+        session.push_avatar_audio(avatar_pcm, SAMPLE_RATE)
+        if user_pcm is not None and len(user_pcm):
+            session.push_user_audio(user_pcm, SAMPLE_RATE)
+        if user_track is not None:
+            session.push_user_motion(user_track.values)
+        session.finish()
+        with VideoWriter(output, fps=FPS, audio=audio[: total * FRAME_SAMPLES]) as writer, \
+                tqdm(total=total, unit="frame", desc="generate", disable=not progress) as bar:
+            while written < total and (block := session.step()) is not None:
+                n = min(len(block), total - written)
+                motion.append(block.motion[:n])
+                for i in range(n):
+                    frame = block.frames[i]
+                    writer.write(frame if left is None else np.concatenate([next(left), frame], axis=1))
+                written += n
+                bar.update(n)
+    finally:
+        session.close()
+    motion_all = np.concatenate(motion)
+    exported = export_motion(export_prefix, motion_all) if export_prefix is not None else ()
+    return GenerateResult(output, written, written / FPS, motion_all, exported)
+
+
+def _audio(source, what: str, load_audio) -> np.ndarray:
+    if isinstance(source, (str, Path)):
+        return load_audio(source)
+    from avatar_forcing.stream.inputs import to_mono_float
+
+    return to_mono_float(source, what)
+
+
+def _motion(source) -> MotionTrack:
+    from avatar_forcing.motion.vector import load_motion
+
+    if isinstance(source, MotionTrack):
+        return source
+    if isinstance(source, (str, Path)):
+        track = load_motion(source)
+    else:
+        track = MotionTrack(np.asarray(source))
+    if abs(track.fps - FPS) > 1e-3:
+        raise InputError(f"user motion is at {track.fps} fps; this engine runs at {FPS} fps")
+    return track
+
+
+def _user_panel(user_video, user_track: MotionTrack | None, user_portrait, size: int) -> Iterator[np.ndarray]:
+    """The left half of a side-by-side video, one frame per output frame."""
+    if user_video is not None:
+        from avatar_forcing.media.video import read_video
+
+        return (square(rgb, size) for rgb in frames_at_fps(read_video(user_video)))
+    from avatar_forcing.motion.renderer import PortraitRenderer
+
+    renderer = PortraitRenderer(default_portrait(mirrored=True) if user_portrait is None else user_portrait,
+                                size=size)
+    values = user_track.values if user_track is not None else renderer.reference_motion[None]
+
+    def panel() -> Iterator[np.ndarray]:
+        k = 0
+        while True:  # the user's motion ends: hold the last pose
+            yield renderer.render(values[min(k, len(values) - 1)])
+            k += 1
+
+    return panel()

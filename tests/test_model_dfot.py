@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from avatar_forcing.errors import CheckpointError, ConfigError
+from avatar_forcing.model.checkpoint import load_checkpoint, save_checkpoint
+from avatar_forcing.model.config import FlowConfig, model_preset
+from avatar_forcing.model.dfot import DFoT
+from avatar_forcing.model.flow import block_sigmas, diffusion_forcing_loss
+from tests.model_helpers import inputs, micro_model
+
+
+def run(model, x, data, t):
+    with torch.no_grad():
+        return model(x, t, data["avatar_audio"], data["user_audio"], data["user_motion"], data["reference"])
+
+
+@pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal"])
+def test_causality_of_noisy_motion(mask):
+    """Changing frame j of the noisy motion leaves frames before j - depth * lookahead unchanged (each layer
+    looks l frames further; for block_causal the reach is whole blocks)."""
+    model = micro_model(mask=mask, block_size=5, window=30, lookahead=1)
+    data = inputs(model, 1, 30)
+    t = torch.rand(1, 30)
+    base = run(model, data["motion"], data, t)
+    j = 22
+    x = data["motion"].clone()
+    x[:, j] += 1.0
+    changed = (run(model, x, data, t) - base).abs().amax(-1)[0]
+    c = model.cfg
+    reach = c.depth * c.lookahead if mask == "frame_lookahead" else c.depth * c.block_size + c.lookahead
+    first_affected = int(torch.nonzero(changed > 1e-6)[0])
+    assert first_affected >= j - reach
+    assert torch.all(changed[: j - reach] == 0)
+    assert changed[j] > 1e-3
+
+
+def test_paper_and_tiny_sizes():
+    assert 3_000_000 <= DFoT(model_preset("tiny")).num_parameters() <= 10_000_000
+    assert DFoT(model_preset("paper")).num_parameters() == 148_764_160 + 4_720_128
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError):
+        model_preset("tiny", window=45)
+    with pytest.raises(ConfigError):
+        model_preset("nope")
+
+
+def test_df_loss_per_block_times_and_dropout():
+    g = torch.Generator().manual_seed(0)
+    s = block_sigmas(4, 25, 10, FlowConfig(), g)
+    assert torch.all(s[:, :10] == s[:, :1]) and torch.all(s[:, 20:] == s[:, 20:21])
+    assert not torch.all(s[:, :10] == s[:, 10:20])
+    model = micro_model()
+    model.train()
+    data = inputs(model, 64, 20)
+    loss, stats = diffusion_forcing_loss(model, data, FlowConfig(), torch.Generator().manual_seed(1))
+    loss.backward()
+    assert torch.isfinite(loss) and 0 < stats["drop_avatar"] < 0.3 and 0 < stats["drop_user"] < 0.3
+    again, _ = diffusion_forcing_loss(model, data, FlowConfig(), torch.Generator().manual_seed(1))
+    assert again.item() == loss.item()
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = micro_model()
+    save_checkpoint(tmp_path / "ck", model, extra={"note": 1})
+    loaded, cfg, stats = load_checkpoint(tmp_path / "ck")
+    assert cfg == model.cfg and stats is None
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    weights = tmp_path / "ck" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "ck")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "config.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "foreign")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "missing")

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.model.config import SamplerConfig
+from avatar_forcing.model.sampler import guidance_drops
+from avatar_forcing.model.streaming import StreamingGenerator, generate_offline
+from tests.model_helpers import inputs, micro_model
+
+
+def offline(model, data, frames, **kw):
+    return generate_offline(
+        model, kw.pop("cfg", SamplerConfig(nfe=2)), data["avatar_audio"], data["user_audio"],
+        data["user_motion"], data["reference"], num_frames=frames, **kw,
+    )  # fmt: skip
+
+
+def test_seed_determinism():
+    model = micro_model()
+    data = inputs(model, 1, 80)
+    a, b = offline(model, data, 80, seed=3), offline(model, data, 80, seed=3)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, offline(model, data, 80, seed=4))
+
+
+def test_first_block_equals_cache_free_forward():
+    """One Euler step from noise over the first window: the streaming path == DFoT.forward with CFG."""
+    model = micro_model()
+    data = inputs(model, 1, 50)
+    noise = torch.randn(1, 50, 6)
+    cfg = SamplerConfig(nfe=1, w_audio=2.0, w_user=1.5)
+    out = offline(model, data, 50, cfg=cfg, noise_fn=lambda s, i: noise)
+    drop_a, drop_u = guidance_drops(1)
+    rows = {k: v.repeat(3, *[1] * (v.ndim - 1)) for k, v in data.items()}
+    with torch.no_grad():
+        v = model(noise.repeat(3, 1, 1), torch.ones(3, 50), rows["avatar_audio"], rows["user_audio"],
+                  rows["user_motion"], rows["reference"], drop_a, drop_u)  # fmt: skip
+    v_u, v_a, v_user = v.chunk(3)
+    expected = noise - (v_u + 2.0 * (v_a - v_u) + 1.5 * (v_user - v_u))
+    assert (out - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal"])
+@pytest.mark.parametrize("first_block", ["full", "short"])
+def test_rolling_cache_equals_reference(mask, first_block):
+    """Rolling cache with rebased positions == full history with absolute positions and horizon masks."""
+    model = micro_model(mask=mask)
+    data = inputs(model, 2, 130)
+    cfg = SamplerConfig(nfe=3, first_block=first_block)
+    rolling = offline(model, data, 130, cfg=cfg, seed=1)
+    reference = offline(model, data, 130, cfg=cfg, seed=1, rolling=False)
+    assert (rolling - reference).abs().max() < 1e-4
+
+
+def test_streaming_past_1024_positions():
+    model = micro_model()
+    frames = 1130
+    data = inputs(model, 1, frames)
+    cfg = SamplerConfig(nfe=1, w_user=0.5)
+    rolling = offline(model, data, frames, cfg=cfg, seed=2)
+    reference = offline(model, data, frames, cfg=cfg, seed=2, rolling=False)
+    assert rolling.shape == (1, frames, 6) and torch.isfinite(rolling).all()
+    assert (rolling[:, :1024] - reference[:, :1024]).abs().max() < 1e-4
+    assert (rolling - reference).abs().max() < 1e-4
+
+
+def test_cache_stays_bounded_and_step_api():
+    model = micro_model()
+    cfg = SamplerConfig(nfe=1, first_block="short")
+    gen = StreamingGenerator(model, cfg, torch.zeros(6), seed=0)
+    assert gen.frames_needed == 10
+    for _ in range(8):
+        out = gen.step(torch.zeros(10, 8), torch.zeros(10, 8), torch.zeros(10, 5), has_user=False)
+        assert out.shape == (1, 10, 6)
+    assert gen.self_kv[0][0].shape[2] == model.cfg.cache_frames
+    assert gen.cross_kv[0][0].shape[2] == model.cfg.cross_window
+    assert int(gen.self_frames.max()) < gen.next_frame
+    with pytest.raises(InputError):
+        gen.step(torch.zeros(9, 8), torch.zeros(10, 8), torch.zeros(10, 5))
+    gen.reset()
+    assert gen.next_frame == 0 and gen.self_kv is None
+
+
+def test_missing_condition_removes_its_guidance():
+    """Without a user, the user branch equals the unconditional one, so w_user has no effect."""
+    model = micro_model()
+    data = inputs(model, 1, 10)
+    outs = []
+    for w_user in (0.0, 3.0):
+        gen = StreamingGenerator(
+            model, SamplerConfig(nfe=2, first_block="short", w_user=w_user), data["reference"]
+        )
+        outs.append(gen.step(data["avatar_audio"], data["user_audio"], data["user_motion"], has_user=False))
+    assert (outs[0] - outs[1]).abs().max() < 1e-5

@@ -1,0 +1,93 @@
+"""The synthetic conversation corpus: determinism, splits, and that labelled reactions are in the motion."""
+
+import numpy as np
+import pytest
+
+from avatar_forcing.data.synth import PRESETS, generate_fresh, plan_corpus, text_bank
+from avatar_forcing.data.synth.conversation import generate
+from avatar_forcing.data.synth.visemes import viseme_of
+from avatar_forcing.motion.vector import RANGE_HIGH, RANGE_LOW, idx
+
+CFG = PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def convs():
+    return [generate(7, "train", i, PRESETS["default"]) for i in range(2)]
+
+
+def test_deterministic_per_seed():
+    # fresh processes: eSpeak's output depends on what the process spoke before (see generate_fresh)
+    a, b = generate_fresh(3, "train", 1, CFG), generate_fresh(3, "train", 1, CFG)
+    c = generate_fresh(4, "train", 1, CFG)
+    for p in range(2):
+        np.testing.assert_array_equal(a.participants[p].motion, b.participants[p].motion)
+        np.testing.assert_array_equal(a.participants[p].audio, b.participants[p].audio)
+    assert a.meta == b.meta
+    assert a.frames != c.frames or not np.array_equal(a.participants[0].motion, c.participants[0].motion)
+
+
+def test_splits_are_disjoint():
+    train, held = set(text_bank.sentences("train")), set(text_bank.sentences("heldout"))
+    assert train and held and not train & held
+    v = PRESETS["default"].voices
+    assert not set(v.train_variants) & set(v.heldout_variants)
+    conv = generate(0, "heldout", 0, CFG)
+    for s in conv.meta["speakers"]:
+        assert s["name"].split("+")[1] in v.heldout_variants
+    for u in conv.meta["turns"]:
+        if u["kind"] == "sentence":
+            assert u["text"] in held
+    assert plan_corpus(0.01, 0, CFG)[-1][0] == "heldout"
+
+
+def test_motion_is_in_range_and_labels_are_well_formed(convs):
+    for conv in convs:
+        conv.check()
+        for p, part in enumerate(conv.participants):
+            assert (part.motion >= RANGE_LOW).all() and (part.motion <= RANGE_HIGH).all()
+            for e in conv.meta["events"][p]:
+                assert e["type"] in {"nod", "smile_mirror", "laugh_response", "gaze_shift", "backchannel"}
+                assert e["cause_time"] <= e["time"] + 1e-6
+                if e["type"] == "nod" and e["cause"] == "phrase_end":
+                    assert 0.0 <= e["time"] - e["cause_time"] <= 0.75
+
+
+def test_nods_move_the_listeners_head(convs):
+    hits = total = 0
+    for conv in convs:
+        for p in range(2):
+            pitch = conv.participants[p].motion[:, idx("pitch")]
+            for e in conv.meta["events"][p]:
+                if e["type"] != "nod":
+                    continue
+                t = int(e["time"] * conv.fps)
+                total += 1
+                hits += pitch[t : t + conv.fps].max() - pitch[max(t - 1, 0)] > 0.5 * e["amplitude"]
+    assert total >= 10 and hits / total > 0.9
+
+
+def test_mirrored_smiles_raise_the_smile(convs):
+    hits = total = 0
+    for conv in convs:
+        for p in range(2):
+            m = conv.participants[p].motion
+            smile = 0.5 * (m[:, idx("mouthSmileLeft")] + m[:, idx("mouthSmileRight")])
+            for e in conv.meta["events"][p]:
+                if e["type"] in ("smile_mirror", "laugh_response"):
+                    t = int(e["time"] * conv.fps)
+                    total += 1
+                    hits += smile[t + 8 : t + 25].mean() - smile[max(t - 2, 0)] > 0.4 * e["amplitude"]
+    assert total >= 2 and hits / total > 0.8
+
+
+def test_mouth_follows_own_speech(convs):
+    for conv in convs:
+        for part in conv.participants:
+            energy = np.abs(part.audio).reshape(conv.frames, -1).mean(1)
+            assert np.corrcoef(energy, part.motion[:, idx("jawOpen")])[0, 1] > 0.4
+
+
+def test_visemes():
+    assert viseme_of("m") == "PP" and viseme_of("'A@") == "AA" and viseme_of("aI") == ("AA", "I")
+    assert viseme_of("_:") == "rest"
