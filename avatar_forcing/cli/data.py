@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-audio", action="store_true", help="do not store raw audio in the shards")
 
+    p = sub.add_parser("check-prepare", help="render a synthetic conversation, prepare it, correlate")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="rendered frame size")
+    p.add_argument("-o", "--out", default="out/prepare_check")
+
     p = sub.add_parser("show", help="plot one conversation of a corpus")
     p.add_argument("dir", help="corpus directory")
     p.add_argument("--conversation", default=None, help="conversation id (default: the first held-out one)")
@@ -69,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         report = prepare(args.input, args.out, cfg, workers=args.workers, separator=args.separator)
         print(json.dumps(report, indent=1))
         return 1 if report["failed"] and not report["prepared"] and not report["skipped"] else 0
+    if args.data_command == "check-prepare":
+        from avatar_forcing.data.render_check import render_check
+
+        print(json.dumps(render_check(args.out, args.seconds, args.seed, args.size), indent=1))
+        return 0
     if args.data_command == "show":
         from avatar_forcing.data.show import ShowConfig, show
 

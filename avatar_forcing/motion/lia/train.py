@@ -24,7 +24,7 @@ class LiaTrainConfig:
     steps: int = 1000
     batch_size: int = 4
     lr: float = 2e-3
-    betas: tuple[float, float] = (0.0, 0.99)  # StyleGAN-style Adam (no first-moment lag)
+    betas: tuple[float, float] = (0.9, 0.99)
     pyramid_levels: int = 2  # extra L1 terms at 1/2, 1/4 ... resolution; 0 disables
     pyramid_weight: float = 1.0
     seed: int = 0
