@@ -33,16 +33,30 @@ def make_model() -> nn.Module:
 
 
 def train(out_dir, batches, dist_info=None) -> Trainer:
-    cfg = TrainConfig(steps=STEPS, batch_size=PER_RANK, lr=1e-2, warmup_steps=0, log_every=1, val_every=0,
-                      ckpt_every=100, precision="fp32", device="cpu")
+    cfg = TrainConfig(
+        steps=STEPS,
+        batch_size=PER_RANK,
+        lr=1e-2,
+        warmup_steps=0,
+        log_every=1,
+        val_every=0,
+        ckpt_every=100,
+        precision="fp32",
+        device="cpu",
+    )
     trainer = Trainer(cfg, make_model(), regression_loss, batches, out_dir, lambda *a: None, dist=dist_info)
     trainer.fit()
     return trainer
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     info = distributed.setup("cpu")
     data = dataset(2 * PER_RANK)

@@ -19,8 +19,18 @@ FLOW = FlowConfig()
 
 def small_model(seed: int = 0) -> DFoT:
     torch.manual_seed(seed)
-    cfg = model_preset("tiny", width=32, depth=1, heads=2, cond_dim=16, time_embed_dim=32, audio_dim=12,
-                       motion_dim=6, user_motion_dim=6, window=20)
+    cfg = model_preset(
+        "tiny",
+        width=32,
+        depth=1,
+        heads=2,
+        cond_dim=16,
+        time_embed_dim=32,
+        audio_dim=12,
+        motion_dim=6,
+        user_motion_dim=6,
+        window=20,
+    )
     model = DFoT(cfg)
     # DFoT starts with a zero output layer (every block an identity); give it a non-trivial start.
     with torch.no_grad():
@@ -31,9 +41,13 @@ def small_model(seed: int = 0) -> DFoT:
 
 def batch(n: int = 2, frames: int = 20, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"motion": torch.randn(n, frames, 6, generator=g), "avatar_audio": torch.randn(n, frames, 12, generator=g),
-            "user_audio": torch.randn(n, frames, 12, generator=g),
-            "user_motion": torch.randn(n, frames, 6, generator=g), "reference": torch.randn(n, 6, generator=g)}
+    return {
+        "motion": torch.randn(n, frames, 6, generator=g),
+        "avatar_audio": torch.randn(n, frames, 12, generator=g),
+        "user_audio": torch.randn(n, frames, 12, generator=g),
+        "user_motion": torch.randn(n, frames, 6, generator=g),
+        "reference": torch.randn(n, 6, generator=g),
+    }
 
 
 def test_zero_gradient_when_policy_is_reference_and_winner_is_loser():
@@ -41,8 +55,9 @@ def test_zero_gradient_when_policy_is_reference_and_winner_is_loser():
     model = small_model()
     ref = copy.deepcopy(model)
     b = batch()
-    loss, stats = dpo_loss(model, ref, b["motion"], b["motion"].clone(), b, 1000.0, 10, FLOW,
-                           torch.Generator().manual_seed(0))
+    loss, stats = dpo_loss(
+        model, ref, b["motion"], b["motion"].clone(), b, 1000.0, 10, FLOW, torch.Generator().manual_seed(0)
+    )
     loss.backward()
     assert loss.item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
     assert stats["reward_margin"] == 0.0
@@ -67,13 +82,17 @@ def test_a_few_steps_raise_the_margin_toward_the_winner():
 
     def margin() -> tuple[float, float]:
         with torch.no_grad():
-            _, s = dpo_loss(model, ref, winner, loser, b, 1000.0, 10, FLOW, torch.Generator().manual_seed(123))
+            _, s = dpo_loss(
+                model, ref, winner, loser, b, 1000.0, 10, FLOW, torch.Generator().manual_seed(123)
+            )
         return s["reward_margin"], s["pref_acc"]
 
     before, _ = margin()
     for step in range(6):
         opt.zero_grad()
-        loss, _ = dpo_loss(model, ref, winner, loser, b, 1000.0, 10, FLOW, torch.Generator().manual_seed(step))
+        loss, _ = dpo_loss(
+            model, ref, winner, loser, b, 1000.0, 10, FLOW, torch.Generator().manual_seed(step)
+        )
         loss.backward()
         opt.step()
     after, acc = margin()
@@ -93,7 +112,11 @@ def test_objective_with_generated_losers_and_resumable_cache():
     assert loser.shape == b["motion"].shape and torch.isfinite(loser).all()
     assert torch.equal(loser, loser_fn(b, seed=7))  # seeded
     # the user condition does not reach the loser: different user inputs, same loser
-    other = {**b, "user_audio": torch.randn_like(b["user_audio"]), "user_motion": torch.randn_like(b["user_motion"])}
+    other = {
+        **b,
+        "user_audio": torch.randn_like(b["user_audio"]),
+        "user_motion": torch.randn_like(b["user_motion"]),
+    }
     torch.testing.assert_close(loser_fn(other, seed=7), loser)
 
     objective = DPOObjective(ref, loser_fn, DPOConfig(), FLOW, block_size=10)
@@ -148,8 +171,21 @@ def test_run_dpo_end_to_end_and_incompatible_checkpoint(tmp_path):
     torch.manual_seed(0)
     stage1 = DFoT(micro_config())
     save_checkpoint(tmp_path / "stage1", stage1, stage1.cfg, None, {})
-    cfg = DPOConfig(train=TrainConfig(steps=2, batch_size=2, lr=1e-4, warmup_steps=1, log_every=1, val_every=2,
-                                      ckpt_every=2, val_windows=2, precision="fp32", device="cpu"), loser_nfe=2)
+    cfg = DPOConfig(
+        train=TrainConfig(
+            steps=2,
+            batch_size=2,
+            lr=1e-4,
+            warmup_steps=1,
+            log_every=1,
+            val_every=2,
+            ckpt_every=2,
+            val_windows=2,
+            precision="fp32",
+            device="cpu",
+        ),
+        loser_nfe=2,
+    )
     result = run_dpo(cfg, tmp_path / "stage1", data, tmp_path / "dpo")
     assert result.step == 2
     model, _, _ = load_checkpoint(tmp_path / "dpo" / "latest")

@@ -26,7 +26,7 @@ class ToyData:
     def __iter__(self):
         while self.pos + self.batch <= len(self.x):
             self.pos += self.batch
-            yield {"motion": self.x[self.pos - self.batch: self.pos]}
+            yield {"motion": self.x[self.pos - self.batch : self.pos]}
         self.pos = 0
 
     def state_dict(self):
@@ -52,13 +52,24 @@ def toy_model(dim: int = 6, seed: int = 0) -> nn.Module:
 
 
 def save_weights(directory: Path, module: nn.Module, extra: dict) -> None:
-    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(directory / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in module.state_dict().items()}, str(directory / "model.safetensors")
+    )
     (directory / "config.json").write_text(json.dumps(extra))
 
 
 def make_trainer(tmp_path, steps, **cfg_changes):
-    fields = dict(steps=steps, batch_size=4, lr=3e-3, warmup_steps=3, log_every=1, val_every=3, ckpt_every=2,
-                  val_windows=4, precision="fp32")
+    fields = dict(
+        steps=steps,
+        batch_size=4,
+        lr=3e-3,
+        warmup_steps=3,
+        log_every=1,
+        val_every=3,
+        ckpt_every=2,
+        val_windows=4,
+        precision="fp32",
+    )
     cfg = TrainConfig(**(fields | cfg_changes))
     data = ToyData()
     val = [{"motion": torch.randn(4, 6, generator=torch.Generator().manual_seed(9))}]
@@ -83,8 +94,11 @@ def test_resume_is_bitwise_identical(tmp_path):
     for a, b in zip(full.ema.model.parameters(), resumed.ema.model.parameters(), strict=True):
         assert torch.equal(a, b)
     # the resumed run's metrics continue the first half's log without duplicates
-    steps = [json.loads(line)["step"] for line in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()
-             if json.loads(line)["split"] == "train"]
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "train"
+    ]
     assert steps == list(range(1, 9))
 
 
@@ -119,8 +133,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_overfits_one_batch(tmp_path):
     torch.set_num_threads(1)
-    cfg = TrainConfig(steps=300, batch_size=4, lr=3e-3, warmup_steps=10, log_every=50, val_every=0,
-                      ckpt_every=1000, precision="fp32")
+    cfg = TrainConfig(
+        steps=300,
+        batch_size=4,
+        lr=3e-3,
+        warmup_steps=10,
+        log_every=50,
+        val_every=0,
+        ckpt_every=1000,
+        precision="fp32",
+    )
     batch = {"motion": torch.randn(4, 6, generator=torch.Generator().manual_seed(1))}
 
     def fixed_noise_loss(model, b, generator):  # same noise and times every step: a pure regression
@@ -133,8 +155,9 @@ def test_overfits_one_batch(tmp_path):
     assert result.train_loss < 0.03 * first
 
 
-@pytest.mark.parametrize("changes", [{"steps": 0}, {"user_condition": "sometimes"}, {"precision": "fp8"},
-                                     {"ema_decay": 1.0}])
+@pytest.mark.parametrize(
+    "changes", [{"steps": 0}, {"user_condition": "sometimes"}, {"precision": "fp8"}, {"ema_decay": 1.0}]
+)
 def test_bad_train_config(tmp_path, changes):
     with pytest.raises(ConfigError):
         make_trainer(tmp_path, **({"steps": 4} | changes))
@@ -142,20 +165,30 @@ def test_bad_train_config(tmp_path, changes):
 
 # ------------------------------------------------------------------ the real DFoT, loss, loader, checkpoint
 def real_trainer(tmp_path, data, out, steps, **changes):
-    from tests.train_helpers import micro_config
-
     from avatar_forcing.train.distributed import DistInfo
     from avatar_forcing.train.pretrain import build_trainer
+    from tests.train_helpers import micro_config
 
-    fields = dict(steps=steps, batch_size=3, lr=1e-3, warmup_steps=2, log_every=1, val_every=2, ckpt_every=2,
-                  val_windows=4, precision="fp32", device="cpu")
-    return build_trainer(TrainConfig(**(fields | changes)), data, tmp_path / out, DistInfo(), mcfg=micro_config())
+    fields = dict(
+        steps=steps,
+        batch_size=3,
+        lr=1e-3,
+        warmup_steps=2,
+        log_every=1,
+        val_every=2,
+        ckpt_every=2,
+        val_windows=4,
+        precision="fp32",
+        device="cpu",
+    )
+    return build_trainer(
+        TrainConfig(**(fields | changes)), data, tmp_path / out, DistInfo(), mcfg=micro_config()
+    )
 
 
 def test_real_pipeline_resumes_bitwise_and_writes_a_loadable_checkpoint(tmp_path):
-    from tests.train_helpers import make_corpus
-
     from avatar_forcing.model.checkpoint import load_checkpoint, read_config
+    from tests.train_helpers import make_corpus
 
     torch.set_num_threads(1)
     data = make_corpus(tmp_path / "corpus")
@@ -165,7 +198,9 @@ def test_real_pipeline_resumes_bitwise_and_writes_a_loadable_checkpoint(tmp_path
     resumed = real_trainer(tmp_path, data, "half", steps=6)
     assert resumed.resume() and resumed.step == 3
     resumed.fit()
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     assert resumed.train_data.state_dict()["batches"] == 6
 
@@ -178,12 +213,11 @@ def test_real_pipeline_resumes_bitwise_and_writes_a_loadable_checkpoint(tmp_path
 
 
 def test_real_model_overfits_one_batch(tmp_path):
-    from tests.train_helpers import make_corpus, micro_config
-
     from avatar_forcing.data.loader import LoaderConfig, TrainLoader
     from avatar_forcing.model.dfot import DFoT
     from avatar_forcing.model.flow import diffusion_forcing_loss
     from avatar_forcing.train.pretrain import flow_config
+    from tests.train_helpers import make_corpus, micro_config
 
     torch.set_num_threads(1)
     batch = next(iter(TrainLoader(make_corpus(tmp_path / "corpus"), LoaderConfig(window=20, batch_size=2))))
@@ -195,16 +229,25 @@ def test_real_model_overfits_one_batch(tmp_path):
     torch.manual_seed(0)
     model = DFoT(micro_config(width=64, depth=2))
     first = float(fixed(model, batch, None)[0].detach())
-    cfg = TrainConfig(steps=250, batch_size=2, lr=3e-3, warmup_steps=20, log_every=50, val_every=0,
-                      ckpt_every=10_000, precision="fp32", device="cpu", ema_decay=0.0)
+    cfg = TrainConfig(
+        steps=250,
+        batch_size=2,
+        lr=3e-3,
+        warmup_steps=20,
+        log_every=50,
+        val_every=0,
+        ckpt_every=10_000,
+        precision="fp32",
+        device="cpu",
+        ema_decay=0.0,
+    )
     result = Trainer(cfg, model, fixed, [batch], tmp_path / "run", lambda *a: None).fit()
     assert result.train_loss < 0.05 * first
 
 
 def test_config_errors_before_training(tmp_path):
-    from tests.train_helpers import micro_config
-
     from avatar_forcing.train.pretrain import check_config
+    from tests.train_helpers import micro_config
 
     with pytest.raises(ConfigError, match="multiple of B"):
         check_config(micro_config(window=25))

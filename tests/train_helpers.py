@@ -24,9 +24,15 @@ def make_corpus(root: Path, train: int = 4, heldout: int = 1, frames: int = 60, 
 
     def participant() -> Participant:
         t = np.linspace(0, 6, frames, dtype=np.float32)[:, None]
-        motion = (0.3 * np.sin(t * rng.uniform(0.5, 2, MOTION_DIM)) + 0.05 * rng.standard_normal((frames, MOTION_DIM)))
-        return Participant(motion.astype(np.float32), rng.standard_normal((frames, FEATURE_DIM)).astype(np.float32),
-                           np.ones(frames, bool), np.zeros(MOTION_DIM, np.float32))
+        motion = 0.3 * np.sin(t * rng.uniform(0.5, 2, MOTION_DIM)) + 0.05 * rng.standard_normal(
+            (frames, MOTION_DIM)
+        )
+        return Participant(
+            motion.astype(np.float32),
+            rng.standard_normal((frames, FEATURE_DIM)).astype(np.float32),
+            np.ones(frames, bool),
+            np.zeros(MOTION_DIM, np.float32),
+        )
 
     for split, count in (("train", train), ("heldout", heldout)):
         convs = [Conversation(f"{split}{i}", split, [participant(), participant()]) for i in range(count)]

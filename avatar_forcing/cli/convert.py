@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def convert_motion(path: Path, output: Path) -> dict:
     """Hook for the motion auto-encoder: the LIA backend provides `convert_official(path, output) -> dict`."""
     try:
-        from avatar_forcing.motion.lia.convert import convert_official
+        from avatar_forcing.motion.lia.official import convert_official
     except ImportError:
         raise ConfigError("--motion: the learned motion backend (motion/lia) is not available yet") from None
     return convert_official(path, output)

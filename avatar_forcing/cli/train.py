@@ -27,17 +27,38 @@ from avatar_forcing.train.config import (
 )
 
 # CLI flag -> TrainConfig field (flags left unset keep the preset's value)
-TRAIN_FLAGS = {"steps": "steps", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr",
-               "warmup": "warmup_steps", "user_condition": "user_condition", "precision": "precision",
-               "val_every": "val_every", "ckpt_every": "ckpt_every", "workers": "num_workers",
-               "device": "device", "seed": "seed"}
-DPO_FLAGS = {"beta": "beta", "lam": "lam", "loser_source": "loser_source", "loser_checkpoint": "loser_checkpoint",
-             "loser_mode": "loser_mode", "loser_nfe": "loser_nfe"}
+TRAIN_FLAGS = {
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "grad_accum": "grad_accum",
+    "lr": "lr",
+    "warmup": "warmup_steps",
+    "user_condition": "user_condition",
+    "precision": "precision",
+    "val_every": "val_every",
+    "ckpt_every": "ckpt_every",
+    "workers": "num_workers",
+    "device": "device",
+    "seed": "seed",
+}
+DPO_FLAGS = {
+    "beta": "beta",
+    "lam": "lam",
+    "loser_source": "loser_source",
+    "loser_checkpoint": "loser_checkpoint",
+    "loser_mode": "loser_mode",
+    "loser_nfe": "loser_nfe",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stage", nargs="?", choices=("pretrain", "dpo"), default="pretrain",
-                        help="pretrain (default): diffusion forcing; dpo: preference fine-tuning")
+    parser.add_argument(
+        "stage",
+        nargs="?",
+        choices=("pretrain", "dpo"),
+        default="pretrain",
+        help="pretrain (default): diffusion forcing; dpo: preference fine-tuning",
+    )
     parser.add_argument("--preset", default="tiny", choices=sorted(TRAIN_PRESETS), help="training preset")
     parser.add_argument("--config", type=Path, default=None, help="JSON/YAML TrainConfig (DPOConfig for dpo)")
     parser.add_argument("--data", required=True, help="conversation corpus directory (`avatar-forcing data`)")
@@ -48,8 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--warmup", type=int, help="linear warm-up steps")
-    parser.add_argument("--user-condition", choices=USER_CONDITIONS,
-                        help="normal: 10%% CFG dropout; drop_always: the talking-only ablation model")
+    parser.add_argument(
+        "--user-condition",
+        choices=USER_CONDITIONS,
+        help="normal: 10%% CFG dropout; drop_always: the talking-only ablation model",
+    )
     parser.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 on CUDA, fp32 on the CPU")
     parser.add_argument("--val-every", type=int, help="steps between validation passes")
     parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
@@ -60,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_argument("--from", dest="from_checkpoint", help="stage-1 checkpoint directory (dpo)")
     dpo.add_argument("--beta", type=float, help="DPO beta (default 1000)")
     dpo.add_argument("--lam", type=float, help="weight of L_DPO (default 0.1)")
-    dpo.add_argument("--loser-source", choices=LOSER_SOURCES, help="self: stage-1 model without user conditions")
+    dpo.add_argument(
+        "--loser-source", choices=LOSER_SOURCES, help="self: stage-1 model without user conditions"
+    )
     dpo.add_argument("--loser-checkpoint", help="talking-only checkpoint for --loser-source checkpoint")
     dpo.add_argument("--loser-mode", choices=LOSER_MODES, help="generate losers per step or once per chunk")
     dpo.add_argument("--loser-nfe", type=int, help="Euler steps when generating losers")
@@ -88,7 +114,9 @@ def _run_dpo(args: argparse.Namespace) -> int:
     from avatar_forcing.train.dpo import run_dpo
 
     if not args.from_checkpoint:
-        raise ConfigError("`train dpo` needs --from CKPT, a stage-1 checkpoint directory (e.g. runs/tiny/latest)")
+        raise ConfigError(
+            "`train dpo` needs --from CKPT, a stage-1 checkpoint directory (e.g. runs/tiny/latest)"
+        )
     cfg = config_io.load(DPOConfig, args.config) if args.config else dpo_preset(args.preset)
     cfg.train = config_io.override(cfg.train, **_flags(args, TRAIN_FLAGS))
     cfg = config_io.override(cfg, **_flags(args, DPO_FLAGS))
@@ -100,6 +128,8 @@ def _run_dpo(args: argparse.Namespace) -> int:
 
 def _report(result) -> None:
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"
-    print(f"done: step {result.step}, train loss {result.train_loss:.4f}, val loss (EMA) {val}, "
-          f"{result.seconds / 60:.1f} min; checkpoint {result.out_dir / 'latest'}, "
-          f"curve {result.out_dir / 'loss_curve.png'}")
+    print(
+        f"done: step {result.step}, train loss {result.train_loss:.4f}, val loss (EMA) {val}, "
+        f"{result.seconds / 60:.1f} min; checkpoint {result.out_dir / 'latest'}, "
+        f"curve {result.out_dir / 'loss_curve.png'}"
+    )

@@ -61,8 +61,7 @@ def measure_throughput(bc: BenchTrainConfig) -> dict[str, float]:
     g = torch.Generator().manual_seed(bc.seed)
     batches = [random_batch(mcfg, tcfg.batch_size, g) for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(tcfg, model, df_loss(FlowConfig()), batches, tmp,
-                          save_model=lambda *a: None)
+        trainer = Trainer(tcfg, model, df_loss(FlowConfig()), batches, tmp, save_model=lambda *a: None)
         for _ in range(bc.warmup):
             trainer.train_step()
         start = time.perf_counter()
@@ -70,10 +69,17 @@ def measure_throughput(bc: BenchTrainConfig) -> dict[str, float]:
             trainer.train_step()
         seconds = time.perf_counter() - start
     steps_per_s = bc.steps / seconds
-    return {"preset": bc.preset, "device": str(trainer.device), "threads": torch.get_num_threads(),
-            "params": model.num_parameters(), "batch_size": tcfg.batch_size, "window": mcfg.window,
-            "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * tcfg.batch_size,
-            "frames_per_s": steps_per_s * tcfg.batch_size * mcfg.window}
+    return {
+        "preset": bc.preset,
+        "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
+        "params": model.num_parameters(),
+        "batch_size": tcfg.batch_size,
+        "window": mcfg.window,
+        "steps_per_s": steps_per_s,
+        "samples_per_s": steps_per_s * tcfg.batch_size,
+        "frames_per_s": steps_per_s * tcfg.batch_size * mcfg.window,
+    }
 
 
 def count_flops(preset: str, nfe: int = SamplerConfig().nfe) -> dict[str, float]:
@@ -102,9 +108,14 @@ def count_flops(preset: str, nfe: int = SamplerConfig().nfe) -> dict[str, float]
         counter = FlopCounterMode(display=False)
         with counter:
             stream.step(*cond, user_motion)
-    return {"flops_preset": preset, "flops_params": model.num_parameters(),
-            "train_flops_per_window": train_flops, "train_flops_per_block": train_flops / blocks,
-            "infer_flops_per_block": counter.get_total_flops(), "nfe": nfe}
+    return {
+        "flops_preset": preset,
+        "flops_params": model.num_parameters(),
+        "train_flops_per_window": train_flops,
+        "train_flops_per_block": train_flops / blocks,
+        "infer_flops_per_block": counter.get_total_flops(),
+        "nfe": nfe,
+    }
 
 
 def bench_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,23 +130,33 @@ def bench_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_train_run(args: argparse.Namespace) -> int:
-    bc = BenchTrainConfig(args.preset, args.steps, args.warmup, args.batch_size, args.threads, args.flops_preset)
+    bc = BenchTrainConfig(
+        args.preset, args.steps, args.warmup, args.batch_size, args.threads, args.flops_preset
+    )
     if bc.threads:
         torch.set_num_threads(bc.threads)
     result = measure_throughput(bc)
-    print(f"training throughput, preset {result['preset']} ({result['params'] / 1e6:.2f}M params) on "
-          f"{result['device']} with {result['threads']} threads, batch {result['batch_size']} x "
-          f"{result['window']} frames:")
-    print(f"  {result['steps_per_s']:.2f} steps/s   {result['samples_per_s']:.1f} samples (windows)/s   "
-          f"{result['frames_per_s']:.0f} frames/s")
+    print(
+        f"training throughput, preset {result['preset']} ({result['params'] / 1e6:.2f}M params) on "
+        f"{result['device']} with {result['threads']} threads, batch {result['batch_size']} x "
+        f"{result['window']} frames:"
+    )
+    print(
+        f"  {result['steps_per_s']:.2f} steps/s   {result['samples_per_s']:.1f} samples (windows)/s   "
+        f"{result['frames_per_s']:.0f} frames/s"
+    )
     if bc.flops_preset:
         flops = count_flops(bc.flops_preset)
         result |= flops
         print(f"FLOPs, preset {flops['flops_preset']} ({flops['flops_params'] / 1e6:.1f}M params):")
-        print(f"  training (fwd+bwd): {flops['train_flops_per_block'] / 1e9:.1f} GFLOP per block "
-              f"({flops['train_flops_per_window'] / 1e9:.1f} per window)")
-        print(f"  streaming inference: {flops['infer_flops_per_block'] / 1e9:.1f} GFLOP per block "
-              f"({flops['nfe']} NFE x 3 CFG branches + cache pass)")
+        print(
+            f"  training (fwd+bwd): {flops['train_flops_per_block'] / 1e9:.1f} GFLOP per block "
+            f"({flops['train_flops_per_window'] / 1e9:.1f} per window)"
+        )
+        print(
+            f"  streaming inference: {flops['infer_flops_per_block'] / 1e9:.1f} GFLOP per block "
+            f"({flops['nfe']} NFE x 3 CFG branches + cache pass)"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

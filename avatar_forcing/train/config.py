@@ -58,7 +58,9 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.val_every < 0 or self.num_workers < 0:
             raise ConfigError("train.warmup_steps, grad_clip, val_every and num_workers must be >= 0")
         if self.user_condition not in USER_CONDITIONS:
-            raise ConfigError(f"train.user_condition must be one of {USER_CONDITIONS}, got {self.user_condition!r}")
+            raise ConfigError(
+                f"train.user_condition must be one of {USER_CONDITIONS}, got {self.user_condition!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -67,8 +69,11 @@ class TrainConfig:
 class DPOConfig:
     """Stage 2: L = L_DF + lam * L_DPO, starting from a stage-1 checkpoint (which is also v_ref)."""
 
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=5000, lr=1e-5, warmup_steps=100, val_every=250, ckpt_every=500))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=5000, lr=1e-5, warmup_steps=100, val_every=250, ckpt_every=500
+        )
+    )
     beta: float = 1000.0  # scales the per-element mean L1 differences (see dpo.py for why mean)
     lam: float = 0.1  # weight of L_DPO against L_DF
     # Losers: "self" = the frozen stage-1 model with both user conditions dropped; "checkpoint" = a
@@ -87,7 +92,9 @@ class DPOConfig:
         if self.loser_source not in LOSER_SOURCES:
             raise ConfigError(f"dpo.loser_source must be one of {LOSER_SOURCES}, got {self.loser_source!r}")
         if self.loser_source == "checkpoint" and not self.loser_checkpoint:
-            raise ConfigError("dpo.loser_source 'checkpoint' needs dpo.loser_checkpoint (a talking-only model)")
+            raise ConfigError(
+                "dpo.loser_source 'checkpoint' needs dpo.loser_checkpoint (a talking-only model)"
+            )
         if self.loser_mode not in LOSER_MODES:
             raise ConfigError(f"dpo.loser_mode must be one of {LOSER_MODES}, got {self.loser_mode!r}")
         if self.loser_nfe < 1 or self.loser_cache_windows < 1:
@@ -96,11 +103,29 @@ class DPOConfig:
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # CPU-sized: learns the synthetic corpus in well under an hour on 2 cores.
-    "tiny": TrainConfig(model_preset="tiny", steps=3000, batch_size=16, lr=3e-4, warmup_steps=200,
-                        ema_decay=0.995, val_every=200, val_windows=64, ckpt_every=500),
+    "tiny": TrainConfig(
+        model_preset="tiny",
+        steps=3000,
+        batch_size=16,
+        lr=3e-4,
+        warmup_steps=200,
+        ema_decay=0.995,
+        val_every=200,
+        val_windows=64,
+        ckpt_every=500,
+    ),
     # The paper's recipe: Adam, lr 1e-4, batch 8 (per GPU here), bf16 on GPU.
-    "paper": TrainConfig(model_preset="paper", steps=200_000, batch_size=8, lr=1e-4, warmup_steps=1000,
-                         ema_decay=0.9999, val_every=2000, val_windows=256, ckpt_every=5000),
+    "paper": TrainConfig(
+        model_preset="paper",
+        steps=200_000,
+        batch_size=8,
+        lr=1e-4,
+        warmup_steps=1000,
+        ema_decay=0.9999,
+        val_every=2000,
+        val_windows=256,
+        ckpt_every=5000,
+    ),
 }
 
 
@@ -111,11 +136,17 @@ def train_preset(name: str) -> TrainConfig:
 
 
 DPO_PRESETS: dict[str, DPOConfig] = {
-    "tiny": DPOConfig(train=dataclasses.replace(TRAIN_PRESETS["tiny"], steps=500, lr=3e-5, warmup_steps=50,
-                                                val_every=100, ckpt_every=250)),
+    "tiny": DPOConfig(
+        train=dataclasses.replace(
+            TRAIN_PRESETS["tiny"], steps=500, lr=3e-5, warmup_steps=50, val_every=100, ckpt_every=250
+        )
+    ),
     # Paper: 5k fine-tuning steps.
-    "paper": DPOConfig(train=dataclasses.replace(TRAIN_PRESETS["paper"], steps=5000, lr=1e-5, warmup_steps=100,
-                                                 val_every=500, ckpt_every=1000)),
+    "paper": DPOConfig(
+        train=dataclasses.replace(
+            TRAIN_PRESETS["paper"], steps=5000, lr=1e-5, warmup_steps=100, val_every=500, ckpt_every=1000
+        )
+    ),
 }
 
 

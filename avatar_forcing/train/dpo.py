@@ -56,9 +56,17 @@ def window_errors(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.float() - target.float()).abs().mean(dim=tuple(range(1, pred.ndim)))
 
 
-def dpo_loss(model: nn.Module, ref_model: nn.Module, winner: torch.Tensor, loser: torch.Tensor,
-             conds: Batch, beta: float, block_size: int, flow: FlowConfig,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def dpo_loss(
+    model: nn.Module,
+    ref_model: nn.Module,
+    winner: torch.Tensor,
+    loser: torch.Tensor,
+    conds: Batch,
+    beta: float,
+    block_size: int,
+    flow: FlowConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """L_DPO for windows of winner/loser motion (B, N, D) under full conditions.
 
     Stats: preference accuracy (share of pairs where the policy's implicit reward prefers the winner)
@@ -94,9 +102,16 @@ def sampler_loser(model: nn.Module, sampler: SamplerConfig) -> LoserFn:
 
     def generate(batch: Batch, seed: int) -> torch.Tensor:
         motion = batch["motion"]
-        out = generate_offline(model, talking_only, batch["avatar_audio"].float(), batch["user_audio"].float(),
-                               batch["user_motion"].float(), batch["reference"].float(),
-                               num_frames=motion.shape[1], seed=seed)
+        out = generate_offline(
+            model,
+            talking_only,
+            batch["avatar_audio"].float(),
+            batch["user_audio"].float(),
+            batch["user_motion"].float(),
+            batch["reference"].float(),
+            num_frames=motion.shape[1],
+            seed=seed,
+        )
         return out.to(motion.device, motion.dtype)
 
     return generate
@@ -108,22 +123,34 @@ class DPOObjective:
     A batch may carry precomputed losers under ``"loser"`` (epoch cache); otherwise they are generated
     here, with a seed drawn from ``generator`` so that a resumed run regenerates the same ones."""
 
-    def __init__(self, ref_model: nn.Module, loser_fn: LoserFn, cfg: DPOConfig, flow: FlowConfig,
-                 block_size: int):
+    def __init__(
+        self, ref_model: nn.Module, loser_fn: LoserFn, cfg: DPOConfig, flow: FlowConfig, block_size: int
+    ):
         self.ref_model = ref_model.eval().requires_grad_(False)
         self.loser_fn = loser_fn
         self.cfg, self.flow, self.block_size = cfg, flow, block_size
         # Winner/loser times span the same range as pretraining; no condition dropout in the DPO term.
         self.dpo_flow = dataclasses.replace(flow, p_drop_avatar=0.0, p_drop_user=0.0)
 
-    def __call__(self, model: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    def __call__(
+        self, model: nn.Module, batch: Batch, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict]:
         df, df_stats = diffusion_forcing_loss(model, batch, self.flow, generator)
         loser = batch.get("loser")
         if loser is None:
             seed = int(torch.randint(SEED_RANGE, (), generator=generator))
             loser = self.loser_fn(batch, seed)
-        dpo, stats = dpo_loss(model, self.ref_model, batch["motion"], loser, batch, self.cfg.beta,
-                              self.block_size, self.dpo_flow, generator)
+        dpo, stats = dpo_loss(
+            model,
+            self.ref_model,
+            batch["motion"],
+            loser,
+            batch,
+            self.cfg.beta,
+            self.block_size,
+            self.dpo_flow,
+            generator,
+        )
         loss = df + self.cfg.lam * dpo
         return loss, {**stats, "df_loss": df_stats["loss"], "loss": loss.item()}
 
@@ -163,7 +190,7 @@ class CachedLosers:
     def __iter__(self) -> Iterator[Batch]:
         while True:
             cached = self._fill()
-            for batch in cached[self.offset:]:
+            for batch in cached[self.offset :]:
                 self.offset += 1
                 yield batch
             self.chunk, self.offset = self.chunk + 1, 0
@@ -183,11 +210,15 @@ def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | No
     """A stage-1 checkpoint must fit the data (and a loser checkpoint must fit the policy)."""
     if reference is not None:
         keys = ("motion_dim", "user_motion_dim", "audio_dim", "window")
-        diff = [f"{k} {getattr(mcfg, k)} vs {getattr(reference, k)}" for k in keys
-                if getattr(mcfg, k) != getattr(reference, k)]
+        diff = [
+            f"{k} {getattr(mcfg, k)} vs {getattr(reference, k)}"
+            for k in keys
+            if getattr(mcfg, k) != getattr(reference, k)
+        ]
         if diff:
-            raise CheckpointError(f"loser checkpoint {source} does not match the model being fine-tuned: "
-                                  + ", ".join(diff))
+            raise CheckpointError(
+                f"loser checkpoint {source} does not match the model being fine-tuned: " + ", ".join(diff)
+            )
     try:
         check_config(mcfg)
     except ConfigError as exc:
@@ -196,21 +227,31 @@ def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | No
 
 def renormalized(loser_fn: LoserFn, source: MotionStats | None, target: MotionStats | None) -> LoserFn:
     """Losers from a model trained with other normalization stats, mapped into the policy's."""
-    if source is None or target is None or (np.array_equal(source.mean, target.mean)
-                                            and np.array_equal(source.std, target.std)):
+    if (
+        source is None
+        or target is None
+        or (np.array_equal(source.mean, target.mean) and np.array_equal(source.std, target.std))
+    ):
         return loser_fn
 
     def convert(batch: Batch, seed: int) -> torch.Tensor:
         m = loser_fn(batch, seed)
-        mean_s, std_s, mean_t, std_t = (torch.as_tensor(a, device=m.device)
-                                        for a in (source.mean, source.std, target.mean, target.std))
+        mean_s, std_s, mean_t, std_t = (
+            torch.as_tensor(a, device=m.device) for a in (source.mean, source.std, target.mean, target.std)
+        )
         return ((m * std_s + mean_s) - mean_t) / std_t
 
     return convert
 
 
-def run_dpo(cfg: DPOConfig, from_checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
-            resume: bool = False, sampler: SamplerConfig = SamplerConfig()) -> TrainResult:
+def run_dpo(
+    cfg: DPOConfig,
+    from_checkpoint: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    sampler: SamplerConfig = SamplerConfig(),
+) -> TrainResult:
     """Stage 2 from a stage-1 checkpoint; under torchrun every rank calls this."""
     cfg.validate()
     policy, mcfg, stats = load_checkpoint(from_checkpoint)
@@ -229,11 +270,26 @@ def run_dpo(cfg: DPOConfig, from_checkpoint: str | Path, data_dir: str | Path, o
         flow = flow_config(cfg.train.user_condition)
         objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
-        trainer = build_trainer(cfg.train, data_dir, out_dir, dist, model=policy.train().requires_grad_(True),
-                                mcfg=mcfg, loss_fn=objective, extra=extra, stats=stats, log_name="DPO")
+        trainer = build_trainer(
+            cfg.train,
+            data_dir,
+            out_dir,
+            dist,
+            model=policy.train().requires_grad_(True),
+            mcfg=mcfg,
+            loss_fn=objective,
+            extra=extra,
+            stats=stats,
+            log_name="DPO",
+        )
         if cfg.loser_mode == "epoch_cache":
-            trainer.train_data = CachedLosers(trainer.train_data, loser_fn, cfg.loser_cache_windows,
-                                              cfg.train.batch_size, cfg.train.seed + dist.rank)
+            trainer.train_data = CachedLosers(
+                trainer.train_data,
+                loser_fn,
+                cfg.loser_cache_windows,
+                cfg.train.batch_size,
+                cfg.train.seed + dist.rank,
+            )
         if resume and trainer.resume() and dist.is_main:
             print(f"resumed from {Path(out_dir) / 'latest'} at step {trainer.step}")
         return trainer.fit()

@@ -16,8 +16,14 @@ CURVE_FILE = "loss_curve.png"
 
 
 class RunLogger:
-    def __init__(self, out_dir: str | Path, total_steps: int, start_step: int = 0, enabled: bool = True,
-                 tensorboard: bool = True):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        total_steps: int,
+        start_step: int = 0,
+        enabled: bool = True,
+        tensorboard: bool = True,
+    ):
         self.enabled = enabled
         self.out_dir = Path(out_dir)
         self._tb = None
@@ -104,7 +110,9 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
     if val:
         ax.plot(*zip(*val, strict=True), "o-", color="tab:orange", lw=1.5, ms=3, label="val")
     if val_ema:
-        ax.plot(*zip(*val_ema, strict=True), "s--", color="tab:green", lw=1.2, ms=3, label="val (EMA weights)")
+        ax.plot(
+            *zip(*val_ema, strict=True), "s--", color="tab:green", lw=1.2, ms=3, label="val (EMA weights)"
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -31,7 +31,7 @@ from avatar_forcing.train.trainer import Batch, LossFn, SaveModelFn, Trainer, Tr
 
 
 def flow_config(user_condition: str, base: FlowConfig = FlowConfig()) -> FlowConfig:
-    """"drop_always" trains the talking-only ablation: the user condition is never seen."""
+    """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
     return dataclasses.replace(base, p_drop_user=1.0) if user_condition == "drop_always" else base
 
 
@@ -46,11 +46,14 @@ def check_config(mcfg: ModelConfig, motion_dim: int = MOTION_DIM, feature_dim: i
     """Sizes must agree with each other and with the data before any training starts."""
     mcfg.validate()  # window a multiple of B, heads dividing the width, ...
     if mcfg.motion_dim != motion_dim or mcfg.user_motion_dim != motion_dim:
-        raise ConfigError(f"the model's motion dimension ({mcfg.motion_dim}, user {mcfg.user_motion_dim}) "
-                          f"differs from the data's ({motion_dim})")
+        raise ConfigError(
+            f"the model's motion dimension ({mcfg.motion_dim}, user {mcfg.user_motion_dim}) "
+            f"differs from the data's ({motion_dim})"
+        )
     if mcfg.audio_dim != feature_dim:
-        raise ConfigError(f"the model's audio feature dimension ({mcfg.audio_dim}) differs from the data's "
-                          f"({feature_dim})")
+        raise ConfigError(
+            f"the model's audio feature dimension ({mcfg.audio_dim}) differs from the data's ({feature_dim})"
+        )
 
 
 def feature_config(data_dir: str | Path) -> dict[str, Any]:
@@ -61,8 +64,9 @@ def feature_config(data_dir: str | Path) -> dict[str, Any]:
     return info.get("feature_config") or {"kind": "log_mel", **config_io.to_dict(LogMelConfig())}
 
 
-def validation_batches(data_dir: str | Path, window: int, count: int, batch_size: int,
-                       stats: MotionStats | None = None) -> list[Batch]:
+def validation_batches(
+    data_dir: str | Path, window: int, count: int, batch_size: int, stats: MotionStats | None = None
+) -> list[Batch]:
     """``count`` held-out windows spread evenly over the held-out split (fixed across runs)."""
     try:
         heldout = HeldoutWindows(data_dir, window)
@@ -72,8 +76,10 @@ def validation_batches(data_dir: str | Path, window: int, count: int, batch_size
         heldout.corpus.stats = stats
     picks = np.unique(np.linspace(0, len(heldout) - 1, min(count, len(heldout))).round().astype(int))
     items = [heldout[int(i)] for i in picks]
-    return [{k: torch.stack([it[k] for it in items[i:i + batch_size]]) for k in items[0]}
-            for i in range(0, len(items), batch_size)]
+    return [
+        {k: torch.stack([it[k] for it in items[i : i + batch_size]]) for k in items[0]}
+        for i in range(0, len(items), batch_size)
+    ]
 
 
 def checkpoint_writer(mcfg: ModelConfig, stats: MotionStats, extra: dict[str, Any]) -> SaveModelFn:
@@ -85,10 +91,18 @@ def checkpoint_writer(mcfg: ModelConfig, stats: MotionStats, extra: dict[str, An
     return write
 
 
-def build_trainer(tcfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, dist: DistInfo,
-                  model: nn.Module | None = None, mcfg: ModelConfig | None = None,
-                  loss_fn: LossFn | None = None, extra: dict[str, Any] | None = None,
-                  stats: MotionStats | None = None, log_name: str = "diffusion forcing") -> Trainer:
+def build_trainer(
+    tcfg: TrainConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    dist: DistInfo,
+    model: nn.Module | None = None,
+    mcfg: ModelConfig | None = None,
+    loss_fn: LossFn | None = None,
+    extra: dict[str, Any] | None = None,
+    stats: MotionStats | None = None,
+    log_name: str = "diffusion forcing",
+) -> Trainer:
     """Model (from the preset unless given), data, loss and checkpoint writer -> a ready Trainer.
 
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
@@ -98,18 +112,38 @@ def build_trainer(tcfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, 
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats
-    val = validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats) if dist.is_main else []
+    val = (
+        validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats)
+        if dist.is_main
+        else []
+    )
     if model is None:
         torch.manual_seed(tcfg.seed)  # every rank builds the same initial weights
         model = DFoT(mcfg)
     flow = flow_config(tcfg.user_condition)
-    extra = {"feature_config": feature_config(data_dir), "flow_config": config_io.to_dict(flow), **(extra or {})}
+    extra = {
+        "feature_config": feature_config(data_dir),
+        "flow_config": config_io.to_dict(flow),
+        **(extra or {}),
+    }
     save = checkpoint_writer(mcfg, train_data.stats, extra)
-    return Trainer(tcfg, model, loss_fn or df_loss(flow), train_data, out_dir, save, val_batches=val,
-                   val_loss_fn=df_loss(flow), dist=dist, log_name=log_name)
+    return Trainer(
+        tcfg,
+        model,
+        loss_fn or df_loss(flow),
+        train_data,
+        out_dir,
+        save,
+        val_batches=val,
+        val_loss_fn=df_loss(flow),
+        dist=dist,
+        log_name=log_name,
+    )
 
 
-def pretrain(tcfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False) -> TrainResult:
+def pretrain(
+    tcfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False
+) -> TrainResult:
     """Run (or continue) stage 1; under torchrun every rank calls this."""
     tcfg.validate()
     dist = distributed.setup(tcfg.device)

@@ -26,8 +26,13 @@ STATE_JSON = "train_state.json"
 STATE_VERSION = 1
 
 
-def save_train_state(directory: Path, model: dict[str, torch.Tensor], ema: dict[str, torch.Tensor],
-                     optimizer: torch.optim.Optimizer, info: dict[str, Any]) -> None:
+def save_train_state(
+    directory: Path,
+    model: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    info: dict[str, Any],
+) -> None:
     tensors = {f"model.{k}": v for k, v in model.items()} | {f"ema.{k}": v for k, v in ema.items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
@@ -39,13 +44,17 @@ def save_train_state(directory: Path, model: dict[str, torch.Tensor], ema: dict[
                 scalars.setdefault(str(idx), {})[name] = value
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     save_file(tensors, str(directory / STATE_TENSORS))
-    meta = {"version": STATE_VERSION, "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
-            **info}
+    meta = {
+        "version": STATE_VERSION,
+        "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
+        **info,
+    }
     (directory / STATE_JSON).write_text(json.dumps(meta, indent=1))
 
 
-def load_train_state(directory: Path, optimizer: torch.optim.Optimizer
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+def load_train_state(
+    directory: Path, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
     """Restore the optimizer in place; return (raw model weights, EMA weights, info)."""
     try:
         meta = json.loads((directory / STATE_JSON).read_text())
@@ -53,10 +62,11 @@ def load_train_state(directory: Path, optimizer: torch.optim.Optimizer
     except (OSError, ValueError, SafetensorError) as exc:
         raise CheckpointError(f"cannot resume from {directory}: unreadable training state ({exc})") from None
     if meta.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{directory} has training-state version {meta.get('version')}, "
-                              f"this code reads {STATE_VERSION}")
-    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    ema = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        raise CheckpointError(
+            f"{directory} has training-state version {meta.get('version')}, this code reads {STATE_VERSION}"
+        )
+    model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    ema = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -86,8 +96,11 @@ def save_rng(directory: Path, rank: int, generator: torch.Generator, extra: dict
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{i}"] = s
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    meta = {"numpy": [kind, keys.tolist(), pos, has_gauss, cached], "python": _jsonable(random.getstate()),
-            **extra}
+    meta = {
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "python": _jsonable(random.getstate()),
+        **extra,
+    }
     save_file(tensors, str(directory / rng_file(rank)), metadata={"state": json.dumps(meta)})
 
 
@@ -98,8 +111,10 @@ def load_rng(directory: Path, rank: int, generator: torch.Generator) -> dict[str
             meta = json.loads(f.metadata()["state"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (OSError, KeyError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot resume rank {rank} from {path}: {exc} "
-                              "(was the run saved with a different number of processes?)") from None
+        raise CheckpointError(
+            f"cannot resume rank {rank} from {path}: {exc} "
+            "(was the run saved with a different number of processes?)"
+        ) from None
     torch.set_rng_state(tensors["torch"])
     generator.set_state(tensors["generator"])
     cuda = [tensors[f"cuda.{i}"] for i in range(len(tensors)) if f"cuda.{i}" in tensors]

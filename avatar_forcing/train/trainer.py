@@ -81,10 +81,20 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, train_data: BatchSource | Iterable,
-                 out_dir: str | Path, save_model: SaveModelFn, val_batches: list[Batch] | None = None,
-                 val_loss_fn: LossFn | None = None, dist: DistInfo | None = None,
-                 extra_config: dict[str, Any] | None = None, log_name: str = "train"):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_data: BatchSource | Iterable,
+        out_dir: str | Path,
+        save_model: SaveModelFn,
+        val_batches: list[Batch] | None = None,
+        val_loss_fn: LossFn | None = None,
+        dist: DistInfo | None = None,
+        extra_config: dict[str, Any] | None = None,
+        log_name: str = "train",
+    ):
         cfg.validate()
         self.cfg = cfg
         self.dist = dist or DistInfo(device=distributed.pick_device(cfg.device))
@@ -100,8 +110,9 @@ class Trainer:
         self.extra_config = extra_config or {}
         self.log_name = log_name
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                          weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
         self.ema = EMA(self.model, cfg.ema_decay)
         # Every rank draws different noise; the seed is fixed so runs are reproducible.
         self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + self.dist.rank)
@@ -128,9 +139,17 @@ class Trainer:
                 logger.advance()
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     dt = time.perf_counter() - t0
-                    logger.log(self.step, "train", {"loss": loss, "grad_norm": grad_norm,
-                                                    "lr": self.optimizer.param_groups[0]["lr"],
-                                                    "steps_per_s": 1.0 / max(dt, 1e-9), **stats})
+                    logger.log(
+                        self.step,
+                        "train",
+                        {
+                            "loss": loss,
+                            "grad_norm": grad_norm,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "steps_per_s": 1.0 / max(dt, 1e-9),
+                            **stats,
+                        },
+                    )
                 if (cfg.val_every and self.step % cfg.val_every == 0) or self.step == cfg.steps:
                     self._validate(logger)
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
@@ -142,8 +161,9 @@ class Trainer:
             logger.close()
         if self.dist.is_main:
             plot_loss_curve(self.out_dir / "metrics.jsonl", self.out_dir / CURVE_FILE, title=self.log_name)
-        return TrainResult(self.step, train_loss, self.last_val, self.best_val, time.perf_counter() - start,
-                           self.out_dir)
+        return TrainResult(
+            self.step, train_loss, self.last_val, self.best_val, time.perf_counter() - start, self.out_dir
+        )
 
     def train_step(self) -> tuple[float, dict[str, float], float]:
         cfg = self.cfg
@@ -169,9 +189,15 @@ class Trainer:
         bad = not (math.isfinite(total) and math.isfinite(grad_norm))
         if distributed.broadcast_flag(bad, self.device):
             latest = self.out_dir / LATEST
-            kept = f"the last good checkpoint is {latest}" if latest.is_dir() else "no checkpoint was written yet"
-            raise TrainingDiverged(f"loss became non-finite at step {self.step + 1} (loss {total}, grad norm "
-                                   f"{grad_norm}); stopped, {kept}. Try a lower lr or precision fp32.")
+            kept = (
+                f"the last good checkpoint is {latest}"
+                if latest.is_dir()
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"loss became non-finite at step {self.step + 1} (loss {total}, grad norm "
+                f"{grad_norm}); stopped, {kept}. Try a lower lr or precision fp32."
+            )
         self.optimizer.step()
         self.ema.update(self.model)
         return total, stats_sum, grad_norm
@@ -189,7 +215,9 @@ class Trainer:
                 raise AvatarForcingError("the training data yielded no windows") from None
 
     def _to_device(self, batch: Batch) -> Batch:
-        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        return {
+            k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+        }
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -238,8 +266,13 @@ class Trainer:
         if self.dist.is_main:
             _fresh(tmp)
             self.save_model(tmp, self.ema.model, self._model_extra())
-            info = {"step": self.step, "ema_updates": self.ema.updates, "best_val": self.best_val,
-                    "world_size": self.dist.world_size, "train_config": config_io.to_dict(self.cfg)}
+            info = {
+                "step": self.step,
+                "ema_updates": self.ema.updates,
+                "best_val": self.best_val,
+                "world_size": self.dist.world_size,
+                "train_config": config_io.to_dict(self.cfg),
+            }
             save_train_state(tmp, self.model.state_dict(), self.ema.state_dict(), self.optimizer, info)
         distributed.barrier()
         data_state = self.train_data.state_dict() if hasattr(self.train_data, "state_dict") else None
@@ -258,8 +291,10 @@ class Trainer:
             return False
         raw, ema, info = load_train_state(directory, self.optimizer)
         if info.get("world_size", 1) != self.dist.world_size:
-            raise CheckpointError(f"{directory} was saved by {info.get('world_size')} processes; resume it with "
-                                  f"the same number (this run has {self.dist.world_size})")
+            raise CheckpointError(
+                f"{directory} was saved by {info.get('world_size')} processes; resume it with "
+                f"the same number (this run has {self.dist.world_size})"
+            )
         try:
             self.model.load_state_dict(raw)
             self.ema.load_state_dict(ema, info["ema_updates"])

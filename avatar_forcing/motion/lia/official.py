@@ -56,40 +56,45 @@ def load_official_motion_autoencoder(flat: Mapping[str, torch.Tensor], cfg: LiaC
                                      source: str = "motion_autoencoder.pth") -> Generator:
     """Build a Generator from the authors' flat mapping; raises CheckpointError on the first bad key.
     The load report (loaded / unused keys) is attached as `generator.official_report`."""
-    generator = Generator(cfg or infer_lia_config(flat))
-    params = dict(generator.named_parameters())
-    buffers = dict(generator.named_buffers())
-    loaded: dict[str, torch.Tensor] = {}
+    cfg = cfg or infer_lia_config(flat)
+    with torch.device("meta"):  # check every key and shape before paying for a full-size allocation
+        skeleton = Generator(cfg)
+    params = dict(skeleton.named_parameters())
+    buffer_names = {PREFIX + k for k, _ in skeleton.named_buffers()}
     for key, ours in params.items():
         name = PREFIX + key
         if name not in flat:
             raise CheckpointError(f"{source}: missing key {name!r}")
-        value = flat[name]
-        if tuple(value.shape) != tuple(ours.shape):
-            raise CheckpointError(f"{source}: key {name!r} has shape {tuple(value.shape)}, "
-                                  f"expected {tuple(ours.shape)}")
-        if not value.is_floating_point():
-            raise CheckpointError(f"{source}: key {name!r} has dtype {value.dtype}, expected floating point")
-        loaded[key] = value.detach().to(torch.float32)
+        _check_tensor(flat[name], ours, name, source)
     unused = []
-    for name, value in flat.items():
-        key = name.removeprefix(PREFIX)
-        if name.startswith(PREFIX) and key in params:
+    for name in flat:
+        if name.startswith(PREFIX) and name.removeprefix(PREFIX) in params:
             continue
-        if name.startswith(PREFIX) and key in buffers:
-            ours = buffers[key]
-            if value.shape != ours.shape or not torch.allclose(value.float(), ours, atol=BUFFER_ATOL):
-                raise CheckpointError(f"{source}: buffer {name!r} disagrees with the blur kernel of this config")
-            unused.append(name)
-        elif name.startswith(FOREIGN_PREFIXES):
+        if name in buffer_names or name.startswith(FOREIGN_PREFIXES):
             unused.append(name)
         else:
             raise CheckpointError(f"{source}: unexpected key {name!r} (another architecture?)")
+    generator = Generator(cfg)
+    ours_buffers = dict(generator.named_buffers())
+    for name in unused:  # kernels are recomputed from the config; a file's copy must agree
+        if name in buffer_names:
+            ours = ours_buffers[name.removeprefix(PREFIX)]
+            _check_tensor(flat[name], ours, name, source)
+            if not torch.allclose(flat[name].float(), ours, atol=BUFFER_ATOL):
+                raise CheckpointError(f"{source}: buffer {name!r} disagrees with the blur kernel of this config")
     with torch.no_grad():
-        for key, value in loaded.items():
-            params[key].copy_(value)
+        for key, param in generator.named_parameters():
+            param.copy_(flat[PREFIX + key].detach().to(torch.float32))
+    loaded = list(params)
     generator.official_report = {"loaded": [PREFIX + k for k in loaded], "unused": unused}
     return generator.eval()
+
+
+def _check_tensor(value: torch.Tensor, ours: torch.Tensor, name: str, source: str) -> None:
+    if tuple(value.shape) != tuple(ours.shape):
+        raise CheckpointError(f"{source}: key {name!r} has shape {tuple(value.shape)}, expected {tuple(ours.shape)}")
+    if not value.is_floating_point():
+        raise CheckpointError(f"{source}: key {name!r} has dtype {value.dtype}, expected floating point")
 
 
 def export_official_motion_autoencoder(generator: Generator, buffers: bool = False) -> dict[str, torch.Tensor]:

@@ -39,6 +39,20 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LiaTrainC
     return loss
 
 
+def make_optimizer(generator: Generator, cfg: LiaTrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+
+def train_step(generator: Generator, optimizer: torch.optim.Optimizer, source: torch.Tensor, target: torch.Tensor,
+               cfg: LiaTrainConfig) -> float:
+    """One reconstruction step on (B, 3, S, S) tensors in [-1, 1]; returns the loss."""
+    loss = reconstruction_loss(generator(source, target), target, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def train_reconstruction(generator: Generator, clips: Sequence[np.ndarray], cfg: LiaTrainConfig = LiaTrainConfig(),
                          device: str = "cpu") -> list[float]:
     """Train on clips (each (T, H, W, 3) uint8, T >= 1); returns the loss per step."""
@@ -46,7 +60,7 @@ def train_reconstruction(generator: Generator, clips: Sequence[np.ndarray], cfg:
         raise InputError("LIA training needs at least one clip with at least one frame")
     data = [frames_to_tensor(list(c), generator.cfg.size).to(device) for c in clips]
     generator.to(device).train()
-    optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+    optimizer = make_optimizer(generator, cfg)
     rng = np.random.default_rng(cfg.seed)
     losses = []
     steps = range(cfg.steps)
@@ -58,11 +72,7 @@ def train_reconstruction(generator: Generator, clips: Sequence[np.ndarray], cfg:
         clip_ids = rng.integers(len(data), size=cfg.batch_size)
         src = torch.stack([data[c][rng.integers(len(data[c]))] for c in clip_ids])
         tgt = torch.stack([data[c][rng.integers(len(data[c]))] for c in clip_ids])
-        loss = reconstruction_loss(generator(src, tgt), tgt, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(train_step(generator, optimizer, src, tgt, cfg))
         if cfg.progress:
             steps.set_postfix(loss=f"{losses[-1]:.4f}")
     generator.eval()
