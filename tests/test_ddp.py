@@ -42,6 +42,7 @@ def train(out_dir, batches, dist_info=None) -> Trainer:
         val_every=0,
         ckpt_every=100,
         precision="fp32",
+        tensorboard=False,
         device="cpu",
     )
     trainer = Trainer(cfg, make_model(), regression_loss, batches, out_dir, lambda *a: None, dist=dist_info)

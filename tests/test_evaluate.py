@@ -49,7 +49,7 @@ def make_corpus(root, labels: bool = True):
             p1 = _participant(rng, [(2.0 - 0.1, 2.0), (4.5, 5.6)], [1.9])
             meta = {}
             if labels:
-                nod = lambda at, cause: {"type": "nod", "time": at, "cause_time": cause, "cause": "phrase_end"}
+                nod = lambda at, cause: {"type": "nod", "time": at, "cause_time": cause}  # noqa: E731
                 meta["events"] = [[nod(2.2, 2.0)], [nod(1.9, 1.8)]]
             convs.append(Conversation(f"{split}{i}", split, [p0, p1], meta))
         write_shard(root, f"{split}-0", convs[-n:])
@@ -67,7 +67,7 @@ def checkpoint(tmp_path_factory):
 def _run(tmp_path, checkpoint, labels=True):
     torch.set_num_threads(1)
     data = make_corpus(tmp_path / ("data" if labels else "nolabels"), labels)
-    cfg = EvalConfig(clips=2, seconds=5.0, nfe=2, threads=1)
+    cfg = EvalConfig(clips=2, seconds=5.0, nfe=2, threads=1, pfd=False)
     return evaluate([f"a={checkpoint}", f"b={checkpoint}"], data, cfg, progress=False)
 
 
@@ -106,8 +106,8 @@ def test_eval_cli_writes_outputs(tmp_path, checkpoint, capsys):
     data = make_corpus(tmp_path / "data")
     out = tmp_path / "out"
     code = main(["eval", "model", f"a={checkpoint}", f"b={checkpoint}", "--data", str(data), "--clips", "1",
-                 "--seconds", "3", "--nfe", "1", "--threads", "1", "--preference", "a:b", "-o", str(out),
-                 "--quiet"])
+                 "--seconds", "3", "--nfe", "1", "--threads", "1", "--no-pfd", "--preference", "a:b",
+                 "-o", str(out), "--quiet"])
     assert code == 0
     assert (out / "eval.md").is_file() and (out / "eval.png").stat().st_size > 1000
     saved = json.loads((out / "eval.json").read_text())

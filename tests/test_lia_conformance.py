@@ -15,6 +15,7 @@ from avatar_forcing.errors import CheckpointError
 from avatar_forcing.motion.lia.generator import LIA_PRESETS, Generator, load_generator, save_generator
 from avatar_forcing.motion.lia.official import (
     PREFIX,
+    convert_official,
     export_official_motion_autoencoder,
     infer_lia_config,
     load_official_motion_autoencoder,
@@ -32,9 +33,13 @@ def regenerate(recipe: dict) -> dict[str, torch.Tensor]:
     for p in recipe["parameters"]:
         values = np.random.RandomState(p["seed"]).standard_normal(int(np.prod(p["shape"])))
         values = (values * p["std"] + p["mean"]).astype(np.float32)
-        assert np.isclose(values.sum(dtype=np.float64), p["check_sum"], rtol=CHECKSUM_RTOL, atol=1e-3), p["key"]
-        assert np.isclose(np.abs(values).sum(dtype=np.float64), p["check_abs_sum"], rtol=CHECKSUM_RTOL), p["key"]
-        np.testing.assert_array_equal(values[:len(p["check_first"])], np.float32(p["check_first"]))
+        assert np.isclose(values.sum(dtype=np.float64), p["check_sum"], rtol=CHECKSUM_RTOL, atol=1e-3), p[
+            "key"
+        ]
+        assert np.isclose(np.abs(values).sum(dtype=np.float64), p["check_abs_sum"], rtol=CHECKSUM_RTOL), p[
+            "key"
+        ]
+        np.testing.assert_array_equal(values[: len(p["check_first"])], np.float32(p["check_first"]))
         out[p["key"]] = torch.from_numpy(values.reshape(p["shape"]))
     return out
 
@@ -74,7 +79,9 @@ def test_motion_coefficients_direction_and_reference(case):
     with torch.no_grad():
         coeffs = generator.enc.motion_coeffs(latent)
         torch.testing.assert_close(coeffs, ref["enc.motion_coeffs"], atol=LATENT_ATOL, rtol=0)
-        torch.testing.assert_close(generator.dec.direction.basis(), ref["dec.direction_Q"], atol=LATENT_ATOL, rtol=0)
+        torch.testing.assert_close(
+            generator.dec.direction.basis(), ref["dec.direction_Q"], atol=LATENT_ATOL, rtol=0
+        )
         r_s = generator.motion(latent)
     torch.testing.assert_close(r_s, ref["dec.direction_of_coeffs"], atol=LATENT_ATOL, rtol=0)
     torch.testing.assert_close(r_s, ref["enc_motion.direction"], atol=LATENT_ATOL, rtol=0)
@@ -108,8 +115,11 @@ def paper_layout():
 
 def paper_flat(layout: dict, with_buffers: bool = False) -> dict[str, torch.Tensor]:
     """Zeros in the authors' full-size layout (values do not matter for key accounting)."""
-    return {e["key"]: torch.zeros(e["shape"]) for e in layout["entries"]
-            if with_buffers or e["kind"] == "parameter"}
+    return {
+        e["key"]: torch.zeros(e["shape"])
+        for e in layout["entries"]
+        if with_buffers or e["kind"] == "parameter"
+    }
 
 
 def test_paper_layout_matches_generator_state_dict(paper_layout):
@@ -150,14 +160,18 @@ def test_full_size_layout_with_buffers_checks_them(paper_layout):
         elif key.endswith("kernel"):
             flat[key] = kernel / 4  # encoder blur kernels are not rescaled for upsampling
     generator = load_official_motion_autoencoder(flat)
-    assert len(generator.official_report["unused"]) == sum(e["kind"] != "parameter" for e in paper_layout["entries"])
+    assert len(generator.official_report["unused"]) == sum(
+        e["kind"] != "parameter" for e in paper_layout["entries"]
+    )
 
 
 def test_missing_or_mismatched_key_is_named(paper_layout):
     flat = paper_flat(paper_layout)
     missing = PREFIX + "dec.convs.3.conv.modulation.bias"
     del flat[missing]
-    with pytest.raises(CheckpointError, match=r"missing key 'motion_autoencoder\.dec\.convs\.3\.conv\.modulation\.bias'"):
+    with pytest.raises(
+        CheckpointError, match=r"missing key 'motion_autoencoder\.dec\.convs\.3\.conv\.modulation\.bias'"
+    ):
         load_official_motion_autoencoder(flat)
     flat[missing] = torch.zeros(511)
     with pytest.raises(CheckpointError, match=r"convs\.3\.conv\.modulation\.bias.*shape \(511,\)"):
@@ -168,3 +182,20 @@ def test_missing_or_mismatched_key_is_named(paper_layout):
         load_official_motion_autoencoder(flat)
     with pytest.raises(CheckpointError, match="not a motion auto-encoder"):
         load_official_motion_autoencoder({"flow_transformer.x": torch.zeros(1)})
+
+
+def test_convert_official_pth_to_safetensors(tmp_path):
+    torch.manual_seed(0)
+    tiny = Generator(LIA_PRESETS["tiny"])
+    torch.save(export_official_motion_autoencoder(tiny), tmp_path / "motion_autoencoder.pth")
+    record = convert_official(tmp_path / "motion_autoencoder.pth", tmp_path / "ckpt")
+    assert record["backend"] == "lia" and record["unused_keys"] == []
+    loaded = load_generator(tmp_path / "ckpt" / record["file"])
+    assert loaded.cfg == LIA_PRESETS["tiny"]
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(tiny.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
+    (tmp_path / "bad.pth").write_bytes((tmp_path / "motion_autoencoder.pth").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="bad.pth"):
+        convert_official(tmp_path / "bad.pth", tmp_path / "ckpt2")

@@ -388,7 +388,11 @@ def plot_long(curve: list[dict], path: str) -> None:
         ),
         strict=True,
     ):
-        ax.plot(minutes, [c[key] for c in curve], marker="o", ms=3)
+        values = [c[key] for c in curve]
+        ax.plot(minutes, values, marker="o", ms=3)
+        # Absolute scales, so a flat line means no drift (autoscaling would magnify noise).
+        top = 1.0 if key == "mouth_speech_corr" else 1.5 * max(abs(v) for v in values) + 1e-6
+        ax.set_ylim(-top if key != "var" else 0.0, top)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("session minute")
         ax.grid(alpha=0.3)

@@ -45,6 +45,7 @@ class EvalConfig:
     sid_k_exp: int = 15  # Avatar Forcing's K for expression (DIM uses 40)
     sid_k_pose: int = 9  # Avatar Forcing's K for pose (DIM uses 20)
     var_variant: M.VarVariant = "flat"  # DIM's Var; see metrics.var for the others
+    pfd: bool = True  # P-FD too (a 104-d matrix square root per clip: the slowest metric)
     nod: M.NodConfig = field(default_factory=M.NodConfig)
     lip: M.LipSyncConfig = field(default_factory=M.LipSyncConfig)
     mirror: M.MirrorConfig = field(default_factory=M.MirrorConfig)
@@ -191,8 +192,9 @@ def clip_metrics(clip: Clip, pred: np.ndarray, clusters: Clusters, cfg: EvalConf
     out["smile_r"] = M.smile_mirroring(clip.user_motion, pred, cfg.mirror)[0]
     if clip.nod_causes is not None:
         score = M.nod_response(pred[:, idx("pitch")], clip.nod_causes, cfg.nod)
-        out.update(nod_events=float(score.events), nod_hits=score.recall * score.events if score.events else 0.0,
-                   nod_recall=score.recall, nod_latency_s=score.mean_latency_s)
+        hits = score.recall * score.events if score.events else 0.0
+        out.update(nod_events=float(score.events), nod_hits=hits, nod_recall=score.recall,
+                   nod_latency_s=score.mean_latency_s)
     return out
 
 
@@ -203,11 +205,21 @@ def _nanmean(values) -> float:
 
 
 def set_metrics(clips: list[Clip], preds: list[np.ndarray], per_clip: list[dict[str, float]],
-                cfg: EvalConfig) -> dict[str, float]:
-    """Scores over the whole held-out set: the interaction metrics pooled (DIM), the probes averaged."""
-    icfg = M.InteractionConfig(sid_k_exp=cfg.sid_k_exp, sid_k_pose=cfg.sid_k_pose, var_variant=cfg.var_variant)
-    out = {k: v for k, v in M.interaction_metrics([c.user_motion for c in clips], [c.gt for c in clips], preds,
-                                                  icfg).items() if not k.endswith("_gt")}
+                clusters: Clusters, cfg: EvalConfig) -> dict[str, float]:
+    """Scores over the whole held-out set: the interaction metrics pooled as DIM does (FD and P-FD per clip
+    then averaged; rPCC, SID and Var over all frames), the probes averaged over clips."""
+    out: dict[str, float] = {}
+    for part, split, km, k in (("exp", M.expression, clusters.exp, clusters.k_exp),
+                               ("pose", M.pose, clusters.pose, clusters.k_pose)):
+        xs, gs = [split(c.user_motion) for c in clips], [split(c.gt) for c in clips]
+        ps = [split(p) for p in preds]
+        out[f"rpcc_flat_{part}"] = M.rpcc(xs, gs, ps, "flat")
+        out[f"rpcc_per_dim_{part}"] = M.rpcc(xs, gs, ps, "per_dim")
+        out[f"sid_k{k}_{part}"] = M.shannon_index(km.predict(np.concatenate(ps)), k)  # = metrics.sid
+        out[f"var_{cfg.var_variant}_{part}"] = M.var(ps, cfg.var_variant)
+        out[f"fd_{part}"] = M.fd(gs, ps)
+        if cfg.pfd:
+            out[f"pfd_{part}"] = M.pfd(xs, gs, ps)
     for key in ("lip_r", "lip_lag_s", "mouth_mae", "smile_r"):
         out[key] = _nanmean(m[key] for m in per_clip)
     labelled = [m for m in per_clip if "nod_events" in m]
@@ -264,7 +276,7 @@ def skipped_metrics(clips: list[Clip]) -> dict[str, str]:
 def score(label: str, source: str, clips: list[Clip], preds: list[np.ndarray], clusters: Clusters,
           cfg: EvalConfig, talking_only: bool = False) -> Row:
     per_clip = [clip_metrics(c, p, clusters, cfg) for c, p in zip(clips, preds, strict=True)]
-    return Row(label, source, set_metrics(clips, preds, per_clip, cfg), per_clip, talking_only)
+    return Row(label, source, set_metrics(clips, preds, per_clip, clusters, cfg), per_clip, talking_only)
 
 
 def evaluate(specs: list[str], data: str | Path, cfg: EvalConfig = EvalConfig(), progress: bool = True,
@@ -310,6 +322,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-user", type=float, default=EvalConfig.cfg_user, help="w_u")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-pfd", action="store_true", help="skip P-FD (the slowest metric)")
     parser.add_argument("--preference", metavar="A:B",
                         help="automatic preference proxy of row A against row B, clip by clip (e.g. c:b)")
     parser.add_argument("-o", "--out", default="out/eval",
@@ -329,7 +342,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if args.nfe < 1 or (args.clips is not None and args.clips < 0):
         raise InputError("--nfe must be >= 1 and --clips >= 0")
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
-                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, seed=args.seed, threads=args.threads)
+                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, seed=args.seed, threads=args.threads,
+                     pfd=not args.no_pfd)
     pair = None
     if args.preference:
         pair = args.preference.split(":")

@@ -118,5 +118,6 @@ def compare(report, a: str, b: str, cfg: PreferenceConfig = PreferenceConfig()) 
 
     from avatar_forcing.eval.evaluate import GT_LABEL
 
-    result = preference(report.row(a).per_clip, report.row(b).per_clip, report.row(GT_LABEL).per_clip, a, b, cfg)
+    gt = report.row(GT_LABEL).per_clip
+    result = preference(report.row(a).per_clip, report.row(b).per_clip, gt, a, b, cfg)
     return asdict(result)

@@ -61,9 +61,10 @@ def markdown(report: EvalReport) -> str:
                  else fmt(row.metrics.get(c.key), c.digits) for c in cols]
         lines.append(f"| {_row_name(row)} | " + " | ".join(cells) + " |")
     lines.append("")
+    cfg = report.config
     lines.append(f"{len(report.clips)} clips (held-out conversation x participant as avatar), "
-                 f"first {report.config['seconds'] or 'all'} s, {report.config['nfe']} NFE, "
-                 f"w_a={report.config['cfg_audio']}, w_u={report.config['cfg_user']}, seed {report.config['seed']}.")
+                 f"first {cfg['seconds'] or 'all'} s, {cfg['nfe']} NFE, "
+                 f"w_a={cfg['cfg_audio']}, w_u={cfg['cfg_user']}, seed {cfg['seed']}.")
     for name, why in report.skipped.items():
         lines.append(f"Skipped {name}: {why}.")
     if report.preference:
@@ -74,8 +75,9 @@ def markdown(report: EvalReport) -> str:
 
 def preference_line(p: dict) -> str:
     groups = ", ".join(f"{g} {v:.1%}" for g, v in p["group_win_rates"].items())
-    return (f"Automatic preference PROXY (not a human study): {p['a']} vs {p['b']} wins {p['win_rate']:.1%} of "
-            f"{p['clips']} clips ({p['wins']} wins, {p['ties']} ties, {p['losses']} losses; {groups}). "
+    return (f"Automatic preference PROXY (not a human study): {p['a']} vs {p['b']} wins "
+            f"{p['win_rate']:.1%} of {p['clips']} clips ({p['wins']} wins, {p['ties']} ties, "
+            f"{p['losses']} losses; {groups}). "
             f"For scale only, the paper's human study preferred Avatar Forcing over INFP* "
             f"{p['paper_human_preference']:.1%}.")
 

@@ -115,7 +115,9 @@ def load_engine_model(checkpoint: str | Path | None, model: torch.nn.Module | No
     if checkpoint is not None:
         from avatar_forcing.model.checkpoint import load_checkpoint
 
-        loaded_model, _, loaded_stats = load_checkpoint(checkpoint)
+        loaded_model, _, loaded_stats = load_checkpoint(checkpoint, device=options.device)
+        if loaded_stats is None:  # a checkpoint trained on unnormalized motion
+            loaded_stats = MotionStats()
         return LoadedModel(loaded_model, loaded_stats)
     if not options.random_init:
         raise CheckpointError(

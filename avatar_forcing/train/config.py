@@ -39,6 +39,7 @@ class TrainConfig:
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
     log_every: int = 10
+    tensorboard: bool = True  # JSONL metrics are always written
     ckpt_every: int = 1000  # periodic checkpoint (kept as step_XXXXXXX); "latest" is refreshed too
     keep_periodic: bool = True
     seed: int = 0

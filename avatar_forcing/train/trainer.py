@@ -125,7 +125,9 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
         cfg = self.cfg
-        logger = RunLogger(self.out_dir, cfg.steps, self.step, enabled=self.dist.is_main)
+        logger = RunLogger(
+            self.out_dir, cfg.steps, self.step, enabled=self.dist.is_main, tensorboard=cfg.tensorboard
+        )
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(cfg, self.out_dir / TRAIN_CONFIG_FILE)

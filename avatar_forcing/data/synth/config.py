@@ -74,7 +74,7 @@ class TalkingConfig:
     speaking_smile_prob: float = 0.25  # per sentence
     speaking_smile: Range = (0.3, 0.6)
     laugh_smile: Range = (0.75, 0.95)
-    laugh_jaw: float = 0.35
+    laugh_jaw: float = 0.1  # on top of the "ha" visemes, which already open the jaw
     laugh_bob: float = 0.06  # radians of head bob while laughing
     laugh_tilt_back: float = 0.08
     f0_range: Range = (70.0, 400.0)  # Hz searched by the pitch tracker

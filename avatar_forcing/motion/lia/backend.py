@@ -39,7 +39,7 @@ def center_square(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return rgb[top:top + side, left:left + side]
+    return rgb[top : top + side, left : left + side]
 
 
 def frames_to_tensor(frames: list[np.ndarray], size: int) -> torch.Tensor:
@@ -100,7 +100,7 @@ class LiaBackend:
         frames = list(frames)
         rows = [np.zeros((0, self.motion_dim), np.float32)]
         for i in range(0, len(frames), self.cfg.batch_size):
-            latent, _ = self.generator.encode(self._input(frames[i:i + self.cfg.batch_size]))
+            latent, _ = self.generator.encode(self._input(frames[i : i + self.cfg.batch_size]))
             rows.append(self.generator.motion(latent).float().cpu().numpy())
         return np.concatenate(rows)
 
@@ -113,8 +113,10 @@ class LiaBackend:
         state: LiaIdentity = identity.state
         out = [np.zeros((0, self.size, self.size, 3), np.uint8)]
         for i in range(0, len(motion), self.cfg.batch_size):
-            r_d = torch.from_numpy(motion[i:i + self.cfg.batch_size]).to(self.cfg.device, self.dtype)
+            r_d = torch.from_numpy(motion[i : i + self.cfg.batch_size]).to(self.cfg.device, self.dtype)
             n = len(r_d)
-            image, _ = self.generator.decode(state.latent + r_d, [f.expand(n, -1, -1, -1) for f in state.feats])
+            image, _ = self.generator.decode(
+                state.latent + r_d, [f.expand(n, -1, -1, -1) for f in state.feats]
+            )
             out.append(tensor_to_frames(image))
         return np.concatenate(out)

@@ -69,21 +69,30 @@ class ToFlow(nn.Module):
         self.upsample = Upsample(taps)
         self.conv = ModulatedConv2d(in_channels, FLOW_CHANNELS, 1, style_dim, demodulate=False)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, feat: torch.Tensor,
-                skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor, feat: torch.Tensor, skip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (warped features, blended activations, raw flow logits for the next scale, grid)."""
         out = self.conv(x, style) + self.bias
         if skip is not None:
             out = out + self.upsample(skip)
-        grid = torch.tanh(out[:, :2]).permute(0, 2, 3, 1) + identity_grid(x.shape[0], x.shape[2], x.device, x.dtype)
+        grid = torch.tanh(out[:, :2]).permute(0, 2, 3, 1) + identity_grid(
+            x.shape[0], x.shape[2], x.device, x.dtype
+        )
         mask = torch.sigmoid(out[:, 2:3])
         warped = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * mask
         return warped, warped + x * (1.0 - mask), out, grid
 
 
 class Synthesis(nn.Module):
-    def __init__(self, size: int, style_dim: int, motion_dim: int, channels: dict[int, int],
-                 taps: Sequence[float] = BLUR_KERNEL):
+    def __init__(
+        self,
+        size: int,
+        style_dim: int,
+        motion_dim: int,
+        channels: dict[int, int],
+        taps: Sequence[float] = BLUR_KERNEL,
+    ):
         super().__init__()
         self.direction = Direction(style_dim, motion_dim)
         self.input = ConstantInput(channels[4])
@@ -94,14 +103,16 @@ class Synthesis(nn.Module):
         self.to_flows = nn.ModuleList()
         in_ch = channels[4]
         for i in range(3, int(math.log2(size)) + 1):
-            out_ch = channels[2 ** i]
+            out_ch = channels[2**i]
             self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, taps=taps))
             self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, taps=taps))
             self.to_rgbs.append(ToRGB(out_ch, taps=taps))
             self.to_flows.append(ToFlow(out_ch, style_dim, taps=taps))
             in_ch = out_ch
 
-    def forward(self, latent: torch.Tensor, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latent: torch.Tensor, feats: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """latent (B, style_dim) = appearance s + motion r; feats coarse to fine (8x8 .. size).
 
         Returns the image (B, 3, size, size), roughly in [-1, 1], and the finest sampling grid (B, size, size, 2).

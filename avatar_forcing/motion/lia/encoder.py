@@ -21,7 +21,9 @@ class AppearanceEncoder(nn.Module):
     which the decoder warps.
     """
 
-    def __init__(self, size: int, style_dim: int, channels: dict[int, int], taps: Sequence[float] = BLUR_KERNEL):
+    def __init__(
+        self, size: int, style_dim: int, channels: dict[int, int], taps: Sequence[float] = BLUR_KERNEL
+    ):
         super().__init__()
         log_size = int(math.log2(size))
         convs: list[nn.Module] = [ConvLayer(3, channels[size], 1)]
@@ -44,8 +46,14 @@ class AppearanceEncoder(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, size: int, style_dim: int, motion_dim: int, channels: dict[int, int],
-                 taps: Sequence[float] = BLUR_KERNEL):
+    def __init__(
+        self,
+        size: int,
+        style_dim: int,
+        motion_dim: int,
+        channels: dict[int, int],
+        taps: Sequence[float] = BLUR_KERNEL,
+    ):
         super().__init__()
         self.net_app = AppearanceEncoder(size, style_dim, channels, taps)
         fc = [EqualLinear(style_dim, style_dim) for _ in range(FC_HIDDEN_LAYERS)]

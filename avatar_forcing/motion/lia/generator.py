@@ -18,7 +18,6 @@ from torch import nn
 
 from avatar_forcing.config import from_dict, to_dict
 from avatar_forcing.errors import CheckpointError
-
 from avatar_forcing.motion.lia.decoder import Synthesis
 from avatar_forcing.motion.lia.encoder import Encoder
 from avatar_forcing.motion.lia.layers import BLUR_KERNEL
@@ -39,8 +38,10 @@ class LiaConfig:
     blur_kernel: tuple[int, ...] = BLUR_KERNEL
 
     def channels(self, multiplier: int = 1) -> dict[int, int]:
-        return {res: min(self.max_channels, ch * (multiplier if res >= 64 else 1))
-                for res, ch in BASE_CHANNELS.items()}
+        return {
+            res: min(self.max_channels, ch * (multiplier if res >= 64 else 1))
+            for res, ch in BASE_CHANNELS.items()
+        }
 
 
 LIA_PRESETS = {
@@ -54,11 +55,14 @@ class Generator(nn.Module):
     def __init__(self, cfg: LiaConfig = LiaConfig()):
         super().__init__()
         if cfg.size < MIN_SIZE or cfg.size & (cfg.size - 1) or cfg.size > max(BASE_CHANNELS):
-            raise ValueError(f"LIA size must be a power of two in [{MIN_SIZE}, {max(BASE_CHANNELS)}], got {cfg.size}")
+            raise ValueError(
+                f"LIA size must be a power of two in [{MIN_SIZE}, {max(BASE_CHANNELS)}], got {cfg.size}"
+            )
         self.cfg = cfg
         self.enc = Encoder(cfg.size, cfg.style_dim, cfg.motion_dim, cfg.channels(), cfg.blur_kernel)
-        self.dec = Synthesis(cfg.size, cfg.style_dim, cfg.motion_dim, cfg.channels(cfg.channel_multiplier),
-                             cfg.blur_kernel)
+        self.dec = Synthesis(
+            cfg.size, cfg.style_dim, cfg.motion_dim, cfg.channels(cfg.channel_multiplier), cfg.blur_kernel
+        )
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Image (B, 3, size, size) in [-1, 1] -> appearance latent s (B, style_dim), feature maps."""
@@ -107,15 +111,18 @@ def load_generator(path: str | Path) -> Generator:
     except Exception as exc:
         raise CheckpointError(f"cannot read {path} as safetensors: {exc}") from None
     if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a LIA motion auto-encoder checkpoint (format {meta.get('format')!r})")
+        raise CheckpointError(
+            f"{path} is not a LIA motion auto-encoder checkpoint (format {meta.get('format')!r})"
+        )
     generator = Generator(from_dict(LiaConfig, json.loads(meta["config"])))
     expected = generator.state_dict()
     for key, ref in expected.items():
         if key not in state:
             raise CheckpointError(f"{path}: missing key {key!r}")
         if state[key].shape != ref.shape:
-            raise CheckpointError(f"{path}: key {key!r} has shape {tuple(state[key].shape)}, "
-                                  f"expected {tuple(ref.shape)}")
+            raise CheckpointError(
+                f"{path}: key {key!r} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
+            )
     extra = sorted(set(state) - set(expected))
     if extra:
         raise CheckpointError(f"{path}: unexpected key {extra[0]!r}")

@@ -31,8 +31,9 @@ def make_kernel(taps: Sequence[float]) -> torch.Tensor:
     return k / k.sum()
 
 
-def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
-              pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def upfirdn2d(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
     """Upsample by zero insertion, pad, filter (true convolution) and keep every `down`-th sample."""
     b, c, h, w = x.shape
     if up > 1:
@@ -51,7 +52,7 @@ class Blur(nn.Module):
 
     def __init__(self, taps: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
         super().__init__()
-        self.register_buffer("kernel", make_kernel(taps) * upsample_factor ** 2)
+        self.register_buffer("kernel", make_kernel(taps) * upsample_factor**2)
         self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,7 @@ class Upsample(nn.Module):
     def __init__(self, taps: Sequence[float], factor: int = 2):
         super().__init__()
         self.factor = factor
-        self.register_buffer("kernel", make_kernel(taps) * factor ** 2)
+        self.register_buffer("kernel", make_kernel(taps) * factor**2)
         p = len(taps) - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
@@ -73,12 +74,19 @@ class Upsample(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.scale = 1.0 / math.sqrt(in_channels * kernel_size ** 2)
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.stride, self.padding = stride, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,8 +118,16 @@ class FusedLeakyReLU(nn.Module):
 class ConvLayer(nn.Sequential):
     """[Blur] -> EqualConv2d -> [FusedLeakyReLU]; the numbered children give the keys ``0``, ``1``, ``2``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-                 taps: Sequence[float] = BLUR_KERNEL, bias: bool = True, activate: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        downsample: bool = False,
+        taps: Sequence[float] = BLUR_KERNEL,
+        bias: bool = True,
+        activate: bool = True,
+    ):
         layers: list[nn.Module] = []
         stride, padding = 1, kernel_size // 2
         if downsample:
@@ -119,8 +135,9 @@ class ConvLayer(nn.Sequential):
             p = (len(taps) - factor) + (kernel_size - 1)
             layers.append(Blur(taps, pad=((p + 1) // 2, p // 2)))
             stride, padding = 2, 0
-        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
-                                  bias=bias and not activate))
+        layers.append(
+            EqualConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias and not activate)
+        )
         if activate:
             layers.append(FusedLeakyReLU(out_channels))
         super().__init__(*layers)
@@ -133,8 +150,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_channels, in_channels, 3, taps=taps)
         self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True, taps=taps)
-        self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, taps=taps, activate=False,
-                              bias=False)
+        self.skip = ConvLayer(
+            in_channels, out_channels, 1, downsample=True, taps=taps, activate=False, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)
@@ -143,8 +161,16 @@ class ResBlock(nn.Module):
 class ModulatedConv2d(nn.Module):
     """Convolution whose input channels are scaled per sample by a style (and optionally demodulated)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 demodulate: bool = True, upsample: bool = False, taps: Sequence[float] = BLUR_KERNEL):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        taps: Sequence[float] = BLUR_KERNEL,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
         if upsample:
@@ -152,7 +178,7 @@ class ModulatedConv2d(nn.Module):
             p = (len(taps) - factor) - (kernel_size - 1)
             self.blur = Blur(taps, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
         self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
-        self.scale = 1.0 / math.sqrt(in_channels * kernel_size ** 2)
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.demodulate, self.upsample = demodulate, upsample
         self.kernel_size = kernel_size
 
@@ -194,13 +220,23 @@ class ConstantInput(nn.Module):
 
 
 class StyledConv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False, taps: Sequence[float] = BLUR_KERNEL):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        taps: Sequence[float] = BLUR_KERNEL,
+    ):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample,
-                                    taps=taps)
+        self.conv = ModulatedConv2d(
+            in_channels, out_channels, kernel_size, style_dim, upsample=upsample, taps=taps
+        )
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channels)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.activate(self.noise(self.conv(x, style), noise))

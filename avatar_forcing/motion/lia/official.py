@@ -48,12 +48,23 @@ def infer_lia_config(flat: Mapping[str, torch.Tensor], base: LiaConfig = LIA_PRE
         raise CheckpointError(f"{levels} flow levels (keys {PREFIX}dec.to_flows.N) do not give a valid size")
     finest = flat[f"{PREFIX}dec.to_flows.{levels - 1}.conv.weight"]
     multiplier = max(1, round(finest.shape[2] / BASE_CHANNELS[size])) if finest.ndim == 5 else 1
-    return replace(base, size=size, style_dim=int(style_dim), motion_dim=int(motion_dim),
-                   channel_multiplier=multiplier)
+    constant = flat.get(PREFIX + "dec.input.input")  # (1, channels at 4x4, 4, 4): the width cap
+    max_channels = (
+        int(constant.shape[1]) if constant is not None and constant.ndim == 4 else base.max_channels
+    )
+    return replace(
+        base,
+        size=size,
+        style_dim=int(style_dim),
+        motion_dim=int(motion_dim),
+        channel_multiplier=multiplier,
+        max_channels=max_channels,
+    )
 
 
-def load_official_motion_autoencoder(flat: Mapping[str, torch.Tensor], cfg: LiaConfig | None = None,
-                                     source: str = "motion_autoencoder.pth") -> Generator:
+def load_official_motion_autoencoder(
+    flat: Mapping[str, torch.Tensor], cfg: LiaConfig | None = None, source: str = "motion_autoencoder.pth"
+) -> Generator:
     """Build a Generator from the authors' flat mapping; raises CheckpointError on the first bad key.
     The load report (loaded / unused keys) is attached as `generator.official_report`."""
     cfg = cfg or infer_lia_config(flat)
@@ -81,7 +92,9 @@ def load_official_motion_autoencoder(flat: Mapping[str, torch.Tensor], cfg: LiaC
             ours = ours_buffers[name.removeprefix(PREFIX)]
             _check_tensor(flat[name], ours, name, source)
             if not torch.allclose(flat[name].float(), ours, atol=BUFFER_ATOL):
-                raise CheckpointError(f"{source}: buffer {name!r} disagrees with the blur kernel of this config")
+                raise CheckpointError(
+                    f"{source}: buffer {name!r} disagrees with the blur kernel of this config"
+                )
     with torch.no_grad():
         for key, param in generator.named_parameters():
             param.copy_(flat[PREFIX + key].detach().to(torch.float32))
@@ -92,12 +105,16 @@ def load_official_motion_autoencoder(flat: Mapping[str, torch.Tensor], cfg: LiaC
 
 def _check_tensor(value: torch.Tensor, ours: torch.Tensor, name: str, source: str) -> None:
     if tuple(value.shape) != tuple(ours.shape):
-        raise CheckpointError(f"{source}: key {name!r} has shape {tuple(value.shape)}, expected {tuple(ours.shape)}")
+        raise CheckpointError(
+            f"{source}: key {name!r} has shape {tuple(value.shape)}, expected {tuple(ours.shape)}"
+        )
     if not value.is_floating_point():
         raise CheckpointError(f"{source}: key {name!r} has dtype {value.dtype}, expected floating point")
 
 
-def export_official_motion_autoencoder(generator: Generator, buffers: bool = False) -> dict[str, torch.Tensor]:
+def export_official_motion_autoencoder(
+    generator: Generator, buffers: bool = False
+) -> dict[str, torch.Tensor]:
     """Our weights in the authors' flat layout (the inverse of the loader)."""
     state = generator.state_dict() if buffers else dict(generator.named_parameters())
     return {PREFIX + k: v.detach().clone() for k, v in state.items()}
@@ -114,8 +131,10 @@ def convert_official(path: str | Path, output: str | Path) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     save_generator(output / CONVERTED_FILE, generator)
     num = sum(p.numel() for p in generator.parameters())
-    print(f"motion auto-encoder: {len(generator.official_report['loaded'])} tensors "
-          f"({num:,} parameters, {generator.cfg.size} px) -> {output / CONVERTED_FILE}")
+    print(
+        f"motion auto-encoder: {len(generator.official_report['loaded'])} tensors "
+        f"({num:,} parameters, {generator.cfg.size} px) -> {output / CONVERTED_FILE}"
+    )
     return {
         "backend": "lia",
         "file": CONVERTED_FILE,

@@ -43,8 +43,13 @@ def make_optimizer(generator: Generator, cfg: LiaTrainConfig) -> torch.optim.Opt
     return torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
 
 
-def train_step(generator: Generator, optimizer: torch.optim.Optimizer, source: torch.Tensor, target: torch.Tensor,
-               cfg: LiaTrainConfig) -> float:
+def train_step(
+    generator: Generator,
+    optimizer: torch.optim.Optimizer,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    cfg: LiaTrainConfig,
+) -> float:
     """One reconstruction step on (B, 3, S, S) tensors in [-1, 1]; returns the loss."""
     loss = reconstruction_loss(generator(source, target), target, cfg)
     optimizer.zero_grad(set_to_none=True)
@@ -53,8 +58,12 @@ def train_step(generator: Generator, optimizer: torch.optim.Optimizer, source: t
     return loss.item()
 
 
-def train_reconstruction(generator: Generator, clips: Sequence[np.ndarray], cfg: LiaTrainConfig = LiaTrainConfig(),
-                         device: str = "cpu") -> list[float]:
+def train_reconstruction(
+    generator: Generator,
+    clips: Sequence[np.ndarray],
+    cfg: LiaTrainConfig = LiaTrainConfig(),
+    device: str = "cpu",
+) -> list[float]:
     """Train on clips (each (T, H, W, 3) uint8, T >= 1); returns the loss per step."""
     if not clips or any(len(c) == 0 for c in clips):
         raise InputError("LIA training needs at least one clip with at least one frame")
