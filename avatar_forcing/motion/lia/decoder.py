@@ -115,7 +115,8 @@ class Synthesis(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """latent (B, style_dim) = appearance s + motion r; feats coarse to fine (8x8 .. size).
 
-        Returns the image (B, 3, size, size), roughly in [-1, 1], and the finest sampling grid (B, size, size, 2).
+        Returns the image (B, 3, size, size), roughly in [-1, 1], and the finest sampling grid
+        (B, size, size, 2).
         """
         out = self.conv1(self.input(latent.shape[0]), latent)
         rgb = flow = grid = None
