@@ -78,7 +78,7 @@ def test_eval_model_end_to_end(tmp_path, checkpoint):
     for row in report.rows:
         for c in columns(report):
             assert c.key in row.metrics, c.key
-            if c.key not in ("nod_latency_s",):  # an untrained model may never nod
+            if c.key not in ("nod_latency_s", "nod_precision"):  # an untrained model may never nod
                 assert math.isfinite(row.metrics[c.key]), (row.label, c.key)
     gt = report.row(GT_LABEL).metrics
     assert gt["rpcc_flat_exp"] == 0 and gt["fd_exp"] == pytest.approx(0, abs=1e-6)
@@ -93,7 +93,7 @@ def test_eval_model_end_to_end(tmp_path, checkpoint):
 
 def test_eval_without_labels_reports_skipped(tmp_path, checkpoint):
     report = _run(tmp_path, checkpoint, labels=False)
-    assert set(report.skipped) == {"nod_recall", "nod_latency_s"}
+    assert set(report.skipped) == {"nod_recall", "nod_precision", "nod_latency_s"}
     assert "nod_recall" not in report.row("a").metrics
     assert math.isfinite(report.row("a").metrics["lip_r"])
     assert "Skipped nod_recall" in markdown(report)
@@ -118,14 +118,14 @@ def test_eval_cli_writes_outputs(tmp_path, checkpoint, capsys):
 
 # ---- preference composite ----
 
-GT = {"rpcc_per_dim_exp": 0.0, "rpcc_per_dim_pose": 0.0, "nod_recall": 1.0, "smile_r": 0.6,
+GT = {"rpcc_per_dim_exp": 0.0, "rpcc_per_dim_pose": 0.0, "nod_f1": 1.0, "smile_r": 0.6,
       "sid_exp": 3.0, "sid_pose": 2.5, "var_exp": 0.05, "var_pose": 0.01}
 
 
 def test_preference_reactive_and_rich_wins():
-    good = {"rpcc_per_dim_exp": 0.01, "rpcc_per_dim_pose": 0.02, "nod_recall": 0.8, "smile_r": 0.5,
+    good = {"rpcc_per_dim_exp": 0.01, "rpcc_per_dim_pose": 0.02, "nod_f1": 0.8, "smile_r": 0.5,
             "sid_exp": 2.9, "sid_pose": 2.4, "var_exp": 0.045, "var_pose": 0.011}
-    flat = {"rpcc_per_dim_exp": 0.3, "rpcc_per_dim_pose": 0.4, "nod_recall": 0.1, "smile_r": 0.0,
+    flat = {"rpcc_per_dim_exp": 0.3, "rpcc_per_dim_pose": 0.4, "nod_f1": 0.1, "smile_r": 0.0,
             "sid_exp": 1.0, "sid_pose": 0.8, "var_exp": 0.005, "var_pose": 0.001}
     r = P.preference([good, good, flat], [flat, flat, flat], [GT, GT, GT], "c", "b")
     assert (r.wins, r.ties, r.losses) == (2, 1, 0)
@@ -143,7 +143,7 @@ def test_preference_closer_to_gt_not_larger():
 
 
 def test_preference_missing_values_are_ties():
-    a = dict(GT, nod_recall=float("nan"))
-    b = {k: v for k, v in GT.items() if k != "nod_recall"}
-    assert P.duel(a["nod_recall"], None, 1.0, "higher", 1e-9) == 0.5
+    a = dict(GT, nod_f1=float("nan"))
+    b = {k: v for k, v in GT.items() if k != "nod_f1"}
+    assert P.duel(a["nod_f1"], None, 1.0, "higher", 1e-9) == 0.5
     assert P.clip_score(a, b, GT)["overall"] == 0.5

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     user = parser.add_mutually_exclusive_group()
     user.add_argument("--user-video", help="the user's face video (tracked)")
     user.add_argument("--user-motion", help="the user's motion (.npz from `avatar-forcing track`)")
-    parser.add_argument("--checkpoint", help="model directory (default: the installed default model)")
+    parser.add_argument("--checkpoint", help="model directory (default: the installed default model); a "
+                        "converted official checkpoint (`convert-official`) brings its LIA motion backend")
     parser.add_argument("-o", "--output", required=True, help="output .mp4")
     parser.add_argument("--side-by-side", action="store_true",
                         help="the user on the left (their video, or their motion on a mirrored portrait)")
@@ -26,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-audio", type=float, default=SessionOptions.cfg_audio)
     parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)
     parser.add_argument("--seed", type=int, default=SessionOptions.seed)
+    parser.add_argument("--device", default=SessionOptions.device,
+                        help="'auto' (the GPU if there is one), 'cpu', 'cuda', 'cuda:N'")
+    parser.add_argument("--dtype", default=SessionOptions.dtype, choices=("auto", "float32", "bfloat16"),
+                        help="'auto': bfloat16 on a GPU, float32 on the CPU")
+    parser.add_argument("--wav2vec", help="local wav2vec2-base-960h folder (overrides the one recorded by "
+                        "convert-official)")
     parser.add_argument("--random-init", action="store_true",
                         help="use an UNTRAINED model (testing the pipeline only: the motion is noise)")
 
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
         user_portrait = load_image(args.user_portrait)
     options = SessionOptions(output_size=args.size, nfe=args.nfe, cfg_audio=args.cfg_audio,
-                             cfg_user=args.cfg_user, seed=args.seed, random_init=args.random_init)
+                             cfg_user=args.cfg_user, seed=args.seed, random_init=args.random_init,
+                             device=args.device, dtype=args.dtype, wav2vec=args.wav2vec)
     result = generate(args.portrait, args.avatar_audio, args.output, user_audio=args.user_audio,
                       user_video=args.user_video, user_motion=args.user_motion, checkpoint=args.checkpoint,
                       options=options, side_by_side=args.side_by_side, user_portrait=user_portrait,

@@ -14,7 +14,11 @@ Definitions (docs/STREAMING.md):
   end to end: user audio pushed in real time in 20 ms chunks by a thread; for every chunk, the time from
   its arrival to the completion of the block holding its frame; mean and worst;
 - long run: a simulated session faster than real time (no rendering), resident memory and per-block time
-  at 1, 10, 30 minutes, and per-minute motion statistics (plot).
+  at 1, 10, 30 minutes, and per-minute motion statistics (plot);
+- paper backend (with the `paper` preset): the parts of a converted official checkpoint beside the DFoT,
+  with random full-size weights (no files needed): LIA portrait encoding, user-frame encoding and decoding
+  per 512^2 frame, and causal wav2vec2-base features per block (one audio stream).
+Only `--preset paper`: the paper figures alone (the tiny pipeline, latency and long run need `tiny`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class BenchConfig:
     blocks: int = 12  # timed blocks per measurement (after `warmup`)
     warmup: int = 3
     paper_blocks: int = 3  # the paper preset is slow on a CPU
+    paper_frames: int = 3  # LIA frames decoded/encoded at 512^2 (about a second each on 2 cores)
     pipeline_seconds: float = 8.0
     latency_seconds: float = 6.0
     chunk_ms: int = 20
@@ -174,6 +179,64 @@ def bench_motion(bc: BenchConfig) -> dict:
             f"speedup {out[preset]['speedup']}x"
         )
     return out
+
+
+def bench_paper_backend(bc: BenchConfig) -> dict:
+    """The LIA motion auto-encoder at 512^2 and wav2vec2-base features, random full-size weights."""
+    from avatar_forcing.motion.lia.backend import LiaBackend
+    from avatar_forcing.motion.lia.generator import LIA_PRESETS, Generator
+    from avatar_forcing.stream.generate import default_portrait
+
+    torch.manual_seed(0)
+    backend = LiaBackend(Generator(LIA_PRESETS["paper"]))
+    portrait = default_portrait()
+    start = time.perf_counter()
+    identity = backend.encode_portrait(portrait)
+    portrait_ms = (time.perf_counter() - start) * 1000
+    rng = np.random.default_rng(0)
+    encode, decode = [], []
+    for k in range(bc.paper_frames + 1):  # the first of each is a warm-up
+        start = time.perf_counter()
+        backend.encode_frames([np.roll(portrait, 4 * k, axis=1)])
+        encode.append((time.perf_counter() - start) * 1000)
+        motion = identity.reference_motion + rng.normal(0, 0.05, identity.reference_motion.shape)
+        start = time.perf_counter()
+        backend.decode(identity, motion.astype(np.float32)[None])
+        decode.append((time.perf_counter() - start) * 1000)
+    out = {
+        "lia_parameters": sum(p.numel() for p in backend.generator.parameters()),
+        "lia_size": backend.size,
+        "lia_portrait_encode_ms": round(portrait_ms, 1),
+        "lia_encode_ms_per_frame": round(statistics.median(encode[1:]), 1),
+        "lia_decode_ms_per_frame": round(statistics.median(decode[1:]), 1),
+        "wav2vec2_ms_per_block": bench_wav2vec2(bc),
+    }
+    print(f"  LIA {out['lia_size']}^2: decode {out['lia_decode_ms_per_frame']} ms/frame, encode "
+          f"{out['lia_encode_ms_per_frame']} ms/frame; wav2vec2 {out['wav2vec2_ms_per_block']} ms/block")
+    return out
+
+
+def bench_wav2vec2(bc: BenchConfig) -> float:
+    """Median ms of one causal streaming wav2vec2-base push of a block (random weights, one stream)."""
+    import transformers
+
+    from avatar_forcing.audio.wav2vec import Wav2Vec2Features, Wav2Vec2Stream
+    from avatar_forcing.model.config import model_preset
+
+    block = model_preset("paper").block_size
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)  # Wav2Vec2Config() is the wav2vec2-base architecture
+        model = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config())
+        model.save_pretrained(tmp, safe_serialization=True)
+        stream = Wav2Vec2Stream(Wav2Vec2Features(tmp))
+    pcm = speech_like(bc.paper_blocks * 2 * block / FPS + 3.0, 6)
+    times = []
+    for i in range(len(pcm) // (block * FRAME)):
+        start = time.perf_counter()
+        stream.push(pcm[i * block * FRAME : (i + 1) * block * FRAME])
+        times.append((time.perf_counter() - start) * 1000)
+    steady = int(stream.features.cfg.lookback_s * FPS) // block  # once the look-back window is full
+    return round(statistics.median(times[steady:]), 1)
 
 
 def make_user_video(path: Path, seconds: float, size: int) -> None:
@@ -408,6 +471,11 @@ def bench_stream(bc: BenchConfig) -> dict:
     res: dict = {"machine": machine(), "config": {k: v for k, v in bc.__dict__.items() if k != "results"}}
     print("motion generation and baseline")
     res["motion"] = bench_motion(bc)
+    if "paper" in bc.presets:
+        print("paper backend: LIA motion auto-encoder and wav2vec2 (random full-size weights)")
+        res["paper_backend"] = bench_paper_backend(bc)
+    if "tiny" not in bc.presets:
+        return res
     model, stats, trained = make_model("tiny", bc.checkpoint)
     res["tiny_trained"] = trained
     print("renderer and pipeline")
@@ -461,11 +529,19 @@ def print_table(res: dict) -> None:
                 f"{m['speedup']}x ({m['baseline_first_frame_latency_s']} s / {m['first_frame_latency_s']} s)",
             )
         )
+    if "paper_backend" in res:
+        pb = res["paper_backend"]
+        rows.append((f"LIA decode per {pb['lia_size']}^2 frame (paper)",
+                     f"{pb['lia_decode_ms_per_frame']} ms"))
+        rows.append((f"LIA encode per {pb['lia_size']}^2 user frame (paper)",
+                     f"{pb['lia_encode_ms_per_frame']} ms"))
+        rows.append(("wav2vec2-base features per block, one stream (paper)",
+                     f"{pb['wav2vec2_ms_per_block']} ms"))
     if res.get("renderer_fps") is not None:
         rows.append(("renderer", f"{res['renderer_fps']} fps"))
         p = res["pipeline"]
         rows.append((f"whole pipeline at {p['size']}^2", f"{p['fps']} fps (RTF {p['realtime_factor']})"))
-    for row in res["latency"]:
+    for row in res.get("latency", []):
         rows.append(
             (
                 f"latency, {row['block_frames']}-frame blocks (algorithmic / e2e mean / max)",

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.linalg import LinAlgWarning
 from tqdm import tqdm
 
 from avatar_forcing.data.shards import Conversation
@@ -29,7 +31,7 @@ from avatar_forcing.motion.vector import FPS, MotionStats, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 
 GT_LABEL = "ground truth"
-LABEL_METRICS = ("nod_recall", "nod_latency_s")  # need labelled reaction events
+LABEL_METRICS = ("nod_recall", "nod_precision", "nod_latency_s")  # need labelled reaction events
 
 
 @dataclass(frozen=True)
@@ -193,9 +195,19 @@ def clip_metrics(clip: Clip, pred: np.ndarray, clusters: Clusters, cfg: EvalConf
     if clip.nod_causes is not None:
         score = M.nod_response(pred[:, idx("pitch")], clip.nod_causes, cfg.nod)
         hits = score.recall * score.events if score.events else 0.0
+        answering = score.precision * score.nods if score.nods else 0.0
         out.update(nod_events=float(score.events), nod_hits=hits, nod_recall=score.recall,
-                   nod_latency_s=score.mean_latency_s)
+                   nod_latency_s=score.mean_latency_s, nods=float(score.nods), nods_answering=answering,
+                   nod_precision=score.precision, nod_f1=_f1(score.recall, score.precision))
     return out
+
+
+def _f1(recall: float, precision: float) -> float:
+    """Harmonic mean; an avatar that never nods scores 0, not nan (it did miss the events)."""
+    if not np.isfinite(recall):
+        return float("nan")
+    precision = 0.0 if not np.isfinite(precision) else precision
+    return 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0
 
 
 def _nanmean(values) -> float:
@@ -231,6 +243,8 @@ def set_metrics(clips: list[Clip], preds: list[np.ndarray], per_clip: list[dict[
         out["nod_latency_s"] = (sum(lat * h for lat, h in weighted) / sum(h for _, h in weighted)
                                 if weighted else float("nan"))
         out["nod_events"] = float(events)
+        nods = sum(m["nods"] for m in labelled)  # a model that nods all the time has recall 1: see precision
+        out["nod_precision"] = sum(m["nods_answering"] for m in labelled) / nods if nods else float("nan")
     return out
 
 
@@ -275,6 +289,12 @@ def skipped_metrics(clips: list[Clip]) -> dict[str, str]:
 
 def score(label: str, source: str, clips: list[Clip], preds: list[np.ndarray], clusters: Clusters,
           cfg: EvalConfig, talking_only: bool = False) -> Row:
+    with warnings.catch_warnings():  # near-singular covariances of still channels: FD handles them
+        warnings.simplefilter("ignore", LinAlgWarning)
+        return _score(label, source, clips, preds, clusters, cfg, talking_only)
+
+
+def _score(label, source, clips, preds, clusters, cfg, talking_only) -> Row:
     per_clip = [clip_metrics(c, p, clusters, cfg) for c, p in zip(clips, preds, strict=True)]
     return Row(label, source, set_metrics(clips, preds, per_clip, clusters, cfg), per_clip, talking_only)
 

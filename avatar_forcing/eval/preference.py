@@ -4,8 +4,9 @@ This is NOT a human study. It stands in for the paper's user study (Avatar Forci
 overall against INFP*) with a documented composite of the evaluation metrics, computed from the motion
 and the ground truth only (never from either model's own scores or likelihoods):
 
-* reactiveness: rPCC-Exp and rPCC-Pose (per-dimension variant; lower is better), recall of the
-  labelled nods (higher is better), and the smile-mirroring correlation (closer to the ground truth's);
+* reactiveness: rPCC-Exp and rPCC-Pose (per-dimension variant; lower is better), the F1 of nods against
+  the labelled nods (recall and precision: an avatar that nods all the time does not win; higher is
+  better), and the smile-mirroring correlation (closer to the ground truth's);
 * richness: SID-Exp, SID-Pose, Var-Exp and Var-Pose, each closer to the ground truth's.
 
 On each clip every criterion is a duel: 1 to the better model, 0.5 for a tie or when it cannot be
@@ -37,7 +38,7 @@ class PreferenceConfig:
     criteria: tuple[Criterion, ...] = (
         Criterion("rpcc_per_dim_exp", "lower", "reactiveness"),
         Criterion("rpcc_per_dim_pose", "lower", "reactiveness"),
-        Criterion("nod_recall", "higher", "reactiveness"),
+        Criterion("nod_f1", "higher", "reactiveness"),
         Criterion("smile_r", "closer", "reactiveness"),
         Criterion("sid_exp", "closer", "richness"),
         Criterion("sid_pose", "closer", "richness"),

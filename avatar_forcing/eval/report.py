@@ -37,6 +37,7 @@ def columns(report: EvalReport) -> list[Column]:
         Column("lip_r", "Lip-sync r", "↑"),
         Column("mouth_mae", "Mouth MAE", "↓"),
         Column("nod_recall", "Nod recall", "↑"),
+        Column("nod_precision", "Nod precision", "↑"),
         Column("nod_latency_s", "Nod latency (s)", ""),
         Column("smile_r", "Smile-mirror r", ""),
     ]

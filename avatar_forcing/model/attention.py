@@ -33,13 +33,14 @@ class SelfAttention(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d); mask (N, P + N).
+        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d); mask (N, P + N), boolean
+        or an additive float bias (`masks.attention_bias`, converted once per window rather than per call).
 
         Returns the output and this window's *unrotated* keys and values, so a cache can re-rotate them
         at rebased positions later."""
-        q, k, v = (split_heads(z, self.heads) for z in self.qkv(x).chunk(3, dim=-1))
-        cos, sin = rope
-        q_rot, k_rot = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (3, R, H, N, d)
+        k, v = qkv[1], qkv[2]
+        q_rot, k_rot = apply_rope(qkv[:2], *rope)  # q and k rotated together
         keys, values = k_rot, v
         if past is not None:
             keys, values = torch.cat((past[0], k_rot), dim=2), torch.cat((past[1], v), dim=2)

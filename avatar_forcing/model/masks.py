@@ -36,3 +36,9 @@ def cross_attention_mask(
     query_frames: torch.Tensor, key_frames: torch.Tensor, cfg: ModelConfig
 ) -> torch.Tensor:
     return (key_frames[None, :] - query_frames[:, None]).abs() <= cfg.cross_window
+
+
+def attention_bias(mask: torch.Tensor) -> torch.Tensor:
+    """Boolean mask -> additive float32 bias (0 where allowed, -inf elsewhere), the form attention uses
+    internally; converting once per streaming window saves the conversion in every attention call."""
+    return torch.zeros(mask.shape).masked_fill_(~mask, float("-inf"))

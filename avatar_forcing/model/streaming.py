@@ -105,7 +105,8 @@ class StreamingGenerator:
         conds = (
             new if first else tuple(torch.cat(p, dim=1) for p in zip(self.context_conds, new, strict=True))
         )
-        x = self._noise((self.rows, n, m.motion_dim))
+        device = self.reference.device  # the bookkeeping below is on the CPU; what meets the net moves here
+        x = self._noise((self.rows, n, m.motion_dim)).to(device)
         if not first:
             x = torch.cat((self.context_latents, x), dim=1)
         n_ctx, length = x.shape[1] - n, x.shape[1]
@@ -113,7 +114,7 @@ class StreamingGenerator:
         frames = torch.arange(start, start + length)
 
         R = self.rows
-        drop_avatar, drop_user = guidance_drops(R, has_avatar_audio, has_user)
+        drop_avatar, drop_user = (d.to(device) for d in guidance_drops(R, has_avatar_audio, has_user))
         cond = self.model.encode_conditions(
             *(c.repeat(BRANCHES, 1, 1) for c in conds), drop_avatar, drop_user
         )
@@ -129,8 +130,9 @@ class StreamingGenerator:
             self_attention_mask(frames, key_frames, m) & (key_frames >= start - m.cache_frames)[None, :]
         )
         cross_frames = torch.cat((self.cross_frames, frames))
-        cross_mask = cross_attention_mask(frames, cross_frames, m)
-        rope = self.model.rope(frames - origin)
+        cross_mask = cross_attention_mask(frames, cross_frames, m).to(device)
+        self_mask = self_mask.to(device)
+        rope = tuple(r.to(device) for r in self.model.rope(frames - origin))
         window_kv = self.model.cross_kv(cond)
         cross_kv = window_kv
         past = None
@@ -140,10 +142,12 @@ class StreamingGenerator:
                 for (pk, pv), (k, v) in zip(self.cross_kv, window_kv, strict=True)
             ]
             cos, sin = self.model.rope(self.self_frames - origin)
+            cos, sin = cos.to(device), sin.to(device)
             past = [(apply_rope(k, cos, sin), v) for k, v in self.self_kv]
 
         def run(x_rows: torch.Tensor, t: torch.Tensor):
-            t_rows = t[None, :].float()  # same times in every row: embed and modulate once, broadcast
+            # same times in every row: embed and modulate once, broadcast
+            t_rows = t[None, :].float().to(device)
             return self.model.denoise(x_rows, t_rows, reference, cross_kv, rope, self_mask, cross_mask, past)
 
         is_new = torch.arange(length) >= n_ctx
@@ -153,7 +157,7 @@ class StreamingGenerator:
             if self.trace is not None:
                 self.trace.append((x.clone(), v_raw.clone()))
             d_sigma = torch.where(is_new, self.sigmas[i + 1] - self.sigmas[i], 0.0)
-            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigma, is_new)
+            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigma.to(device), is_new.to(device))
 
         # Cache fill: one pass at flow time 0 on the final latents.
         _, kv = run(x.repeat(BRANCHES, 1, 1), torch.zeros(length, dtype=torch.float64))

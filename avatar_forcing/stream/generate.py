@@ -2,7 +2,9 @@
 
 Everything is pushed into one `AvatarSession` up front and drained block by block, so offline output is
 exactly what a live session would have produced from the same inputs. Frames are encoded as they come:
-memory does not grow with the length of the video.
+memory does not grow with the length of the video. The checkpoint's motion backend is used throughout
+(the rig, or the LIA latents of a converted official checkpoint): for the user's video, the user's motion
+and the side-by-side panel alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avatar_forcing.errors import InputError
+from avatar_forcing.motion.backend import MotionBackend, RigBackend
 from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, FPS, POSE_NAMES, MotionTrack
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
@@ -32,7 +35,7 @@ class GenerateResult:
     path: Path
     frames: int
     seconds: float
-    motion: np.ndarray  # (frames, 58) the avatar's motion
+    motion: np.ndarray  # (frames, D) the avatar's motion in the backend's units (58-d for the rig)
     exported: tuple[Path, ...] = ()
 
 
@@ -111,10 +114,11 @@ def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path 
              progress: bool = True, model=None, stats=None) -> GenerateResult:
     """Generate an avatar video. Audio arrays are mono float32 at 16 kHz; paths are decoded with PyAV.
 
-    The video lasts as long as the avatar audio. `user_video` is tracked into the user's motion (and gives
-    the user's audio when `user_audio` is not given); `user_motion` is a motion file or (T, 58) array.
-    `side_by_side` puts the user on the left: their video, or their motion rendered on `user_portrait`
-    (default: the astronaut, mirrored)."""
+    The video lasts as long as the avatar audio. `user_video` is encoded into the user's motion by the
+    backend (and gives the user's audio when `user_audio` is not given); `user_motion` is a (T, D) array,
+    or for the rig a motion file. `side_by_side` puts the user on the left: their video, or their motion
+    rendered on `user_portrait` (default: the astronaut, mirrored). `export_prefix` writes ARKit curves
+    (rig only)."""
     from avatar_forcing.audio.io import load_audio
     from avatar_forcing.media.video import VideoWriter
 
@@ -125,32 +129,37 @@ def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path 
     if len(avatar_pcm) < FRAME_SAMPLES:
         raise InputError("the avatar audio is shorter than one video frame (40 ms)")
     user_pcm = None if user_audio is None else _audio(user_audio, "user audio", load_audio)
-    user_track = None
-    if user_video is not None:
-        from avatar_forcing.motion.tracker import track_video
+    if user_video is not None and user_pcm is None:
+        from avatar_forcing.media.video import read_audio
 
-        user_track = track_video(user_video, progress=progress)
-        if user_pcm is None:
-            from avatar_forcing.media.video import read_audio
-
-            user_pcm = read_audio(user_video)
-    elif user_motion is not None:
-        user_track = _motion(user_motion)
+        user_pcm = read_audio(user_video)
     total = -(-len(avatar_pcm) // FRAME_SAMPLES)
 
     session = AvatarSession(checkpoint, portrait, options, model=model, stats=stats)
-    left = None
-    if side_by_side:
-        left = _user_panel(user_video, user_track, user_portrait, options.output_size)
-    audio = avatar_pcm if not (side_by_side and user_pcm is not None) else mix(avatar_pcm, user_pcm)
     output = Path(output)
     motion, written = [], 0
     try:
+        is_rig = isinstance(session.backend, RigBackend)
+        if export_prefix is not None and not is_rig:
+            raise InputError(f"motion export writes ARKit blendshape curves; the {session.backend.name} "
+                             "motion backend of this checkpoint has none")
+        user_values = None
+        if user_video is not None:
+            user_values = _encode_video(session, user_video, progress)
+        elif user_motion is not None:
+            if not is_rig and isinstance(user_motion, (str, Path, MotionTrack)):
+                raise InputError(f"motion files hold rig motion; the {session.backend.name} backend of this "
+                                 "checkpoint takes the user as a video or a (frames, D) array")
+            user_values = _motion(user_motion).values if is_rig else np.asarray(user_motion)
+        left = None
+        if side_by_side:
+            left = _user_panel(session.backend, user_video, user_values, user_portrait, options.output_size)
+        audio = avatar_pcm if not (side_by_side and user_pcm is not None) else mix(avatar_pcm, user_pcm)
         session.push_avatar_audio(avatar_pcm, SAMPLE_RATE)
         if user_pcm is not None and len(user_pcm):
             session.push_user_audio(user_pcm, SAMPLE_RATE)
-        if user_track is not None:
-            session.push_user_motion(user_track.values)
+        if user_values is not None:
+            session.push_user_motion(user_values)
         session.finish()
         with VideoWriter(output, fps=FPS, audio=audio[: total * FRAME_SAMPLES]) as writer, \
                 tqdm(total=total, unit="frame", desc="generate", disable=not progress) as bar:
@@ -191,22 +200,41 @@ def _motion(source) -> MotionTrack:
     return track
 
 
-def _user_panel(user_video, user_track: MotionTrack | None, user_portrait, size: int) -> Iterator[np.ndarray]:
+def _encode_video(session: AvatarSession, path: str | Path, progress: bool) -> np.ndarray:
+    """The user's video -> (T, D) motion at 25 fps with the session's backend (the rig tracks it with
+    MediaPipe and fills gaps; other backends encode every frame)."""
+    if isinstance(session.backend, RigBackend):
+        from avatar_forcing.motion.tracker import track_video
+
+        return track_video(path, progress=progress).values
+    from avatar_forcing.media.video import read_video
+
+    times = np.array([t for _, t in read_video(path)])  # a first pass for the length (decoding is cheap)
+    if len(times) == 0:
+        raise InputError(f"the user video {path} has no frames")
+    last = times[-1] + (float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / FPS)
+    frames = frames_at_fps(read_video(path))
+    bar = tqdm(range(max(1, round(last * FPS))), desc="encode user video", unit="frame", disable=not progress)
+    return session.backend.encode_frames(next(frames) for _ in bar)
+
+
+def _user_panel(backend: MotionBackend, user_video, user_values: np.ndarray | None, user_portrait,
+                size: int) -> Iterator[np.ndarray]:
     """The left half of a side-by-side video, one frame per output frame."""
     if user_video is not None:
         from avatar_forcing.media.video import read_video
 
         return (square(rgb, size) for rgb in frames_at_fps(read_video(user_video)))
-    from avatar_forcing.motion.renderer import PortraitRenderer
+    from avatar_forcing.stream.session import resize_frames
 
-    renderer = PortraitRenderer(default_portrait(mirrored=True) if user_portrait is None else user_portrait,
-                                size=size)
-    values = user_track.values if user_track is not None else renderer.reference_motion[None]
+    identity = backend.encode_portrait(default_portrait(mirrored=True) if user_portrait is None
+                                       else user_portrait)
+    values = user_values if user_values is not None else identity.reference_motion[None]
 
     def panel() -> Iterator[np.ndarray]:
         k = 0
         while True:  # the user's motion ends: hold the last pose
-            yield renderer.render(values[min(k, len(values) - 1)])
+            yield resize_frames(backend.decode(identity, values[min(k, len(values) - 1)][None]), size)[0]
             k += 1
 
     return panel()

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar_forcing.errors import InputError
-from avatar_forcing.motion.vector import FPS, MOTION_DIM, validate_motion
+from avatar_forcing.motion.backend import check_motion
+from avatar_forcing.motion.vector import FPS, MOTION_DIM
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = SAMPLE_RATE // FPS  # 640
@@ -161,10 +162,12 @@ class AudioInput:
 
 
 class MotionInput:
-    """The user's motion as timestamped observations (None = frame seen but no face), held up to a limit."""
+    """The user's motion as timestamped observations (None = frame seen but no face), held up to a limit.
+    `dim` is the motion backend's (58 for the rig, 512 for the paper's LIA latents)."""
 
-    def __init__(self, max_gap_s: float) -> None:
+    def __init__(self, max_gap_s: float, dim: int = MOTION_DIM) -> None:
         self.max_gap_s = max_gap_s
+        self.dim = dim
         self.reset()
 
     def reset(self) -> None:
@@ -189,7 +192,7 @@ class MotionInput:
 
     def add_rows(self, motion: np.ndarray, start_time: float | None, committed_frame: int) -> None:
         """Motion rows at 25 fps, starting at `start_time` or right after the last observation."""
-        motion = validate_motion(motion, "user motion")
+        motion = check_motion(motion, self.dim, "user motion")
         if start_time is None:
             start_time = committed_frame / FPS if self.last_time is None else self.last_time + 1.0 / FPS
             start_time = max(start_time, committed_frame / FPS)
@@ -205,12 +208,12 @@ class MotionInput:
         return int(np.floor(self.times[0] * FPS + 1e-6)) if self.times else None
 
     def take(self, start_frame: int, end_frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """Commit frames: (n, 58) raw motion (zeros where absent) and a per-frame presence mask.
+        """Commit frames: (n, dim) raw motion (zeros where absent) and a per-frame presence mask.
 
         Frame k takes the latest observation before its end, if no older than max_gap_s (sample and
         hold: causal, and a webcam a little behind the microphone does not blank the user out)."""
         n = end_frame - start_frame
-        motion = np.zeros((n, MOTION_DIM), np.float32)
+        motion = np.zeros((n, self.dim), np.float32)
         present = np.zeros(n, bool)
         times = np.asarray(self.times)
         for i in range(n):

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from avatar_forcing.errors import ConfigError
 
 # "short": the first block is B frames like every other (first motion after 0.4 s, the live default);
 # "full": the first block denoises a whole training window (50 frames, 2 s) as the authors' sampler does.
 FirstBlock = Literal["short", "full"]
+# "auto": bfloat16 on a GPU (as the authors run their model), float32 on a CPU (bf16 is slow there).
+DType = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass
@@ -21,7 +25,9 @@ class SessionOptions:
     output_size: int = 512          # rendered frames are output_size x output_size
     render: bool = True             # False: motion only (benchmarks, 3D-engine front ends)
     seed: int = 0                   # noise of every block comes from one generator seeded here
-    device: str = "cpu"
+    device: str = "auto"            # "auto": the GPU when there is one, else the CPU; or "cpu", "cuda:1"...
+    dtype: DType = "auto"           # DFoT under autocast in this dtype; the LIA decoder is cast to it
+    wav2vec: str | None = None      # local wav2vec2 folder; overrides the one a converted checkpoint records
     threads: int | None = None      # torch intra-op threads for this process; None = leave as is
     # A user input is trusted for this long after its last observation (held), then it counts as
     # absent (a null condition): a frozen webcam or a dropped mic never stalls or misleads the avatar.
@@ -48,4 +54,26 @@ class SessionOptions:
             raise ConfigError(f"min_audio_coverage must be in [0, 1], got {self.min_audio_coverage}")
         if self.first_block not in ("short", "full"):
             raise ConfigError(f"first_block must be 'short' or 'full', got {self.first_block!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+        resolve_device(self.device)
         return self
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device; "auto" is the first GPU if torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r} (use 'auto', 'cpu', 'cuda' or 'cuda:N')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but torch sees no GPU (use 'auto' or 'cpu')")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)

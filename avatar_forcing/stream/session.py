@@ -19,11 +19,17 @@ A block of B frames is generated once the session *clock* has passed its last fr
   * ``finish()`` declares the end of input: the remaining partial block is generated, padded.
 Whatever a frame lacks when its block is generated is a null condition: silent audio, absent user
 motion, or, for a block with no user input at all, the user condition dropped (talking-only).
+
+The checkpoint decides the motion backend (motion/backend.py: the 58-d rig by default, the paper's LIA
+latents for a converted official checkpoint) and the audio features (stream/features.py: log-mel or
+wav2vec2); the session only talks to their interfaces. On a GPU (device "auto") the DFoT runs under
+bfloat16 autocast and the LIA decoder in bfloat16.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import threading
@@ -36,10 +42,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar_forcing.audio.features import StreamingLogMel
 from avatar_forcing.audio.io import StreamingResampler
 from avatar_forcing.errors import CheckpointError, InputError
-from avatar_forcing.motion.vector import FPS, MOTION_DIM, MotionStats, clip_to_range, validate_motion
+from avatar_forcing.motion.backend import (
+    FrameEncoder,
+    MotionBackend,
+    PortraitIdentity,
+    RigBackend,
+    RigBackendConfig,
+    backend_from_record,
+    check_motion,
+)
+from avatar_forcing.motion.vector import FPS, MotionStats, clip_to_range
+from avatar_forcing.stream.features import AudioFeatures, FeatureStream, audio_features_for
 from avatar_forcing.stream.inputs import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -49,7 +64,7 @@ from avatar_forcing.stream.inputs import (
     check_timestamp,
     to_mono_float,
 )
-from avatar_forcing.stream.options import SessionOptions
+from avatar_forcing.stream.options import SessionOptions, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +89,7 @@ class BlockTimings:
 @dataclass
 class Block:
     start_frame: int                # on the session timeline (25 fps from the start)
-    motion: np.ndarray              # (n, 58) physical units, clipped to the valid ranges
+    motion: np.ndarray              # (n, D) the backend's units (rig: 58-d, clipped to the valid ranges)
     frames: np.ndarray | None       # (n, S, S, 3) uint8, None when rendering is off
     avatar_audio: np.ndarray        # (n * 640,) float32 16 kHz: what the avatar says during these frames
     timings: BlockTimings = field(default_factory=BlockTimings)
@@ -92,7 +107,7 @@ class Block:
 class TimedFrame:
     index: int                      # frame on the session timeline
     time: float                     # seconds on the session timeline
-    motion: np.ndarray              # (58,)
+    motion: np.ndarray              # (D,)
     image: np.ndarray | None        # (S, S, 3) uint8
     audio: np.ndarray               # (640,) the avatar audio of this frame
 
@@ -101,6 +116,13 @@ class TimedFrame:
 class LoadedModel:
     model: torch.nn.Module
     stats: MotionStats
+    extra: dict = field(default_factory=dict)  # the checkpoint's free-form record (motion backend, audio...)
+    directory: Path | None = None              # where relative paths in `extra` point
+
+
+def identity_stats(dim: int) -> MotionStats:
+    """No normalization (mean 0, std 1): converted official checkpoints take raw LIA latents."""
+    return MotionStats(np.zeros(dim, np.float32), np.ones(dim, np.float32))
 
 
 def load_engine_model(checkpoint: str | Path | None, model: torch.nn.Module | None,
@@ -113,12 +135,13 @@ def load_engine_model(checkpoint: str | Path | None, model: torch.nn.Module | No
     if checkpoint is None and (DEFAULT_CHECKPOINT / "config.json").is_file():
         checkpoint = DEFAULT_CHECKPOINT
     if checkpoint is not None:
-        from avatar_forcing.model.checkpoint import load_checkpoint
+        from avatar_forcing.model.checkpoint import load_checkpoint, read_config
 
-        loaded_model, _, loaded_stats = load_checkpoint(checkpoint, device=options.device)
+        loaded_model, cfg, loaded_stats = load_checkpoint(checkpoint, device=resolve_device(options.device))
         if loaded_stats is None:  # a checkpoint trained on unnormalized motion
-            loaded_stats = MotionStats()
-        return LoadedModel(loaded_model, loaded_stats)
+            loaded_stats = identity_stats(cfg.motion_dim)
+        extra = read_config(checkpoint).get("extra") or {}
+        return LoadedModel(loaded_model, loaded_stats, extra, Path(checkpoint))
     if not options.random_init:
         raise CheckpointError(
             f"no checkpoint given and no default model installed in {DEFAULT_CHECKPOINT}; pass a checkpoint "
@@ -145,19 +168,55 @@ def with_block_size(model: torch.nn.Module, block_size: int | None) -> torch.nn.
     return view
 
 
-class _AudioStream:
-    """One audio input: resampler (per incoming rate) + timeline buffer + streaming log-mel."""
+def make_backend(record: dict | None, directory: Path | None, options: SessionOptions,
+                 device: torch.device, dtype: torch.dtype) -> MotionBackend:
+    """The checkpoint's motion backend, placed on the session's device (rig: frames of output_size)."""
+    if (record or {}).get("backend", "rig") == "rig":
+        return RigBackend(RigBackendConfig(size=options.output_size))
+    backend = backend_from_record(record, directory)
+    from avatar_forcing.motion.lia.backend import LiaBackend
 
-    def __init__(self, name: str) -> None:
+    if isinstance(backend, LiaBackend):  # the record loads on the CPU in float32: move it
+        dtype_name = str(dtype).removeprefix("torch.")
+        backend = LiaBackend(backend.generator, replace(backend.cfg, device=str(device), dtype=dtype_name))
+    return backend
+
+
+def load_portrait(portrait: str | Path | np.ndarray | None) -> np.ndarray:
+    if portrait is None:
+        from avatar_forcing.stream.generate import default_portrait
+
+        return default_portrait()
+    if isinstance(portrait, (str, Path)):
+        from avatar_forcing.media.image import load_image
+
+        return load_image(portrait)
+    return np.asarray(portrait)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, S, S, 3) -> (T, size, size, 3): a backend with a native frame size (LIA) meets output_size."""
+    if frames.shape[1] == size:
+        return frames
+    import cv2
+
+    interp = cv2.INTER_AREA if frames.shape[1] > size else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+
+
+class _AudioStream:
+    """One audio input: resampler (per incoming rate) + timeline buffer + streaming features."""
+
+    def __init__(self, name: str, features: AudioFeatures) -> None:
         self.name = name
         self.buffer = AudioInput()
-        self.mel = StreamingLogMel()
+        self.features: FeatureStream = features.stream()
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None
 
     def reset(self) -> None:
         self.buffer.reset()
-        self.mel.reset()
+        self.features.reset()
         self.rate, self.resampler = None, None
 
     def resample(self, pcm: np.ndarray, rate: int) -> np.ndarray:
@@ -180,54 +239,80 @@ class AvatarSession:
 
     def __init__(self, checkpoint: str | Path | None = None, portrait: str | Path | np.ndarray | None = None,
                  options: SessionOptions | None = None, *, model: torch.nn.Module | None = None,
-                 stats: MotionStats | None = None, reference_motion: np.ndarray | None = None):
-        """`model` + `stats`: an in-memory model instead of a checkpoint. `reference_motion` (58,): skip the
-        portrait's tracking (only with ``render=False``; tests and motion-only front ends)."""
+                 stats: MotionStats | None = None, reference_motion: np.ndarray | None = None,
+                 backend: MotionBackend | None = None, audio_features: AudioFeatures | None = None):
+        """`model` + `stats`: an in-memory model instead of a checkpoint. `reference_motion` (D,): skip the
+        portrait's encoding (only with ``render=False``; tests and motion-only front ends). `backend` and
+        `audio_features` override what the checkpoint asks for (default for an in-memory model: the rig and
+        log-mel)."""
         from avatar_forcing.model.config import SamplerConfig
         from avatar_forcing.model.streaming import StreamingGenerator
 
         self.options = opts = (options or SessionOptions()).validate()
         if opts.threads is not None:
             torch.set_num_threads(opts.threads)
+        self.device = resolve_device(opts.device)
+        self.dtype = resolve_dtype(opts.dtype, self.device)
         loaded = load_engine_model(checkpoint, model, stats, opts)
-        self.model = with_block_size(loaded.model.to(opts.device).eval(), opts.block_size)
+        self.model = with_block_size(loaded.model.to(self.device).eval(), opts.block_size)
         self.stats = loaded.stats
         self.block_size = self.model.cfg.block_size
-        self.renderer = None
+        self.backend = backend or make_backend(loaded.extra.get("motion"), loaded.directory, opts,
+                                               self.device, self.dtype)
+        self._check_dims()
+        if audio_features is None:  # log-mel unless the checkpoint names another
+            audio_features = audio_features_for(loaded.extra, self.model.cfg.audio_dim, loaded.directory,
+                                                opts.wav2vec, self.device)
+        elif audio_features.dim != self.model.cfg.audio_dim:
+            raise CheckpointError(f"the model takes {self.model.cfg.audio_dim} audio numbers per frame but "
+                                  f"{audio_features.name} features have {audio_features.dim}")
+        self.audio_features = audio_features
+        self.identity: PortraitIdentity | None = None
         if opts.render or reference_motion is None:
-            self.renderer = self._make_renderer(portrait)
-            reference_motion = self.renderer.reference_motion
-        self.reference_motion = validate_motion(np.asarray(reference_motion)[None], "reference motion")[0]
-        reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=opts.device)
+            self.identity = self.backend.encode_portrait(load_portrait(portrait))  # raises NoFaceError (rig)
+            reference_motion = self.identity.reference_motion
+        self.reference_motion = check_motion(reference_motion, self.motion_dim, "reference motion")[0]
+        reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=self.device)
+        schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
-                                first_block=opts.first_block)
+                                first_block=opts.first_block, schedule=schedule)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
-        self._tracker = None  # created on the first webcam frame
+        self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
         self._closed = False
         self.reset()
 
-    def _make_renderer(self, portrait):
-        from avatar_forcing.motion.renderer import PortraitRenderer
+    def _check_dims(self) -> None:
+        cfg, dim = self.model.cfg, self.backend.motion_dim
+        sizes = {"the model's motion": cfg.motion_dim, "the model's user motion": cfg.user_motion_dim,
+                 "the normalization stats": len(np.atleast_1d(self.stats.mean))}
+        for what, size in sizes.items():
+            if size != dim:
+                raise CheckpointError(f"the {self.backend.name} motion backend has {dim} numbers per frame "
+                                      f"but {what} has {size}: checkpoint and backend do not belong together")
 
-        if portrait is None:
-            from avatar_forcing.stream.generate import default_portrait
+    @property
+    def renderer(self):
+        """The rig's PortraitRenderer (None for other backends or without a portrait); kept for callers
+        written before the backend interface."""
+        if self.identity is None or not isinstance(self.backend, RigBackend):
+            return None
+        return self.identity.state
 
-            portrait = default_portrait()
-        if isinstance(portrait, (str, Path)):
-            from avatar_forcing.media.image import load_image
-
-            portrait = load_image(portrait)
-        return PortraitRenderer(np.asarray(portrait), size=self.options.output_size)
+    def _autocast(self):
+        """bfloat16 autocast around the DFoT: matmuls in bf16, the sampler's Euler updates stay float32."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Back to time 0 with empty inputs and a fresh cache (same portrait, model and seed)."""
         with self._lock:
-            self.user_audio = _AudioStream("user audio")
-            self.avatar_audio = _AudioStream("avatar audio")
-            self.user_motion = MotionInput(self.options.max_gap_s)
+            self.user_audio = _AudioStream("user audio", self.audio_features)
+            self.avatar_audio = _AudioStream("avatar audio", self.audio_features)
+            self.user_motion = MotionInput(self.options.max_gap_s, self.motion_dim)
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
             self.advanced_frames = 0     # the clock set by advance_to
@@ -237,16 +322,16 @@ class AvatarSession:
             self._track_ms = 0.0
             self._last_frame_time: float | None = None
             self.generator.reset()
-            if self._tracker is not None:
-                self._tracker.close()
-                self._tracker = None
+            if self._encoder is not None:
+                self._encoder.close()
+                self._encoder = None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._tracker is not None:
-                self._tracker.close()
-                self._tracker = None
+            if self._encoder is not None:
+                self._encoder.close()
+                self._encoder = None
 
     def __enter__(self) -> AvatarSession:
         return self
@@ -284,8 +369,9 @@ class AvatarSession:
             stream.buffer.push(stream.resample(mono, rate), at)
 
     def push_user_frame(self, rgb: np.ndarray, timestamp: float) -> None:
-        """A webcam frame at `timestamp` seconds on the session timeline; tracked here (MediaPipe, video
-        mode). Frames out of order or already in the past are ignored (counted in `dropped_user_frames`)."""
+        """A webcam frame at `timestamp` seconds on the session timeline; encoded here by the backend's frame
+        encoder (rig: MediaPipe in video mode; LIA: its motion encoder). Frames out of order or already in
+        the past are ignored (counted in `dropped_user_frames`)."""
         t = check_timestamp(timestamp, "user frame")
         arr = np.asarray(rgb)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
@@ -296,19 +382,17 @@ class AvatarSession:
             with self._lock:
                 self.user_motion.dropped += 1
             return
-        if self._tracker is None:
-            from avatar_forcing.motion.tracker import FaceTracker
-
-            self._tracker = FaceTracker(mode="video")
+        if self._encoder is None:
+            self._encoder = self.backend.frame_encoder()
         start = time.perf_counter()
-        observation = self._tracker.track_frame(arr, int(round(t * 1000)))
+        motion = self._encoder.encode(arr, int(round(t * 1000)))
         with self._lock:
             self._track_ms += (time.perf_counter() - start) * 1000
-            self.user_motion.add(t, None if observation is None else observation.motion, self.committed)
+            self.user_motion.add(t, motion, self.committed)
 
     def push_user_motion(self, motion: np.ndarray, timestamp: float | None = None) -> None:
-        """The user's motion (n, 58) at 25 fps (an avatar, a 3D face tracker, a motion file), continuing
-        the stream or starting at `timestamp` seconds."""
+        """The user's motion (n, motion_dim) at 25 fps (an avatar, a 3D face tracker, a motion file),
+        continuing the stream or starting at `timestamp` seconds."""
         t = None if timestamp is None else check_timestamp(timestamp, "user motion")
         with self._lock:
             self._check_open()
@@ -402,15 +486,18 @@ class AvatarSession:
         avatar_feats, user_feats, user_motion, avatar_pcm, has_user = conds
 
         start = time.perf_counter()
-        motion = self.generator.step(avatar_feats, user_feats, user_motion, has_avatar_audio=True,
-                                     has_user=has_user)
-        motion = clip_to_range(self.stats.denormalize(motion[0].float().cpu().numpy()))
+        with self._autocast():
+            motion = self.generator.step(avatar_feats, user_feats, user_motion, has_avatar_audio=True,
+                                         has_user=has_user)
+        motion = self.stats.denormalize(motion[0].float().cpu().numpy())
+        if isinstance(self.backend, RigBackend):  # physical units with hard limits
+            motion = clip_to_range(motion)
         timings.dfot_ms = (time.perf_counter() - start) * 1000
 
         frames = None
-        if self.renderer is not None:
+        if self.options.render and self.identity is not None:
             start = time.perf_counter()
-            frames = self.renderer.render_many(motion)
+            frames = resize_frames(self.backend.decode(self.identity, motion), self.options.output_size)
             timings.render_ms = (time.perf_counter() - start) * 1000
         self.blocks += 1
         return Block(block_start, motion, frames, avatar_pcm, timings, has_user)
@@ -422,11 +509,11 @@ class AvatarSession:
         user_pcm, user_cover = self.user_audio.buffer.take(a, b)
         raw_motion, motion_present = self.user_motion.take(a, b)
         self.committed = b
-        avatar_feats = self.avatar_audio.mel.push(avatar_pcm)
-        user_feats = self.user_audio.mel.push(user_pcm)
+        avatar_feats = self.avatar_audio.features.push(avatar_pcm)
+        user_feats = self.user_audio.features.push(user_pcm)
         user_motion = np.where(motion_present[:, None], self.stats.normalize(raw_motion), 0.0)
         has_user = bool((user_cover >= opts.min_audio_coverage).any() or motion_present.any())
-        device = opts.device
+        device = self.device
         to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=device)
         return to(avatar_feats), to(user_feats), to(user_motion), avatar_pcm, has_user
 
@@ -475,4 +562,4 @@ class AvatarSession:
 
     @property
     def motion_dim(self) -> int:
-        return MOTION_DIM
+        return self.backend.motion_dim

@@ -17,7 +17,7 @@ from avatar_forcing.data.shards import Conversation, Participant
 from avatar_forcing.data.synth.config import SpeakerStyleConfig, SynthConfig
 from avatar_forcing.data.synth.listening import Cues, event, glance, react
 from avatar_forcing.data.synth.signals import envelope, frame_times, smooth_noise
-from avatar_forcing.data.synth.speech import Utterance, draw_voices, script
+from avatar_forcing.data.synth.speech import Utterance, Voice, draw_voices, script
 from avatar_forcing.data.synth.talking import blinks, laugh_motion, prosody, smile_curve, talking_head
 from avatar_forcing.data.synth.visemes import MOUTH_COLUMNS, mouth_track, viseme_segments
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, clip_to_range, idx
@@ -61,12 +61,21 @@ def _activity(t: np.ndarray, utterances: list[Utterance]) -> np.ndarray:
 
 
 def generate(
-    seed: int, split: str, index: int, cfg: SynthConfig = SynthConfig(), keep_audio: bool = True
+    seed: int,
+    split: str,
+    index: int,
+    cfg: SynthConfig = SynthConfig(),
+    keep_audio: bool = True,
+    scripted: tuple[list[Voice], list[Utterance]] | None = None,
 ) -> Conversation:
+    """``scripted``: (voices, utterances) written by hand (the demo conversation) instead of drawn."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     duration = rng.uniform(*cfg.dialogue.duration)
-    voices = draw_voices(rng, split, cfg.voices)
-    utterances = script(rng, voices, split, duration, cfg.dialogue, cfg.voices)
+    if scripted is None:
+        voices = draw_voices(rng, split, cfg.voices)
+        utterances = script(rng, voices, split, duration, cfg.dialogue, cfg.voices)
+    else:
+        voices, utterances = scripted
 
     spf = cfg.sample_rate // cfg.fps  # samples per motion frame
     frames = int(np.ceil((max(u.end for u in utterances) + TAIL_SECONDS) * cfg.fps))

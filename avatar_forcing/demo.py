@@ -1,0 +1,213 @@
+"""The built-in demo: the default model plays the sample conversation, side by side with its user.
+
+The avatar (right) greets the user (left), listens while the user speaks and laughs, then answers. Its
+motion comes from the streaming engine (`AvatarSession`), fed exactly as a live session would be: the
+avatar's speech, the user's voice and the user's motion. The user is shown as their motion rendered on
+the mirrored astronaut. Captions under the panels say who is speaking and what; a dot marks the speaker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.motion.vector import FPS, load_motion
+from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
+from avatar_forcing.stream.options import SessionOptions
+
+DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
+Color = tuple[int, int, int]
+
+
+@dataclass
+class CaptionStyle:
+    """Layout of the captions, relative to the panel size so that every output size looks alike."""
+
+    bar_fraction: float = 0.22        # caption bar height / panel size
+    font_fraction: float = 0.0016     # cv2 font scale per pixel of panel size
+    margin_fraction: float = 0.03
+    dot_fraction: float = 0.035       # speaking-indicator radius / panel size
+    hold_s: float = 0.3               # a caption stays this long after its line ends
+    background: Color = (24, 24, 28)
+    text: Color = (235, 235, 235)
+    colors: dict[str, Color] = field(
+        default_factory=lambda: {"user": (90, 170, 255), "avatar": (255, 170, 60)})
+    names: dict[str, str] = field(default_factory=lambda: {"user": "USER", "avatar": "AVATAR"})
+
+
+@dataclass
+class DemoConfig:
+    """Sizes chosen so the whole demo generates in well under 2 minutes on 2 CPU cores."""
+
+    size: int = 384                   # each panel is size x size
+    nfe: int = 10                     # Euler steps per block (the paper's 10)
+    seconds: float | None = None      # cut the conversation short (None = all of it, about 19 s)
+    seed: int = 0
+    threads: int | None = None        # torch threads (None = torch's default)
+    style: CaptionStyle = field(default_factory=CaptionStyle)
+
+
+@dataclass
+class Turn:
+    speaker: str                      # "avatar" | "user"
+    start: float
+    end: float
+    kind: str                         # "sentence" | "laugh" | "backchannel"
+    text: str
+
+
+@dataclass
+class DemoInputs:
+    avatar_audio: np.ndarray          # (n,) float32 16 kHz
+    user_audio: np.ndarray
+    user_motion: np.ndarray           # (T, 58) at 25 fps
+    turns: list[Turn]
+
+    @property
+    def frames(self) -> int:
+        return -(-len(self.avatar_audio) // FRAME_SAMPLES)
+
+
+@dataclass
+class DemoResult:
+    path: Path
+    frames: int
+    seconds: float                    # of video
+    generate_s: float                 # wall time from the first input pushed to the file closed
+    model_s: float                    # of which the DFoT (motion generation)
+    motion: np.ndarray                # (frames, 58) the avatar's motion
+
+    @property
+    def real_time_factor(self) -> float:
+        """Generation time / video time: below 1 is faster than real time."""
+        return self.generate_s / max(self.seconds, 1e-9)
+
+
+def load_demo_inputs(seconds: float | None = None, directory: Path = DEMO_DIR) -> DemoInputs:
+    from avatar_forcing.audio.io import load_audio
+
+    if seconds is not None and seconds * FPS < 1:
+        raise InputError(f"--seconds must be at least one frame (0.04 s), got {seconds}")
+    script = json.loads((directory / "script.json").read_text())
+    turns = [Turn(t["speaker"], t["start"], t["end"], t["kind"], t["text"]) for t in script["turns"]]
+    avatar, user = load_audio(directory / "avatar.wav"), load_audio(directory / "user.wav")
+    motion = load_motion(directory / "user_motion.npz").values
+    if seconds is not None:
+        frames = int(round(seconds * FPS))
+        samples = frames * FRAME_SAMPLES
+        avatar, user, motion = avatar[:samples], user[:samples], motion[:frames]
+    return DemoInputs(avatar, user, motion, turns)
+
+
+def active_turn(turns: list[Turn], t: float, hold_s: float) -> Turn | None:
+    """The line being spoken at time t (the latest started one; held briefly after it ends)."""
+    current = [u for u in turns if u.start <= t <= u.end + hold_s]
+    return max(current, key=lambda u: u.start) if current else None
+
+
+def _wrap(text: str, width: int, scale: float, thickness: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and cv2.getTextSize(candidate, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] > width:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return lines + [line] if line else lines
+
+
+def compose(user: np.ndarray, avatar: np.ndarray, turn: Turn | None, style: CaptionStyle) -> np.ndarray:
+    """[user | avatar] over a caption bar; the speaker's panel gets a coloured frame and a dot."""
+    size = user.shape[0]
+    bar = int(round(size * style.bar_fraction))
+    canvas = np.empty((size + bar, 2 * size, 3), np.uint8)
+    canvas[:size, :size], canvas[:size, size:] = user, avatar
+    canvas[size:] = style.background
+    scale = size * style.font_fraction
+    thick = max(1, round(scale * 2))
+    margin = int(round(size * style.margin_fraction))
+    radius = max(2, int(round(size * style.dot_fraction)))
+    speaker = turn.speaker if turn is not None else None
+    for role, x0 in (("user", 0), ("avatar", size)):
+        color = style.colors[role]
+        label = f"{style.names[role]}: {'speaking' if role == speaker else 'listening'}"
+        origin = (x0 + margin + 2 * radius + margin // 2, margin + radius + int(6 * scale))
+        cv2.putText(canvas, label, (origin[0] + 1, origin[1] + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    thick + 1, cv2.LINE_AA)
+        cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
+        centre = (x0 + margin + radius, margin + radius)
+        if role == speaker:
+            cv2.circle(canvas, centre, radius, color, -1, cv2.LINE_AA)
+            cv2.rectangle(canvas, (x0 + 1, 1), (x0 + size - 2, size - 2), color, max(2, thick + 1))
+        else:
+            cv2.circle(canvas, centre, radius, color, max(1, thick), cv2.LINE_AA)
+    if turn is not None:
+        text = "(laughs)" if turn.kind == "laugh" else turn.text
+        caption = f"{style.names[turn.speaker]}: {text}"
+        line_h = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][1] * 2
+        for k, line in enumerate(_wrap(caption, 2 * size - 2 * margin, scale, thick)[:2]):
+            y = size + margin + line_h * (k + 1) - line_h // 3
+            cv2.putText(canvas, line, (margin, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        style.colors[turn.speaker] if k == 0 else style.text, thick, cv2.LINE_AA)
+    return canvas
+
+
+def _user_frames(renderer, motion: np.ndarray) -> Iterator[np.ndarray]:
+    """The user's panel: their motion on the mirrored astronaut; the last pose holds if motion runs out."""
+    k = 0
+    while True:
+        yield renderer.render(motion[min(k, len(motion) - 1)])
+        k += 1
+
+
+def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndarray | None = None,
+             cfg: DemoConfig | None = None, checkpoint: str | Path | None = None, progress: bool = True,
+             model=None, stats=None) -> DemoResult:
+    """Generate the demo video. `portrait`: the avatar's photo (default: the astronaut); raises NoFaceError
+    when it has no face. `model` + `stats`: an in-memory model (tests) instead of the default checkpoint."""
+    from avatar_forcing.media.video import VideoWriter
+    from avatar_forcing.motion.renderer import PortraitRenderer
+    from avatar_forcing.stream.generate import default_portrait, mix
+    from avatar_forcing.stream.session import AvatarSession
+
+    cfg = cfg or DemoConfig()
+    inputs = load_demo_inputs(cfg.seconds)
+    options = SessionOptions(output_size=cfg.size, nfe=cfg.nfe, seed=cfg.seed, threads=cfg.threads,
+                             random_init=model is not None)
+    # Set-up (not timed): the model, the avatar's portrait and the user's mirrored portrait.
+    session = AvatarSession(checkpoint, portrait, options, model=model, stats=stats)
+    user_renderer = PortraitRenderer(default_portrait(mirrored=True), size=cfg.size)
+    user_panel = _user_frames(user_renderer, inputs.user_motion)
+    total = inputs.frames
+    audio = mix(inputs.avatar_audio, inputs.user_audio)[: total * FRAME_SAMPLES]
+    output = Path(output)
+    motion, written, model_s = [], 0, 0.0
+    start = time.perf_counter()
+    try:
+        session.push_avatar_audio(inputs.avatar_audio, SAMPLE_RATE)
+        session.push_user_audio(inputs.user_audio, SAMPLE_RATE)
+        session.push_user_motion(inputs.user_motion)
+        session.finish()
+        with VideoWriter(output, fps=FPS, audio=audio) as writer, \
+                tqdm(total=total, unit="frame", desc="demo", disable=not progress) as bar:
+            while written < total and (block := session.step()) is not None:
+                model_s += block.timings.dfot_ms / 1000
+                n = min(len(block), total - written)
+                motion.append(block.motion[:n])
+                for i in range(n):
+                    turn = active_turn(inputs.turns, (written + i) / FPS, cfg.style.hold_s)
+                    writer.write(compose(next(user_panel), block.frames[i], turn, cfg.style))
+                written += n
+                bar.update(n)
+    finally:
+        session.close()
+    elapsed = time.perf_counter() - start
+    return DemoResult(output, written, written / FPS, elapsed, model_s, np.concatenate(motion))

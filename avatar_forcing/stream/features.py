@@ -1,0 +1,91 @@
+"""The audio features a session computes, chosen by the checkpoint's config.
+
+* ``log_mel`` (our checkpoints; the default when a config names none): causal log-mel, 320 numbers per
+  25 fps frame, streamed bit-identically to the offline features (audio/features.py);
+* ``wav2vec2`` (converted official checkpoints, `extra["audio_features"] == "wav2vec2"`): the 12 hidden
+  layers of wav2vec2-base concatenated, 9216 per frame, from the local folder recorded at conversion
+  (`extra["wav2vec"]`) or given in SessionOptions.wav2vec; streamed causally with a look-back window
+  (audio/wav2vec.py). The projection to the model's width is part of the DFoT (its `audio_projection`).
+
+One `AudioFeatures` is made per session (wav2vec2 is loaded once) and hands out a `FeatureStream` per
+audio input (the user's and the avatar's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from avatar_forcing.audio.features import FEATURE_DIM, StreamingLogMel
+from avatar_forcing.errors import CheckpointError
+
+LOG_MEL, WAV2VEC2 = "log_mel", "wav2vec2"
+
+
+class FeatureStream(Protocol):
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        """Mono float32 16 kHz samples -> features (n_new_frames, dim) of the whole frames completed."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+class AudioFeatures(Protocol):
+    name: str
+    dim: int
+
+    def stream(self) -> FeatureStream: ...
+
+
+class LogMelFeatures:
+    name, dim = LOG_MEL, FEATURE_DIM
+
+    def stream(self) -> FeatureStream:
+        return StreamingLogMel()
+
+
+class Wav2Vec2AudioFeatures:
+    """One frozen wav2vec2 encoder shared by the session's audio streams."""
+
+    name = WAV2VEC2
+
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu"):
+        from avatar_forcing.audio.wav2vec import Wav2Vec2Features
+
+        self.encoder = Wav2Vec2Features(folder, device=device)  # raises InputError naming what is missing
+        self.dim = self.encoder.dim
+
+    def stream(self) -> FeatureStream:
+        from avatar_forcing.audio.wav2vec import Wav2Vec2Stream
+
+        return Wav2Vec2Stream(self.encoder)
+
+
+def audio_features_for(extra: dict, audio_dim: int, checkpoint_dir: str | Path | None = None,
+                       wav2vec: str | Path | None = None,
+                       device: str | torch.device = "cpu") -> AudioFeatures:
+    """The extractor a checkpoint was trained with (`extra` is its config's free-form record);
+    `wav2vec` overrides the folder recorded at conversion. Its dimension must be the model's."""
+    kind = extra.get("audio_features", LOG_MEL)
+    if kind == LOG_MEL:
+        features: AudioFeatures = LogMelFeatures()
+    elif kind == WAV2VEC2:
+        folder = wav2vec or extra.get("wav2vec")
+        if folder is None:
+            raise CheckpointError(
+                "this checkpoint takes wav2vec2 audio features but no wav2vec2 folder is recorded in it: "
+                "pass the local wav2vec2-base-960h folder (SessionOptions.wav2vec, or --wav2vec)")
+        folder = Path(folder)
+        if checkpoint_dir is not None and not folder.is_absolute():
+            folder = Path(checkpoint_dir) / folder
+        features = Wav2Vec2AudioFeatures(folder, device)
+    else:
+        raise CheckpointError(f"unknown audio features {kind!r} in the checkpoint (expected "
+                              f"{LOG_MEL!r} or {WAV2VEC2!r})")
+    if features.dim != audio_dim:
+        raise CheckpointError(f"the model takes {audio_dim} audio numbers per frame but {features.name} "
+                              f"features have {features.dim}")
+    return features
