@@ -139,9 +139,12 @@ def compose(user: np.ndarray, avatar: np.ndarray, turn: Turn | None, style: Capt
     for role, x0 in (("user", 0), ("avatar", size)):
         color = style.colors[role]
         label = f"{style.names[role]}: {'speaking' if role == speaker else 'listening'}"
-        origin = (x0 + margin + 2 * radius + margin // 2, margin + radius + int(6 * scale))
-        cv2.putText(canvas, label, (origin[0] + 1, origin[1] + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                    thick + 1, cv2.LINE_AA)
+        (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        origin = (x0 + margin + 2 * radius + margin // 2, margin + radius + h // 2)
+        # a dark label box keeps the text readable on any photo
+        pad = margin // 2
+        box = (origin[0] + w + pad, origin[1] + h // 2 + pad)
+        cv2.rectangle(canvas, (x0 + pad, pad), box, style.background, -1)
         cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
         centre = (x0 + margin + radius, margin + radius)
         if role == speaker:

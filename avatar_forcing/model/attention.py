@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avatar_forcing.model.linear import Linear
 from avatar_forcing.model.rope import apply_rope
 
 
@@ -23,13 +24,13 @@ class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
+        self.qkv = Linear(width, 3 * width)
+        self.proj = Linear(width, width)
 
     def forward(
         self,
         x: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor],
+        rope: torch.Tensor,
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -40,7 +41,7 @@ class SelfAttention(nn.Module):
         at rebased positions later."""
         qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (3, R, H, N, d)
         k, v = qkv[1], qkv[2]
-        q_rot, k_rot = apply_rope(qkv[:2], *rope)  # q and k rotated together
+        q_rot, k_rot = apply_rope(qkv[:2], rope)  # q and k rotated together
         keys, values = k_rot, v
         if past is not None:
             keys, values = torch.cat((past[0], k_rot), dim=2), torch.cat((past[1], v), dim=2)
@@ -52,9 +53,9 @@ class CrossAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(width, 2 * width)
-        self.proj = nn.Linear(width, width)
+        self.q = Linear(width, width)
+        self.kv = Linear(width, 2 * width)
+        self.proj = Linear(width, width)
 
     def project_kv(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Condition tokens (R, M, C) -> keys, values (R, H, M, d); computed once per window, not per step."""

@@ -26,8 +26,9 @@ from torch import nn
 from avatar_forcing.model.attention import CrossAttention, SelfAttention
 from avatar_forcing.model.condition import AudioProjection, DualMotionEncoder, apply_drop
 from avatar_forcing.model.config import ModelConfig
+from avatar_forcing.model.linear import Linear
 from avatar_forcing.model.masks import cross_attention_mask, self_attention_mask
-from avatar_forcing.model.rope import Rope, rope_angles
+from avatar_forcing.model.rope import rope_angles
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -87,7 +88,7 @@ class TimestepEmbedder(nn.Module):
 class InputEmbedder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.proj = nn.Linear(2 * cfg.motion_dim, cfg.width)
+        self.proj = Linear(2 * cfg.motion_dim, cfg.width)
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return self.proj(torch.cat((x, reference[:, None, :].expand_as(x)), dim=-1))
@@ -96,8 +97,8 @@ class InputEmbedder(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(width, hidden)
-        self.fc2 = nn.Linear(hidden, width)
+        self.fc1 = Linear(width, hidden)
+        self.fc2 = Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(gelu_tanh(self.fc1(x)))
@@ -128,7 +129,7 @@ class FinalLayer(nn.Module):
         super().__init__()
         self.eps = cfg.norm_eps
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cfg.width, 2 * cfg.width))
-        self.linear = nn.Linear(cfg.width, cfg.motion_dim)
+        self.linear = Linear(cfg.width, cfg.motion_dim)
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor, scale_1p: torch.Tensor) -> torch.Tensor:
         return self.linear(modulate(F.layer_norm(x, x.shape[-1:], eps=self.eps), shift, scale_1p))
@@ -180,7 +181,8 @@ class DFoT(nn.Module):
     def cross_kv(self, cond: torch.Tensor) -> list[KV]:
         return [block.cross_attn.project_kv(cond) for block in self.blocks]
 
-    def rope(self, positions: torch.Tensor) -> Rope:
+    def rope(self, positions: torch.Tensor) -> torch.Tensor:
+        """RoPE rotations (complex, see `rope.rope_angles`) for frame positions (N,)."""
         return rope_angles(positions, self.cfg.head_dim, self.cfg.rope_theta)
 
     def condition_on_time(self, t: torch.Tensor) -> TimeConditioning:
@@ -193,10 +195,10 @@ class DFoT(nn.Module):
     def denoise(
         self,
         x: torch.Tensor,
-        t: torch.Tensor,
+        t: torch.Tensor | None,
         reference: torch.Tensor,
         cross_kv: list[KV],
-        rope: Rope,
+        rope: torch.Tensor,
         self_mask: torch.Tensor,
         cross_mask: torch.Tensor,
         past: list[KV] | None = None,

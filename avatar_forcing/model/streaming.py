@@ -29,7 +29,7 @@ from avatar_forcing.errors import InputError
 from avatar_forcing.model.config import SamplerConfig
 from avatar_forcing.model.dfot import DFoT
 from avatar_forcing.model.flow import sampling_schedule
-from avatar_forcing.model.masks import cross_attention_mask, self_attention_mask
+from avatar_forcing.model.masks import attention_bias, cross_attention_mask, self_attention_mask
 from avatar_forcing.model.rope import apply_rope
 from avatar_forcing.model.sampler import BRANCHES, combine_guidance, euler_step, guidance_drops
 
@@ -120,7 +120,9 @@ class StreamingGenerator:
         )
         reference = self.reference.repeat(BRANCHES, 1)
 
-        # Positions and masks for this window against the cached keys.
+        # Everything but x is fixed for the whole block, so it is prepared once here rather than per pass:
+        # positions, masks (as additive biases), RoPE, condition keys/values, the cached keys rotated, and the
+        # time conditioning of every pass (the Euler steps, then the cache fill at flow time 0).
         origin = 0
         if self.rolling:
             first_key = int(self.self_frames[0]) if len(self.self_frames) else start
@@ -130,9 +132,9 @@ class StreamingGenerator:
             self_attention_mask(frames, key_frames, m) & (key_frames >= start - m.cache_frames)[None, :]
         )
         cross_frames = torch.cat((self.cross_frames, frames))
-        cross_mask = cross_attention_mask(frames, cross_frames, m).to(device)
-        self_mask = self_mask.to(device)
-        rope = tuple(r.to(device) for r in self.model.rope(frames - origin))
+        self_bias = attention_bias(self_mask).to(device)
+        cross_bias = attention_bias(cross_attention_mask(frames, cross_frames, m)).to(device)
+        rope = self.model.rope(frames - origin).to(device)
         window_kv = self.model.cross_kv(cond)
         cross_kv = window_kv
         past = None
@@ -141,26 +143,30 @@ class StreamingGenerator:
                 (torch.cat((pk, k), 2), torch.cat((pv, v), 2))
                 for (pk, pv), (k, v) in zip(self.cross_kv, window_kv, strict=True)
             ]
-            cos, sin = self.model.rope(self.self_frames - origin)
-            cos, sin = cos.to(device), sin.to(device)
-            past = [(apply_rope(k, cos, sin), v) for k, v in self.self_kv]
-
-        def run(x_rows: torch.Tensor, t: torch.Tensor):
-            # same times in every row: embed and modulate once, broadcast
-            t_rows = t[None, :].float().to(device)
-            return self.model.denoise(x_rows, t_rows, reference, cross_kv, rope, self_mask, cross_mask, past)
+            rotation = self.model.rope(self.self_frames - origin).to(device)
+            past = [(apply_rope(k, rotation), v) for k, v in self.self_kv]
 
         is_new = torch.arange(length) >= n_ctx
+        pass_times = torch.cat((self.times, self.times.new_zeros(1)))
+        # Same times in every row: embed and modulate once per pass, broadcast over the rows.
+        time = self.model.condition_on_time(torch.where(is_new, pass_times[:, None], 0.0).float().to(device))
+        d_sigmas = torch.where(is_new, (self.sigmas[1:] - self.sigmas[:-1])[:, None], 0.0).to(device)
+        moving = is_new.to(device)
+
+        def run(x: torch.Tensor, i: int):
+            return self.model.denoise(
+                x.repeat(BRANCHES, 1, 1), None, reference, cross_kv, rope, self_bias, cross_bias, past,
+                time.select(i),
+            )  # fmt: skip
+
         for i in range(len(self.times)):
-            t = torch.where(is_new, self.times[i], 0.0)
-            v_raw, _ = run(x.repeat(BRANCHES, 1, 1), t)
+            v_raw, _ = run(x, i)
             if self.trace is not None:
                 self.trace.append((x.clone(), v_raw.clone()))
-            d_sigma = torch.where(is_new, self.sigmas[i + 1] - self.sigmas[i], 0.0)
-            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigma.to(device), is_new.to(device))
+            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigmas[i], moving)
 
         # Cache fill: one pass at flow time 0 on the final latents.
-        _, kv = run(x.repeat(BRANCHES, 1, 1), torch.zeros(length, dtype=torch.float64))
+        _, kv = run(x, len(self.times))
         self._commit(kv, window_kv, frames, length - m.context)
         self.context_latents = x[:, length - m.context :]
         self.context_conds = tuple(c[:, length - m.context :] for c in conds)
