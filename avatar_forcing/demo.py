@@ -42,6 +42,10 @@ class CaptionStyle:
         default_factory=lambda: {"user": (90, 170, 255), "avatar": (255, 170, 60)})
     names: dict[str, str] = field(default_factory=lambda: {"user": "USER", "avatar": "AVATAR"})
 
+    def bar_height(self, size: int) -> int:
+        """Even, so an even panel size gives an even frame (H.264 yuv420p needs even sizes)."""
+        return 2 * round(size * self.bar_fraction / 2)
+
 
 @dataclass
 class DemoConfig:
@@ -127,7 +131,7 @@ def _wrap(text: str, width: int, scale: float, thickness: int) -> list[str]:
 def compose(user: np.ndarray, avatar: np.ndarray, turn: Turn | None, style: CaptionStyle) -> np.ndarray:
     """[user | avatar] over a caption bar; the speaker's panel gets a coloured frame and a dot."""
     size = user.shape[0]
-    bar = int(round(size * style.bar_fraction))
+    bar = style.bar_height(size)
     canvas = np.empty((size + bar, 2 * size, 3), np.uint8)
     canvas[:size, :size], canvas[:size, size:] = user, avatar
     canvas[size:] = style.background

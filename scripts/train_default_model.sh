@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
 RUN=${RUN:-runs/default_model}
 HOURS=${HOURS:-1.0}                 # hours of train conversations (+10% held out)
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-400}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-700}
 DPO_STEPS=${DPO_STEPS:-40}
 INSTALL=${INSTALL:-1}
 AF=${AF:-.venv/bin/avatar-forcing}

@@ -3,6 +3,8 @@ the condition tokens. Parameter names follow the authors' layout (qkv/proj, q/kv
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,15 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).flatten(-2)
 
 
+class KVBuffer(NamedTuple):
+    """Preallocated self-attention keys (already rotated) and values (R, H, L, d) of a whole streaming window:
+    the prefix holds the cache, the last N slots receive each pass's own keys and values in place, which
+    saves concatenating the prefix again on every pass."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -34,7 +45,8 @@ class SelfAttention(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d); mask (N, P + N), boolean
+        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d), or a `KVBuffer` (R, H, P + N, d);
+        mask (N, P + N), boolean
         or an additive float bias (`masks.attention_bias`, converted once per window rather than per call).
 
         Returns the output and this window's *unrotated* keys and values, so a cache can re-rotate them
@@ -43,7 +55,10 @@ class SelfAttention(nn.Module):
         k, v = qkv[1], qkv[2]
         q_rot, k_rot = apply_rope(qkv[:2], rope)  # q and k rotated together
         keys, values = k_rot, v
-        if past is not None:
+        if isinstance(past, KVBuffer):
+            keys, values = past
+            keys[:, :, -k.shape[2] :], values[:, :, -k.shape[2] :] = k_rot, v
+        elif past is not None:
             keys, values = torch.cat((past[0], k_rot), dim=2), torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q_rot, keys, values, attn_mask=mask)
         return self.proj(merge_heads(out)), k, v
