@@ -45,9 +45,9 @@ class SelfAttention(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d), or a `KVBuffer` (R, H, P + N, d);
-        mask (N, P + N), boolean
-        or an additive float bias (`masks.attention_bias`, converted once per window rather than per call).
+        """x (R, N, C); past = (keys already rotated, values), each (R, H, P, d), or a `KVBuffer`
+        (R, H, P + N, d); mask (N, P + N), boolean or an additive float bias (`masks.attention_bias`,
+        converted once per window rather than in every call).
 
         Returns the output and this window's *unrotated* keys and values, so a cache can re-rotate them
         at rebased positions later."""

@@ -60,8 +60,9 @@ class TimeConditioning:
     blocks: tuple[torch.Tensor, ...]
     final: tuple[torch.Tensor, torch.Tensor]
 
-    def select(self, i: int) -> TimeConditioning:
-        """Index the leading dimension (e.g. the Euler step, when prepared for all steps at once)."""
+    def index(self, i: int | torch.Tensor) -> TimeConditioning:
+        """Index the leading dimension: an Euler step when prepared for all steps at once, or a table of
+        distinct flow times expanded to frames."""
         return TimeConditioning(tuple(z[i] for z in self.blocks), (self.final[0][i], self.final[1][i]))
 
 

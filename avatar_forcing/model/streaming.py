@@ -127,8 +127,8 @@ class StreamingGenerator:
         reference = self.reference.repeat(BRANCHES, 1)
 
         # Everything but x is fixed for the whole block, so it is prepared once here rather than per pass:
-        # positions, masks (as additive biases), RoPE, condition keys/values, the cached keys rotated, and the
-        # time conditioning of every pass (the Euler steps, then the cache fill at flow time 0).
+        # positions, masks (as additive biases), RoPE, condition keys/values, the cached keys rotated into
+        # preallocated key/value buffers, and the time conditioning.
         origin = 0
         if self.rolling:
             first_key = int(self.self_frames[0]) if len(self.self_frames) else start
@@ -156,17 +156,20 @@ class StreamingGenerator:
         self_bias = attention_bias(F.pad(self_mask, (self_pad, 0))).to(device)
         cross_bias = attention_bias(F.pad(cross_mask, (cross_pad, 0))).to(device)
 
+        # Time conditioning of every pass (the Euler steps, then the cache fill at flow time 0): computed once
+        # per distinct flow time, then laid out per pass and frame; the same in every row (broadcast).
+        passes = len(self.times) + 1
         is_new = torch.arange(length) >= n_ctx
-        pass_times = torch.cat((self.times, self.times.new_zeros(1)))
-        # Same times in every row: embed and modulate once per pass, broadcast over the rows.
-        time = self.model.condition_on_time(torch.where(is_new, pass_times[:, None], 0.0).float().to(device))
+        distinct_times = torch.cat((self.times, self.times.new_zeros(1))).float().to(device)
+        table = self.model.condition_on_time(distinct_times)
+        time = table.index(torch.where(is_new, torch.arange(passes)[:, None], passes - 1).to(device))
         d_sigmas = torch.where(is_new, (self.sigmas[1:] - self.sigmas[:-1])[:, None], 0.0).to(device)
         moving = is_new.to(device)
 
         def run(x: torch.Tensor, i: int):
             return self.model.denoise(
                 x.repeat(BRANCHES, 1, 1), None, reference, cross_kv, rope, self_bias, cross_bias, past,
-                time.select(i),
+                time.index(i),
             )  # fmt: skip
 
         for i in range(len(self.times)):
@@ -176,7 +179,7 @@ class StreamingGenerator:
             x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigmas[i], moving)
 
         # Cache fill: one pass at flow time 0 on the final latents.
-        _, kv = run(x, len(self.times))
+        _, kv = run(x, passes - 1)
         self._commit(kv, window_kv, frames, length - m.context)
         self.context_latents = x[:, length - m.context :]
         self.context_conds = tuple(c[:, length - m.context :] for c in conds)
