@@ -1,0 +1,195 @@
+"""Blendshapes -> landmark displacements, authored on MediaPipe's 478-point face-mesh topology.
+
+Each control is a displacement field over the landmarks at amount 1, built once from the portrait's own
+geometry and expressed in image pixels; a frame's expression is the linear combination
+``amounts @ basis``. Amounts may be negative (e.g. less smile than the portrait's resting smile).
+"Left"/"Right" are the subject's sides: MediaPipe's Left is image-right in an unmirrored photo.
+
+Controls with a displacement field: jawOpen, mouthClose, mouthFunnel, mouthPucker, mouthSmileL/R,
+mouthFrownL/R, mouthStretchL/R, mouthPressL/R, mouthUpperUpL/R, mouthLowerDownL/R, mouthRollLower,
+eyeBlinkL/R, eyeWideL/R, eyeSquintL/R, browInnerUp, browDownL/R, browOuterUpL/R, cheekSquintL/R,
+noseSneerL/R.
+No-ops (a 2-D warp of a photo cannot show them convincingly): _neutral, cheekPuff, eyeLook* (gaze),
+jawForward, jawLeft, jawRight, mouthLeft, mouthRight, mouthDimpleL/R, mouthRollUpper,
+mouthShrugLower, mouthShrugUpper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
+
+# --- face-mesh index groups (MediaPipe topology); "R" = subject's right = image left ------------------
+LIP_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LIP_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+LIP_UPPER_OUTER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
+LIP_LOWER_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+MOUTH_CORNERS = {"R": (61, 78, 62, 76), "L": (291, 308, 292, 306)}
+MOUTH_INNER_RING = LIP_UPPER_INNER + tuple(reversed(LIP_LOWER_INNER))  # closed polygon, corner to corner
+EYE_UPPER = {"R": (246, 161, 160, 159, 158, 157, 173), "L": (466, 388, 387, 386, 385, 384, 398)}
+EYE_LOWER = {"R": (7, 163, 144, 145, 153, 154, 155), "L": (249, 390, 373, 374, 380, 381, 382)}
+EYE_CORNERS = {"R": (33, 133), "L": (263, 362)}
+EYE_CREASE = {"R": (247, 30, 29, 27, 28, 56, 190), "L": (467, 260, 259, 257, 258, 286, 414)}
+BROW_INNER = {"R": (107, 66, 55, 65), "L": (336, 296, 285, 295)}
+BROW_OUTER = {"R": (70, 63, 46, 53), "L": (300, 293, 276, 283)}
+BROW_MID = {"R": (105, 52), "L": (334, 282)}
+CHEEK = {"R": (50, 101, 118, 117, 123, 187, 205, 36, 142), "L": (280, 330, 347, 346, 352, 411, 425, 266, 371)}
+NOSE_WING = {"R": (129, 98, 64, 48, 115), "L": (358, 327, 294, 278, 344)}
+CHIN = (152, 148, 176, 149, 150, 377, 400, 378, 379, 175, 199, 200, 18, 83, 313, 201, 421, 208, 428,
+        32, 262, 194, 418, 182, 406, 171, 396, 140, 369, 170, 395, 211, 431, 204, 424, 106, 335)
+IRISES = tuple(range(468, 478))
+FACE_WIDTH = (234, 454)
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """Amplitudes at amount 1, in face widths (or fractions of the eye opening for lids)."""
+
+    jaw_drop: float = 0.24  # lower lip / chin travel at jawOpen = 1
+    jaw_lip_follow: float = 1.0  # lower lip follows the jaw fully
+    mouth_close_lift: float = 0.06
+    pucker_inward: float = 0.11
+    funnel_inward: float = 0.06
+    funnel_open: float = 0.025
+    smile_out: float = 0.06
+    smile_up: float = 0.07
+    frown_down: float = 0.05
+    stretch_out: float = 0.07
+    press_up: float = 0.015
+    upper_up: float = 0.03
+    lower_down: float = 0.035
+    roll_lower: float = 0.02
+    corner_radius: float = 0.13  # falloff radius around a mouth corner
+    blink_cover: float = 0.85  # upper lid travels this fraction of the eye opening
+    blink_lower_rise: float = 0.1
+    blink_crease_follow: float = 0.35
+    wide_lift: float = 0.35
+    squint_rise: float = 0.35
+    squint_lower: float = 0.12
+    brow_inner_up: float = 0.06
+    brow_outer_up: float = 0.05
+    brow_down: float = 0.04
+    brow_radius: float = 0.09
+    cheek_up: float = 0.035
+    cheek_radius: float = 0.1
+    sneer_up: float = 0.02
+
+
+def _gauss(dist: np.ndarray, radius: float) -> np.ndarray:
+    return np.exp(-0.5 * (dist / radius) ** 2)
+
+
+class FaceRig:
+    """The displacement basis for one portrait: ``basis[c]`` is a (478, 2) pixel field for control c."""
+
+    def __init__(self, landmarks: np.ndarray, cfg: RigConfig = RigConfig()):
+        self.cfg = cfg
+        pts = np.asarray(landmarks, np.float64)[:, :2]
+        self.rest = pts
+        left, right = pts[FACE_WIDTH[1]], pts[FACE_WIDTH[0]]
+        self.face_width = float(np.linalg.norm(left - right))
+        ex = (left - right) / self.face_width  # image-right along the face
+        ey = np.array([-ex[1], ex[0]])  # image-down along the face
+        self.ex, self.ey = ex, ey
+        self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
+        self._build()
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _vec(self, right: float, down: float) -> np.ndarray:
+        """A face-frame vector (face widths) in image pixels."""
+        return (right * self.ex + down * self.ey) * self.face_width
+
+    def _set(self, name: str, field: np.ndarray) -> None:
+        self.basis[BLENDSHAPE_NAMES.index(name)] += field
+
+    def _points(self, indices, vec: np.ndarray, weights=None) -> np.ndarray:
+        field = np.zeros_like(self.rest)
+        w = np.ones(len(indices)) if weights is None else np.asarray(weights, float)
+        field[list(indices)] += w[:, None] * vec
+        return field
+
+    def _radial(self, centre_idx, vec: np.ndarray, radius: float, exclude=()) -> np.ndarray:
+        centre = self.rest[list(centre_idx)].mean(0)
+        w = _gauss(np.linalg.norm(self.rest - centre, axis=1), radius * self.face_width)
+        w[list(exclude)] = 0.0
+        return w[:, None] * vec
+
+    def _lids(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-point vertical gap between matching upper and lower lid points (pixels, along ey)."""
+        up, lo = np.array(EYE_UPPER[side]), np.array(EYE_LOWER[side])
+        gap = (self.rest[lo] - self.rest[up]) @ self.ey
+        return up, np.maximum(gap, 0.0)
+
+    # --- the controls -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        c = self.cfg
+        fy = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ey / self.face_width
+        fx = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ex / self.face_width
+        lower = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
+        upper = list(LIP_UPPER_INNER[1:-1] + LIP_UPPER_OUTER)
+        corners = [i for s in "RL" for i in MOUTH_CORNERS[s]]
+
+        # jawOpen: the lower face below the mouth line drops, fading out toward the ears.
+        below = np.clip((fy + 0.01) / 0.06, 0.0, 1.0) * _gauss(fx, 0.42)
+        below[upper + list(IRISES)] = 0.0
+        below[lower] = c.jaw_lip_follow
+        below[corners] = 0.5
+        self._set("jawOpen", below[:, None] * self._vec(0, c.jaw_drop))
+        self._set("mouthClose", self._points(lower, self._vec(0, -c.mouth_close_lift)))
+        self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._vec(0, -c.roll_lower)))
+
+        # Pucker / funnel: the corners move toward the middle, the lips push apart a little (funnel).
+        for name, inward in (("mouthPucker", c.pucker_inward), ("mouthFunnel", c.funnel_inward)):
+            field = np.zeros_like(self.rest)
+            for side, sign in (("R", 1.0), ("L", -1.0)):
+                field += self._radial(MOUTH_CORNERS[side][:1], self._vec(sign * inward, 0), c.corner_radius)
+            self._set(name, field)
+        self._set("mouthFunnel", self._points(LIP_UPPER_INNER[2:-2], self._vec(0, -c.funnel_open))
+                  + self._points(LIP_LOWER_INNER[1:-1], self._vec(0, c.funnel_open)))
+
+        for side, out in (("R", -1.0), ("L", 1.0)):
+            suffix = "Right" if side == "R" else "Left"
+            corner = MOUTH_CORNERS[side][:1]
+            radial = lambda vec, r=c.corner_radius: self._radial(corner, vec, r, exclude=IRISES)  # noqa: E731
+            self._set(f"mouthSmile{suffix}", radial(self._vec(out * c.smile_out, -c.smile_up)))
+            self._set(f"mouthFrown{suffix}", radial(self._vec(0.0, c.frown_down)))
+            self._set(f"mouthStretch{suffix}", radial(self._vec(out * c.stretch_out, 0.01)))
+            half_upper = [i for i in upper if fx[i] * out > 0]
+            half_lower = [i for i in lower if fx[i] * out > 0]
+            self._set(f"mouthPress{suffix}", self._points(half_lower, self._vec(0, -c.press_up)))
+            self._set(f"mouthUpperUp{suffix}", self._points(half_upper, self._vec(0, -c.upper_up)))
+            self._set(f"mouthLowerDown{suffix}", self._points(half_lower, self._vec(0, c.lower_down)))
+
+            up, gap = self._lids(side)
+            lo = np.array(EYE_LOWER[side])
+            down = self.ey[None, :]
+            self._set(f"eyeBlink{suffix}",
+                      self._points(up, down * (c.blink_cover * gap)[:, None])
+                      + self._points(lo, -down * (c.blink_lower_rise * gap)[:, None])
+                      + self._points(EYE_CREASE[side], down * (c.blink_crease_follow * gap.mean())))
+            self._set(f"eyeWide{suffix}", self._points(up, -down * (c.wide_lift * gap)[:, None])
+                      + self._points(EYE_CREASE[side], -down * (0.5 * c.wide_lift * gap.mean())))
+            self._set(f"eyeSquint{suffix}", self._points(lo, -down * (c.squint_rise * gap)[:, None])
+                      + self._points(up, down * (c.squint_lower * gap)[:, None]))
+
+            brows = BROW_INNER[side] + BROW_MID[side] + BROW_OUTER[side]
+            not_brow = [i for i in range(len(self.rest)) if i not in brows and fy[i] > -0.55]
+            self._set("browInnerUp", self._radial(BROW_INNER[side], self._vec(0, -c.brow_inner_up),
+                                                  c.brow_radius, exclude=not_brow))
+            self._set(f"browOuterUp{suffix}", self._radial(BROW_OUTER[side], self._vec(0, -c.brow_outer_up),
+                                                           c.brow_radius, exclude=not_brow))
+            self._set(f"browDown{suffix}", self._radial(BROW_INNER[side] + BROW_MID[side],
+                                                        self._vec(-out * 0.01, c.brow_down),
+                                                        c.brow_radius, exclude=not_brow))
+            self._set(f"cheekSquint{suffix}", self._radial(CHEEK[side], self._vec(0, -c.cheek_up),
+                                                           c.cheek_radius, exclude=IRISES + EYE_UPPER[side])
+                      + self._points(lo, -down * (0.15 * gap)[:, None]))
+            self._set(f"noseSneer{suffix}", self._radial(NOSE_WING[side], self._vec(0, -c.sneer_up), 0.05))
+        self.basis[:, list(IRISES)] = 0.0  # irises are not control points (see renderer)
+
+    def displacement(self, amounts: np.ndarray) -> np.ndarray:
+        """(478, 2) pixel displacement for 52 blendshape amounts (deltas from the portrait's rest)."""
+        return np.tensordot(np.asarray(amounts, np.float64), self.basis, axes=1)
