@@ -1,0 +1,63 @@
+"""The rig moves the landmarks each control should move, and only those."""
+
+import numpy as np
+import pytest
+
+from avatar_forcing.motion import rig as R
+from avatar_forcing.motion.tracker import track_image
+from avatar_forcing.motion.vector import BLENDSHAPE_NAMES
+
+
+@pytest.fixture(scope="module")
+def face_rig(astronaut):
+    return R.FaceRig(track_image(astronaut).landmarks)
+
+
+def moved(face_rig, name: str, amount: float = 1.0) -> np.ndarray:
+    amounts = np.zeros(len(BLENDSHAPE_NAMES))
+    amounts[BLENDSHAPE_NAMES.index(name)] = amount
+    return np.linalg.norm(face_rig.displacement(amounts), axis=1) > 0.05 * face_rig.face_width * 0.1
+
+
+def test_jaw_open_moves_lower_lip_and_chin_down_not_eyes(face_rig):
+    amounts = np.zeros(len(BLENDSHAPE_NAMES))
+    amounts[BLENDSHAPE_NAMES.index("jawOpen")] = 1.0
+    disp = face_rig.displacement(amounts)
+    down = disp @ face_rig.ey
+    assert (down[list(R.LIP_LOWER_INNER)] > 0.15 * face_rig.face_width).all()
+    assert down[152] > 0.1 * face_rig.face_width  # chin
+    eyes = [i for s in "RL" for i in R.EYE_UPPER[s] + R.EYE_LOWER[s]]
+    assert np.abs(disp[eyes]).max() == 0.0
+    assert np.abs(disp[list(R.LIP_UPPER_INNER[1:-1])]).max() == 0.0  # upper lip stays with the skull
+
+
+@pytest.mark.parametrize("side, other", [("Left", "R"), ("Right", "L")])
+def test_blink_moves_only_its_own_eye(face_rig, side, other):
+    hit = moved(face_rig, f"eyeBlink{side}")
+    own = "L" if side == "Left" else "R"
+    assert hit[list(R.EYE_UPPER[own])].all()
+    assert not hit[list(R.EYE_UPPER[other] + R.EYE_LOWER[other])].any()
+    assert not hit[list(R.LIP_LOWER_INNER + R.LIP_UPPER_INNER)].any()
+
+
+def test_smile_left_is_image_right_and_lifts_the_corner(face_rig):
+    amounts = np.zeros(len(BLENDSHAPE_NAMES))
+    amounts[BLENDSHAPE_NAMES.index("mouthSmileLeft")] = 1.0
+    disp = face_rig.displacement(amounts)
+    corner = R.MOUTH_CORNERS["L"][0]
+    assert disp[corner] @ face_rig.ex > 0 and disp[corner] @ face_rig.ey < 0  # out (image right) and up
+    assert np.linalg.norm(disp[R.MOUTH_CORNERS["R"][0]]) < 0.1 * np.linalg.norm(disp[corner])
+
+
+@pytest.mark.parametrize("name", ["browInnerUp", "browOuterUpLeft", "browDownRight", "cheekSquintLeft",
+                                  "mouthPucker", "mouthFunnel", "mouthFrownLeft", "mouthStretchRight",
+                                  "eyeWideLeft", "eyeSquintRight", "mouthClose"])
+def test_every_listed_control_moves_something_and_no_iris(face_rig, name):
+    hit = moved(face_rig, name)
+    assert hit.any()
+    assert not hit[list(R.IRISES)].any()
+
+
+def test_no_op_controls_are_zero(face_rig):
+    for name in ("cheekPuff", "jawLeft", "eyeLookInLeft", "_neutral"):
+        assert not moved(face_rig, name).any()
