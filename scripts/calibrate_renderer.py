@@ -1,8 +1,8 @@
-"""Calibrate the renderer to the tracker on the astronaut portrait (writes avatar_forcing/assets/calibration.json).
+"""Calibrate the renderer to the tracker on the astronaut (writes avatar_forcing/assets/calibration.json).
 
 For every calibrated control, sweep the rig amount (left/right pairs together, as faces mostly move them:
-MediaPipe couples the two sides strongly, e.g. a one-sided smile leaks about half into the other side), render, re-track with MediaPipe and record the read-back
-delta from rest; the renderer then inverts these curves. Head rotations get a gain from a linear fit.
+MediaPipe couples the two sides strongly, e.g. a one-sided smile leaks about half into the other side),
+render, re-track with MediaPipe and record the read-back delta from rest; the renderer then inverts these curves. Head rotations get a gain from a linear fit.
 
     .venv/bin/python scripts/calibrate_renderer.py
 """
@@ -17,11 +17,31 @@ from avatar_forcing.motion.renderer import PortraitRenderer, RenderConfig
 from avatar_forcing.motion.tracker import FaceTracker
 from avatar_forcing.motion.vector import idx
 
-CONTROLS = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp",
-            "mouthFunnel", "mouthPucker", "mouthClose", "eyeWideLeft", "eyeWideRight", "eyeSquintLeft",
-            "eyeSquintRight", "browDownLeft", "browDownRight", "browOuterUpLeft", "browOuterUpRight",
-            "mouthFrownLeft", "mouthFrownRight", "mouthStretchLeft", "mouthStretchRight",
-            "cheekSquintLeft", "cheekSquintRight")
+CONTROLS = (
+    "jawOpen",
+    "eyeBlinkLeft",
+    "eyeBlinkRight",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "browInnerUp",
+    "mouthFunnel",
+    "mouthPucker",
+    "mouthClose",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "eyeSquintLeft",
+    "eyeSquintRight",
+    "browDownLeft",
+    "browDownRight",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "cheekSquintLeft",
+    "cheekSquintRight",
+)
 AMOUNTS = np.linspace(-1.0, 2.0, 13)  # rig amounts (deltas from rest) swept per control
 ANGLES = np.radians(np.linspace(-20, 20, 9))
 
@@ -38,6 +58,7 @@ def main() -> None:
     rest = renderer.reference_motion
     cal = Calibration()
     with FaceTracker(mode="image") as tracker:
+
         def read(motion: np.ndarray) -> np.ndarray | None:
             obs = tracker.track_frame(renderer.render(motion))
             return None if obs is None else obs.motion

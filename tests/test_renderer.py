@@ -65,7 +65,7 @@ def test_invert_sweep_is_monotone_and_stops_at_the_peak():
 
 
 def test_short_round_trip(astronaut):
-    """Asked jawOpen and yaw are read back by MediaPipe (loose bounds; `eval roundtrip` has the full table)."""
+    """Asked jawOpen and yaw are read back by MediaPipe (loose bounds; `eval roundtrip` has the table)."""
     r = PortraitRenderer(astronaut, 256)
     asked = np.repeat(r.reference_motion[None], 8, 0)
     asked[:, idx("jawOpen")] = np.linspace(0, 0.3, 8)

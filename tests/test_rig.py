@@ -49,9 +49,22 @@ def test_smile_left_is_image_right_and_lifts_the_corner(face_rig):
     assert np.linalg.norm(disp[R.MOUTH_CORNERS["R"][0]]) < 0.1 * np.linalg.norm(disp[corner])
 
 
-@pytest.mark.parametrize("name", ["browInnerUp", "browOuterUpLeft", "browDownRight", "cheekSquintLeft",
-                                  "mouthPucker", "mouthFunnel", "mouthFrownLeft", "mouthStretchRight",
-                                  "eyeWideLeft", "eyeSquintRight", "mouthClose"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "browInnerUp",
+        "browOuterUpLeft",
+        "browDownRight",
+        "cheekSquintLeft",
+        "mouthPucker",
+        "mouthFunnel",
+        "mouthFrownLeft",
+        "mouthStretchRight",
+        "eyeWideLeft",
+        "eyeSquintRight",
+        "mouthClose",
+    ],
+)
 def test_every_listed_control_moves_something_and_no_iris(face_rig, name):
     hit = moved(face_rig, name)
     assert hit.any()

@@ -58,9 +58,13 @@ def bench_render_run(args: argparse.Namespace) -> int:
             t2 = time.perf_counter()
             warp_s.append(t1 - t0)
             full_s.append(t2 - t1)
-        results[f"{size}"] = {"warp_fps": 1 / float(np.median(warp_s)), "full_fps": 1 / float(np.median(full_s))}
-    frames = PortraitRenderer(portrait, 512).render_many(_motion_sequence(
-        PortraitRenderer(portrait, 512).reference_motion, 30))
+        results[f"{size}"] = {
+            "warp_fps": 1 / float(np.median(warp_s)),
+            "full_fps": 1 / float(np.median(full_s)),
+        }
+    frames = PortraitRenderer(portrait, 512).render_many(
+        _motion_sequence(PortraitRenderer(portrait, 512).reference_motion, 30)
+    )
     with FaceTracker(mode="video") as tracker:
         costs = []
         for i, f in enumerate(frames):

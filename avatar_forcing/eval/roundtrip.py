@@ -22,10 +22,15 @@ from avatar_forcing.motion.vector import POSE_NAMES, idx
 # (jawOpen reads at most ~0.3, a closed eye ~0.2). The astronaut smiles at rest, so smiles sweep 0..1.
 # Left/right pairs move together, as faces mostly do; each side is scored on its own.
 SWEEPS: dict[tuple[str, ...], tuple[float, float]] = {
-    ("jawOpen",): (0.0, 0.3), ("eyeBlinkLeft", "eyeBlinkRight"): (0.0, 0.5),
-    ("mouthSmileLeft", "mouthSmileRight"): (0.0, 1.0), ("browInnerUp",): (0.0, 0.5),
-    ("mouthPucker",): (0.0, 0.8), ("mouthFunnel",): (0.0, 0.5), ("eyeWideLeft", "eyeWideRight"): (0.0, 0.5),
-    ("browDownLeft", "browDownRight"): (0.0, 0.5), ("mouthFrownLeft", "mouthFrownRight"): (0.0, 0.4),
+    ("jawOpen",): (0.0, 0.3),
+    ("eyeBlinkLeft", "eyeBlinkRight"): (0.0, 0.5),
+    ("mouthSmileLeft", "mouthSmileRight"): (0.0, 1.0),
+    ("browInnerUp",): (0.0, 0.5),
+    ("mouthPucker",): (0.0, 0.8),
+    ("mouthFunnel",): (0.0, 0.5),
+    ("eyeWideLeft", "eyeWideRight"): (0.0, 0.5),
+    ("browDownLeft", "browDownRight"): (0.0, 0.5),
+    ("mouthFrownLeft", "mouthFrownRight"): (0.0, 0.4),
     ("mouthStretchLeft", "mouthStretchRight"): (0.0, 0.4),
 }
 POSE_SWEEP_DEG = {"pitch": 15.0, "yaw": 20.0, "roll": 15.0}
@@ -74,10 +79,17 @@ def roundtrip(portrait=None, cfg: RoundtripConfig = RoundtripConfig()) -> dict[s
         ok = np.isfinite(r)
         scale = 180 / np.pi if name in POSE_NAMES else 1.0
         corr = float(np.corrcoef(a[ok], r[ok])[0, 1]) if ok.sum() > 2 else float("nan")
-        results[name] = {"corr": corr, "mae": float(np.mean(np.abs(a[ok] - r[ok])) * scale),
-                         "unit": "deg" if name in POSE_NAMES else "", "tracked": float(ok.mean())}
-    results["_curves"] = {"asked": asked.tolist(), "read": np.nan_to_num(read, nan=-1).tolist(),
-                          "segments": {k: [v.start, v.stop] for k, v in segments.items()}}
+        results[name] = {
+            "corr": corr,
+            "mae": float(np.mean(np.abs(a[ok] - r[ok])) * scale),
+            "unit": "deg" if name in POSE_NAMES else "",
+            "tracked": float(ok.mean()),
+        }
+    results["_curves"] = {
+        "asked": asked.tolist(),
+        "read": np.nan_to_num(read, nan=-1).tolist(),
+        "segments": {k: [v.start, v.stop] for k, v in segments.items()},
+    }
     return results
 
 
@@ -125,8 +137,9 @@ def roundtrip_run(args: argparse.Namespace) -> int:
         if not name.startswith("_"):
             table.add_row(name, f"{r['corr']:.3f}", f"{r['mae']:.3f} {r['unit']}", f"{r['tracked']:.0%}")
     Console().print(table)
-    (out / "roundtrip.json").write_text(json.dumps({k: v for k, v in results.items() if not k.startswith("_")},
-                                                   indent=1))
+    (out / "roundtrip.json").write_text(
+        json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=1)
+    )
     plot(results, out / "roundtrip.png")
     print(f"wrote {out / 'roundtrip.json'} and {out / 'roundtrip.png'}")
     return 0

@@ -43,7 +43,7 @@ class Calibration:
         Path(path).write_text(json.dumps({"curves": self.curves, "pose_gain": self.pose_gain}, indent=1))
 
     def rig_amounts(self, asked: np.ndarray, rest: np.ndarray) -> np.ndarray:
-        """Rig amounts (relative to the portrait) for asked blendshape values; uncalibrated ones: the delta."""
+        """Rig amounts (relative to the portrait) for asked blendshapes; uncalibrated ones: the delta."""
         delta = np.asarray(asked, np.float64) - rest
         amounts = delta.copy()
         for name, (reads, rig) in self.curves.items():

@@ -26,12 +26,19 @@ def lid_skin(image: np.ndarray, upper: np.ndarray, face_width: float, cfg: Eyeli
     centre = upper.mean(0) - [0, cfg.skin_offset * face_width]
     r = max(int(0.02 * face_width), 2)
     x, y = int(centre[0]), int(centre[1])
-    patch = image[max(y - r, 0):y + r, max(x - 2 * r, 0):x + 2 * r].reshape(-1, 3)
+    patch = image[max(y - r, 0) : y + r, max(x - 2 * r, 0) : x + 2 * r].reshape(-1, 3)
     return np.median(patch, axis=0).astype(np.float32)
 
 
-def draw_eyelid(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, closure: float, skin: np.ndarray,
-                face_width: float, cfg: EyelidConfig = EyelidConfig()) -> np.ndarray:
+def draw_eyelid(
+    image: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    closure: float,
+    skin: np.ndarray,
+    face_width: float,
+    cfg: EyelidConfig = EyelidConfig(),
+) -> np.ndarray:
     """``upper``/``lower``: deformed lid points corner to corner; ``closure``: 1 - gap / rest gap."""
     strength = float(np.clip((closure - cfg.start) / (cfg.full - cfg.start), 0.0, 1.0))
     if strength <= 0.0:
@@ -49,8 +56,15 @@ def draw_eyelid(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, closure
     cv2.fillPoly(lid, [np.round((ring - off) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
     lash = np.zeros(shape, np.uint8)
     lash_line = (upper + lower) / 2 if closure > 0.9 else upper + [0, 0.5 * cfg.lash_width * face_width]
-    cv2.polylines(lash, [np.round((lash_line - off) * 4).astype(np.int32)], False, 255,
-                  max(int(cfg.lash_width * face_width), 1), cv2.LINE_AA, shift=2)
+    cv2.polylines(
+        lash,
+        [np.round((lash_line - off) * 4).astype(np.int32)],
+        False,
+        255,
+        max(int(cfg.lash_width * face_width), 1),
+        cv2.LINE_AA,
+        shift=2,
+    )
     sigma = max(cfg.feather * face_width, 0.5)
     a_lid = strength * cv2.GaussianBlur(lid.astype(np.float32) / 255, (0, 0), sigma)[..., None]
     a_lash = strength * cv2.GaussianBlur(lash.astype(np.float32) / 255, (0, 0), sigma / 2)[..., None]

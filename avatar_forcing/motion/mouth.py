@@ -39,8 +39,14 @@ def mouth_opening(upper: np.ndarray, lower: np.ndarray) -> float:
     return float(np.max(lower[:, 1]) - np.min(upper[1:-1, 1]))
 
 
-def draw_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width: float,
-               rest_opening: float = 0.0, cfg: MouthConfig = MouthConfig()) -> np.ndarray:
+def draw_mouth(
+    image: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    face_width: float,
+    rest_opening: float = 0.0,
+    cfg: MouthConfig = MouthConfig(),
+) -> np.ndarray:
     """Paint the interior inside the inner-lip polygon. ``upper``: inner upper-lip points corner to corner;
     ``lower``: inner lower-lip points in the same direction (without the corners); ``rest_opening``: the
     portrait's own opening, below which its real mouth is kept."""
@@ -60,13 +66,15 @@ def draw_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_wid
     shape = (y1 - y0, x1 - x0)
     ring_l, upper_l, lower_l = ring - off, upper - off, lower - off
 
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     centre = ring_l.mean(0)
     half_width = max(np.ptp(ring_l[:, 0]) / 2, 1.0)
     across = np.clip(np.abs(xx - centre[0]) / half_width, 0, 1)
     depth = np.clip(1 - np.hypot((xx - centre[0]) / half_width, (yy - centre[1]) / max(opening / 2, 1)), 0, 1)
-    paint = (np.array(cfg.cavity, np.float32) * (1 - depth[..., None])
-             + np.array(cfg.cavity_back, np.float32) * depth[..., None])
+    paint = (
+        np.array(cfg.cavity, np.float32) * (1 - depth[..., None])
+        + np.array(cfg.cavity_back, np.float32) * depth[..., None]
+    )
 
     upper_h = min(cfg.upper_teeth * face_width, cfg.upper_teeth_share * opening)
     lower_h = min(cfg.lower_teeth * face_width, cfg.lower_teeth_share * opening)
@@ -78,7 +86,9 @@ def draw_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_wid
     mid_lower = lower_l[len(lower_l) // 2]
     tongue_axes = (int(0.45 * half_width), max(int(cfg.tongue_height * opening), 1))
     tongue = np.zeros(shape, np.uint8)
-    cv2.ellipse(tongue, (int(mid_lower[0]), int(mid_lower[1] - lower_h * 0.3)), tongue_axes, 0, 180, 360, 255, -1)
+    cv2.ellipse(
+        tongue, (int(mid_lower[0]), int(mid_lower[1] - lower_h * 0.3)), tongue_axes, 0, 180, 360, 255, -1
+    )
     tm = (tongue.astype(np.float32) / 255)[..., None] * 0.8
     paint = paint * (1 - tm) + np.array(cfg.tongue, np.float32) * tm
     paint *= 1 - cfg.corner_shade * across[..., None] ** 3

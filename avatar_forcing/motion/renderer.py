@@ -80,13 +80,22 @@ def align_portrait(rgb: np.ndarray, size: int, cfg: RenderConfig = RenderConfig(
     side = cfg.crop_scale * width
     scale = size / side
     affine = np.array([[scale, 0, size / 2 - scale * centre[0]], [0, scale, size / 2 - scale * centre[1]]])
-    return cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        rgb,
+        affine,
+        (size, size),
+        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 class PortraitRenderer:
-    def __init__(self, portrait: np.ndarray | str | Path | None = None, size: int = 512,
-                 cfg: RenderConfig = RenderConfig()):
+    def __init__(
+        self,
+        portrait: np.ndarray | str | Path | None = None,
+        size: int = 512,
+        cfg: RenderConfig = RenderConfig(),
+    ):
         if portrait is None:
             portrait = default_portrait()
         elif isinstance(portrait, str | Path):
@@ -112,15 +121,18 @@ class PortraitRenderer:
         angles = np.linspace(0, 2 * np.pi, cfg.ring_points, endpoint=False)
         half = self.face_width / 2
         for radius, weight in zip(cfg.ring_radii, cfg.ring_follow, strict=True):
-            pts = self.centre + radius * half * np.stack([np.cos(angles), cfg.ring_aspect * np.sin(angles)], 1)
+            pts = self.centre + radius * half * np.stack(
+                [np.cos(angles), cfg.ring_aspect * np.sin(angles)], 1
+            )
             rings.append(pts)
             follow.append(np.where(pts[:, 1] > self.chin_y, weight * cfg.neck_follow, weight))
         self.ring_points = np.concatenate(rings)
         self.ring_follow = np.concatenate(follow)
         inside = (self.ring_points >= 0).all(1) & (self.ring_points <= size - 1).all(1)
         self.ring_points, self.ring_follow = self.ring_points[inside], self.ring_follow[inside]
-        self.warper = MeshWarper(np.concatenate([self.landmarks[self.face_idx, :2], self.ring_points]), size,
-                                 cfg.warp)
+        self.warper = MeshWarper(
+            np.concatenate([self.landmarks[self.face_idx, :2], self.ring_points]), size, cfg.warp
+        )
         self._upper = np.array(LIP_UPPER_INNER)
         self._lower = np.array(LIP_LOWER_INNER)
         self.rest_opening = mouth_opening(self.landmarks[self._upper, :2], self.landmarks[self._lower, :2])
@@ -149,8 +161,10 @@ class PortraitRenderer:
         if angle > cfg.max_rotation:  # beyond what a 2-D warp can show: scale the rotation down
             rel = _scale_rotation(rel, cfg.max_rotation / angle)
         # camera frame: x right, y up, z toward the viewer; MediaPipe's z grows away from the camera
-        cam = np.stack([points[:, 0] - self.centre[0], -(points[:, 1] - self.centre[1]),
-                        -cfg.depth_gain * points[:, 2]], 1)
+        cam = np.stack(
+            [points[:, 0] - self.centre[0], -(points[:, 1] - self.centre[1]), -cfg.depth_gain * points[:, 2]],
+            1,
+        )
         pivot = np.array([0.0, 0.0, -cfg.pivot_depth * self.face_width])
         moved = (cam - pivot) @ rel.T + pivot
         xy = np.stack([moved[:, 0], -moved[:, 1]], 1)
@@ -164,7 +178,9 @@ class PortraitRenderer:
 
     def control_displacement(self, motion: np.ndarray) -> np.ndarray:
         """Displacement of the warp's free control points (face landmarks, then rings) for one frame."""
-        amounts = self.calibration.rig_amounts(motion[BLENDSHAPE_SLICE], self.reference_motion[BLENDSHAPE_SLICE])
+        amounts = self.calibration.rig_amounts(
+            motion[BLENDSHAPE_SLICE], self.reference_motion[BLENDSHAPE_SLICE]
+        )
         face = self.landmarks.copy()
         face[:, :2] += self.rig.displacement(amounts)
         face_xy = self._rigid(face, self.calibration.pose(motion, self.reference_motion))
@@ -184,13 +200,17 @@ class PortraitRenderer:
         for upper, lower, rest_gap, skin in self._eyes:
             closure = 1.0 - self._gap(xy, upper, lower) / max(rest_gap, 1e-6)
             frame = draw_eyelid(frame, xy[upper], xy[lower], closure, skin, self.face_width, self.cfg.eyelid)
-        return draw_mouth(frame, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening,
-                          self.cfg.mouth)
+        return draw_mouth(
+            frame, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
+        )
 
     def render_many(self, motion: np.ndarray) -> np.ndarray:
         motion = validate_motion(motion)
-        return np.stack([self.render(m) for m in motion]) if len(motion) else np.zeros(
-            (0, self.size, self.size, 3), np.uint8)
+        return (
+            np.stack([self.render(m) for m in motion])
+            if len(motion)
+            else np.zeros((0, self.size, self.size, 3), np.uint8)
+        )
 
 
 def _scale_rotation(rot: np.ndarray, factor: float) -> np.ndarray:
@@ -198,7 +218,9 @@ def _scale_rotation(rot: np.ndarray, factor: float) -> np.ndarray:
     angle = np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))
     if angle < 1e-9:
         return rot
-    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / (2 * np.sin(angle))
+    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / (
+        2 * np.sin(angle)
+    )
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
     a = angle * factor
     return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)

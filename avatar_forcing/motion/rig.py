@@ -38,8 +38,45 @@ BROW_OUTER = {"R": (70, 63, 46, 53), "L": (300, 293, 276, 283)}
 BROW_MID = {"R": (105, 52), "L": (334, 282)}
 CHEEK = {"R": (50, 101, 118, 117, 123, 187, 205, 36, 142), "L": (280, 330, 347, 346, 352, 411, 425, 266, 371)}
 NOSE_WING = {"R": (129, 98, 64, 48, 115), "L": (358, 327, 294, 278, 344)}
-CHIN = (152, 148, 176, 149, 150, 377, 400, 378, 379, 175, 199, 200, 18, 83, 313, 201, 421, 208, 428,
-        32, 262, 194, 418, 182, 406, 171, 396, 140, 369, 170, 395, 211, 431, 204, 424, 106, 335)
+CHIN = (
+    152,
+    148,
+    176,
+    149,
+    150,
+    377,
+    400,
+    378,
+    379,
+    175,
+    199,
+    200,
+    18,
+    83,
+    313,
+    201,
+    421,
+    208,
+    428,
+    32,
+    262,
+    194,
+    418,
+    182,
+    406,
+    171,
+    396,
+    140,
+    369,
+    170,
+    395,
+    211,
+    431,
+    204,
+    424,
+    106,
+    335,
+)
 IRISES = tuple(range(468, 478))
 FACE_WIDTH = (234, 454)
 
@@ -147,13 +184,19 @@ class FaceRig:
             for side, sign in (("R", 1.0), ("L", -1.0)):
                 field += self._radial(MOUTH_CORNERS[side][:1], self._vec(sign * inward, 0), c.corner_radius)
             self._set(name, field)
-        self._set("mouthFunnel", self._points(LIP_UPPER_INNER[2:-2], self._vec(0, -c.funnel_open))
-                  + self._points(LIP_LOWER_INNER[1:-1], self._vec(0, c.funnel_open)))
+        self._set(
+            "mouthFunnel",
+            self._points(LIP_UPPER_INNER[2:-2], self._vec(0, -c.funnel_open))
+            + self._points(LIP_LOWER_INNER[1:-1], self._vec(0, c.funnel_open)),
+        )
 
         for side, out in (("R", -1.0), ("L", 1.0)):
             suffix = "Right" if side == "R" else "Left"
             corner = MOUTH_CORNERS[side][:1]
-            radial = lambda vec, r=c.corner_radius: self._radial(corner, vec, r, exclude=IRISES)  # noqa: E731
+
+            def radial(vec: np.ndarray, corner=corner) -> np.ndarray:
+                return self._radial(corner, vec, c.corner_radius, exclude=IRISES)
+
             self._set(f"mouthSmile{suffix}", radial(self._vec(out * c.smile_out, -c.smile_up)))
             self._set(f"mouthFrown{suffix}", radial(self._vec(0.0, c.frown_down)))
             self._set(f"mouthStretch{suffix}", radial(self._vec(out * c.stretch_out, 0.01)))
@@ -166,27 +209,53 @@ class FaceRig:
             up, gap = self._lids(side)
             lo = np.array(EYE_LOWER[side])
             down = self.ey[None, :]
-            self._set(f"eyeBlink{suffix}",
-                      self._points(up, down * (c.blink_cover * gap)[:, None])
-                      + self._points(lo, -down * (c.blink_lower_rise * gap)[:, None])
-                      + self._points(EYE_CREASE[side], down * (c.blink_crease_follow * gap.mean())))
-            self._set(f"eyeWide{suffix}", self._points(up, -down * (c.wide_lift * gap)[:, None])
-                      + self._points(EYE_CREASE[side], -down * (0.5 * c.wide_lift * gap.mean())))
-            self._set(f"eyeSquint{suffix}", self._points(lo, -down * (c.squint_rise * gap)[:, None])
-                      + self._points(up, down * (c.squint_lower * gap)[:, None]))
+            self._set(
+                f"eyeBlink{suffix}",
+                self._points(up, down * (c.blink_cover * gap)[:, None])
+                + self._points(lo, -down * (c.blink_lower_rise * gap)[:, None])
+                + self._points(EYE_CREASE[side], down * (c.blink_crease_follow * gap.mean())),
+            )
+            self._set(
+                f"eyeWide{suffix}",
+                self._points(up, -down * (c.wide_lift * gap)[:, None])
+                + self._points(EYE_CREASE[side], -down * (0.5 * c.wide_lift * gap.mean())),
+            )
+            self._set(
+                f"eyeSquint{suffix}",
+                self._points(lo, -down * (c.squint_rise * gap)[:, None])
+                + self._points(up, down * (c.squint_lower * gap)[:, None]),
+            )
 
             brows = BROW_INNER[side] + BROW_MID[side] + BROW_OUTER[side]
             not_brow = [i for i in range(len(self.rest)) if i not in brows and fy[i] > -0.55]
-            self._set("browInnerUp", self._radial(BROW_INNER[side], self._vec(0, -c.brow_inner_up),
-                                                  c.brow_radius, exclude=not_brow))
-            self._set(f"browOuterUp{suffix}", self._radial(BROW_OUTER[side], self._vec(0, -c.brow_outer_up),
-                                                           c.brow_radius, exclude=not_brow))
-            self._set(f"browDown{suffix}", self._radial(BROW_INNER[side] + BROW_MID[side],
-                                                        self._vec(-out * 0.01, c.brow_down),
-                                                        c.brow_radius, exclude=not_brow))
-            self._set(f"cheekSquint{suffix}", self._radial(CHEEK[side], self._vec(0, -c.cheek_up),
-                                                           c.cheek_radius, exclude=IRISES + EYE_UPPER[side])
-                      + self._points(lo, -down * (0.15 * gap)[:, None]))
+            self._set(
+                "browInnerUp",
+                self._radial(
+                    BROW_INNER[side], self._vec(0, -c.brow_inner_up), c.brow_radius, exclude=not_brow
+                ),
+            )
+            self._set(
+                f"browOuterUp{suffix}",
+                self._radial(
+                    BROW_OUTER[side], self._vec(0, -c.brow_outer_up), c.brow_radius, exclude=not_brow
+                ),
+            )
+            self._set(
+                f"browDown{suffix}",
+                self._radial(
+                    BROW_INNER[side] + BROW_MID[side],
+                    self._vec(-out * 0.01, c.brow_down),
+                    c.brow_radius,
+                    exclude=not_brow,
+                ),
+            )
+            self._set(
+                f"cheekSquint{suffix}",
+                self._radial(
+                    CHEEK[side], self._vec(0, -c.cheek_up), c.cheek_radius, exclude=IRISES + EYE_UPPER[side]
+                )
+                + self._points(lo, -down * (0.15 * gap)[:, None]),
+            )
             self._set(f"noseSneer{suffix}", self._radial(NOSE_WING[side], self._vec(0, -c.sneer_up), 0.05))
         self.basis[:, list(IRISES)] = 0.0  # irises are not control points (see renderer)
 

@@ -29,10 +29,14 @@ class MeshWarper:
         self.cfg = cfg
         self.size = size
         border = np.linspace(0, size - 1, cfg.border_points)
-        frame = np.concatenate([
-            np.stack([border, np.zeros_like(border)], 1), np.stack([border, np.full_like(border, size - 1)], 1),
-            np.stack([np.zeros_like(border), border], 1), np.stack([np.full_like(border, size - 1), border], 1),
-        ])
+        frame = np.concatenate(
+            [
+                np.stack([border, np.zeros_like(border)], 1),
+                np.stack([border, np.full_like(border, size - 1)], 1),
+                np.stack([np.zeros_like(border), border], 1),
+                np.stack([np.full_like(border, size - 1), border], 1),
+            ]
+        )
         self.num_free = len(rest_points)
         self.points = np.concatenate([np.asarray(rest_points, np.float64), np.unique(frame, axis=0)])
         tri = Delaunay(self.points)
@@ -43,18 +47,23 @@ class MeshWarper:
         gx, gy = np.meshgrid(axis, axis)
         grid = np.stack([gx.ravel(), gy.ravel()], 1)
         simplex = tri.find_simplex(grid)
-        simplex[simplex < 0] = 0  # points on the hull edge (numerically outside) use any triangle: d = 0 there
+        simplex[simplex < 0] = (
+            0  # points on the hull edge (numerically outside) use any triangle: d = 0 there
+        )
         transform = tri.transform[simplex]
         bary = np.einsum("nij,nj->ni", transform[:, :2], grid - transform[:, 2])
         bary = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], 1)
         rows = np.repeat(np.arange(len(grid)), 3)
-        self.weights = sparse.csr_matrix((bary.ravel(), (rows, tri.simplices[simplex].ravel())),
-                                         shape=(len(grid), len(self.points)))
+        self.weights = sparse.csr_matrix(
+            (bary.ravel(), (rows, tri.simplices[simplex].ravel())), shape=(len(grid), len(self.points))
+        )
         self.grid_xy = np.stack([gx, gy], -1).astype(np.float32)
         # Full-resolution pixel coordinates expressed in coarse-grid units, for bilinear upsampling.
         px = np.arange(size, dtype=np.float32) / self.step
         self.fine_x, self.fine_y = np.meshgrid(px, px)
-        self.pixel_x, self.pixel_y = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+        self.pixel_x, self.pixel_y = np.meshgrid(
+            np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)
+        )
 
     def full_displacement(self, free: np.ndarray) -> np.ndarray:
         """Displacement of every control point; the image-border points stay fixed."""
@@ -75,7 +84,7 @@ class MeshWarper:
                 break
             for t in tris[flipped]:
                 disp[t] = 0.5 * (disp[t] + disp[t].mean(0))
-            disp[self.num_free:] = 0.0
+            disp[self.num_free :] = 0.0
         return disp
 
     def backward_map(self, disp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +93,14 @@ class MeshWarper:
         offset = -forward
         for _ in range(self.cfg.inverse_iterations):
             sample = (self.grid_xy + offset) / self.step
-            offset = -cv2.remap(forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            offset = -cv2.remap(
+                forward,
+                sample[..., 0],
+                sample[..., 1],
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
         fine = cv2.remap(offset, self.fine_x, self.fine_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return self.pixel_x + fine[..., 0], self.pixel_y + fine[..., 1]
 
