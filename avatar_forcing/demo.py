@@ -52,10 +52,13 @@ class DemoConfig:
     """Sizes chosen so the whole demo generates in well under 2 minutes on 2 CPU cores."""
 
     size: int = 384                   # each panel is size x size
-    nfe: int = 10                     # Euler steps per block (the paper's 10)
+    nfe: int = 6                      # Euler steps per block (the paper uses 10; 6 keeps the demo < 2 min)
     seconds: float | None = None      # cut the conversation short (None = all of it, about 19 s)
     seed: int = 0
     threads: int | None = None        # torch threads (None = torch's default)
+    # moments shown by `--frames` (seconds): avatar talking, listening, the user's laugh, the answer
+    snapshot_times: tuple[float, ...] = (1.2, 6.6, 8.5, 12.9, 13.8, 15.2)
+    snapshot_scale: float = 0.5
     style: CaptionStyle = field(default_factory=CaptionStyle)
 
 
@@ -74,6 +77,7 @@ class DemoInputs:
     user_audio: np.ndarray
     user_motion: np.ndarray           # (T, 58) at 25 fps
     turns: list[Turn]
+    avatar_events: list[dict] = field(default_factory=list)  # what the reaction rules would do (labels)
 
     @property
     def frames(self) -> int:
@@ -108,7 +112,7 @@ def load_demo_inputs(seconds: float | None = None, directory: Path = DEMO_DIR) -
         frames = int(round(seconds * FPS))
         samples = frames * FRAME_SAMPLES
         avatar, user, motion = avatar[:samples], user[:samples], motion[:frames]
-    return DemoInputs(avatar, user, motion, turns)
+    return DemoInputs(avatar, user, motion, turns, script.get("events", {}).get("avatar", []))
 
 
 def active_turn(turns: list[Turn], t: float, hold_s: float) -> Turn | None:
@@ -177,9 +181,10 @@ def _user_frames(renderer, motion: np.ndarray) -> Iterator[np.ndarray]:
 
 def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndarray | None = None,
              cfg: DemoConfig | None = None, checkpoint: str | Path | None = None, progress: bool = True,
-             model=None, stats=None) -> DemoResult:
+             model=None, stats=None, frames_png: str | Path | None = None) -> DemoResult:
     """Generate the demo video. `portrait`: the avatar's photo (default: the astronaut); raises NoFaceError
-    when it has no face. `model` + `stats`: an in-memory model (tests) instead of the default checkpoint."""
+    when it has no face. `model` + `stats`: an in-memory model (tests) instead of the default checkpoint.
+    `frames_png`: also save the frames at `cfg.snapshot_times` as one picture."""
     from avatar_forcing.media.video import VideoWriter
     from avatar_forcing.motion.renderer import PortraitRenderer
     from avatar_forcing.stream.generate import default_portrait, mix
@@ -197,6 +202,8 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
     audio = mix(inputs.avatar_audio, inputs.user_audio)[: total * FRAME_SAMPLES]
     output = Path(output)
     motion, written, model_s = [], 0, 0.0
+    wanted = {int(round(t * FPS)) for t in cfg.snapshot_times} if frames_png is not None else set()
+    snapshots: list[np.ndarray] = []
     start = time.perf_counter()
     try:
         session.push_avatar_audio(inputs.avatar_audio, SAMPLE_RATE)
@@ -211,10 +218,70 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
                 motion.append(block.motion[:n])
                 for i in range(n):
                     turn = active_turn(inputs.turns, (written + i) / FPS, cfg.style.hold_s)
-                    writer.write(compose(next(user_panel), block.frames[i], turn, cfg.style))
+                    frame = compose(next(user_panel), block.frames[i], turn, cfg.style)
+                    writer.write(frame)
+                    if written + i in wanted:
+                        snapshots.append(stamp(frame, (written + i) / FPS, cfg.snapshot_scale))
                 written += n
                 bar.update(n)
     finally:
         session.close()
     elapsed = time.perf_counter() - start
+    if frames_png is not None and snapshots:
+        save_sheet(snapshots, frames_png)
     return DemoResult(output, written, written / FPS, elapsed, model_s, np.concatenate(motion))
+
+
+def stamp(frame: np.ndarray, t: float, scale: float) -> np.ndarray:
+    """A downscaled copy of a frame with its time written in the corner."""
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    corner = (small.shape[1] - 110, small.shape[0] - 10)
+    cv2.putText(small, f"t = {t:.1f} s", corner, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1,
+                cv2.LINE_AA)
+    return small
+
+
+def save_sheet(frames: list[np.ndarray], path: str | Path, columns: int = 2) -> Path:
+    """Frames in a grid (row by row), as a PNG."""
+    rows = -(-len(frames) // columns)
+    blank = np.zeros_like(frames[0])
+    cells = frames + [blank] * (rows * columns - len(frames))
+    grid = np.concatenate([np.concatenate(cells[r * columns:(r + 1) * columns], axis=1) for r in range(rows)])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def plot_motion(motion: np.ndarray, inputs: DemoInputs, path: str | Path) -> Path:
+    """The avatar's head pitch, jaw and smile over the conversation, with who speaks shaded and the
+    reactions the rules would produce marked: the quickest way to see whether it nods and smiles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from avatar_forcing.motion.vector import idx
+
+    t = np.arange(len(motion)) / FPS
+    curves = [("head pitch (rad, down +)", motion[:, idx("pitch")]), ("jawOpen", motion[:, idx("jawOpen")]),
+              ("smile", motion[:, [idx("mouthSmileLeft"), idx("mouthSmileRight")]].mean(1))]
+    fig, axes = plt.subplots(len(curves), 1, figsize=(11, 6), sharex=True)
+    colors = {role: np.asarray(c) / 255 for role, c in CaptionStyle().colors.items()}
+    for ax, (name, values) in zip(axes, curves, strict=True):
+        for turn in inputs.turns:
+            ax.axvspan(turn.start, turn.end, color=colors[turn.speaker], alpha=0.15, lw=0)
+        for e in inputs.avatar_events:
+            if e["type"] in ("nod", "smile_mirror", "laugh_response"):
+                ax.axvline(e["time"], color="k", ls=":", lw=0.8)
+        ax.plot(t, values, color="k", lw=1.2)
+        ax.set_ylabel(name, fontsize=8)
+    axes[0].set_title("avatar motion (shaded: orange = avatar speaks, blue = user speaks; dotted: a reaction "
+                      "the rules would make)", fontsize=9)
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -2,7 +2,8 @@
 
 For every calibrated control, sweep the rig amount (left/right pairs together, as faces mostly move them:
 MediaPipe couples the two sides strongly, e.g. a one-sided smile leaks about half into the other side),
-render, re-track with MediaPipe and record the read-back delta from rest; the renderer then inverts these curves. Head rotations get a gain from a linear fit.
+render, re-track with MediaPipe and record the read-back delta from rest; the renderer then inverts
+these curves. Head rotations get a gain from a linear fit.
 
     .venv/bin/python scripts/calibrate_renderer.py
 """

@@ -64,6 +64,7 @@ log "total: $(( $(date +%s) - start )) s"
 if [[ $INSTALL == 1 ]]; then
   mkdir -p "$ASSET"
   cp "$RUN/dpo/latest/model.safetensors" "$RUN/dpo/latest/config.json" "$ASSET/"
+  chmod 644 "$ASSET/model.safetensors" "$ASSET/config.json"
   cp "$RUN/pretrain/loss_curve.png" "$ASSET/pretrain_loss.png"
   cp "$RUN/dpo/loss_curve.png" "$ASSET/dpo_loss.png"
   log "installed $ASSET ($(du -sh "$ASSET" | cut -f1))"

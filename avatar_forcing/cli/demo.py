@@ -16,14 +16,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nfe", type=int, default=DemoConfig.nfe, help="Euler steps per block")
     parser.add_argument("--checkpoint", help="model directory (default: the built-in default model)")
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
+    parser.add_argument("--frames", metavar="PNG", help="also save a few frames of the video as one picture")
+    parser.add_argument("--plot", metavar="PNG", help="also plot the avatar's head pitch, jaw and smile")
 
 
 def run(args: argparse.Namespace) -> int:
     from avatar_forcing.demo import run_demo
 
     cfg = DemoConfig(size=args.size, nfe=args.nfe, seconds=args.seconds, seed=args.seed)
-    result = run_demo(args.output, args.portrait, cfg, checkpoint=args.checkpoint)
+    result = run_demo(args.output, args.portrait, cfg, checkpoint=args.checkpoint, frames_png=args.frames)
     print(f"wrote {result.path} ({result.seconds:.1f} s of video, {result.frames} frames)")
     print(f"generation took {result.generate_s:.1f} s ({result.model_s:.1f} s in the model): "
           f"real-time factor {result.real_time_factor:.2f} (below 1 = faster than real time)")
+    if args.frames:
+        print(f"wrote {args.frames}")
+    if args.plot:
+        from avatar_forcing.demo import load_demo_inputs, plot_motion
+
+        print(f"wrote {plot_motion(result.motion, load_demo_inputs(args.seconds), args.plot)}")
     return 0

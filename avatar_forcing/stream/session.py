@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default_model"
 IDLE_SKIP_S = 2.0  # a stretch with no input at all longer than this is skipped, not generated
+# Rig backend: a real portrait's tracked face can lie far outside the training motion (a corpus that never
+# moves a channel gives it a tiny std, so a photo's value is tens of stds away and the output turns to
+# noise). The reference enters the model clipped to this many stds of the training motion.
+REFERENCE_CLIP_STD = 3.0
 
 
 @dataclass
@@ -272,7 +276,10 @@ class AvatarSession:
             self.identity = self.backend.encode_portrait(load_portrait(portrait))  # raises NoFaceError (rig)
             reference_motion = self.identity.reference_motion
         self.reference_motion = check_motion(reference_motion, self.motion_dim, "reference motion")[0]
-        reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=self.device)
+        normalized = self.stats.normalize(self.reference_motion)
+        if self.backend.name == "rig":
+            normalized = np.clip(normalized, -REFERENCE_CLIP_STD, REFERENCE_CLIP_STD)
+        reference = torch.as_tensor(normalized, device=self.device)
         schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
                                 first_block=opts.first_block, schedule=schedule)
