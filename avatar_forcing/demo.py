@@ -197,6 +197,7 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
     # Set-up (not timed): the model, the avatar's portrait and the user's mirrored portrait.
     session = AvatarSession(checkpoint, portrait, options, model=model, stats=stats)
     user_renderer = PortraitRenderer(default_portrait(mirrored=True), size=cfg.size)
+    user_renderer.retarget(session.stats.mean)  # the user's motion comes from the same synthetic data
     user_panel = _user_frames(user_renderer, inputs.user_motion)
     total = inputs.frames
     audio = mix(inputs.avatar_audio, inputs.user_audio)[: total * FRAME_SAMPLES]

@@ -1,9 +1,16 @@
 """Renderer <-> tracker calibration: asked motion -> rig amounts, so that re-tracking reads it back.
 
 A 2-D warp compresses what MediaPipe reads (a jaw dropped by a quarter of the face height reads only
-~0.36 jawOpen). ``scripts/calibrate_renderer.py`` sweeps each control on the astronaut, re-tracks every
-frame and stores the read-back curve; here the curve is inverted (monotone piecewise-linear), in
-*deltas from the portrait's rest*, so it transfers to other portraits. Head rotations get a gain.
+~0.36 jawOpen), and MediaPipe couples controls (a one-sided smile leaks into the other side, jawOpen
+raises browInnerUp). ``scripts/calibrate_renderer.py`` sweeps each control alone on the astronaut,
+re-tracks every frame and stores, per control, the read-back curve and, per coupled pair, the leak.
+Here, in *deltas from the portrait's rest* (so it transfers to other portraits):
+
+1. cross-talk is cancelled: solve ``(I + C) own = asked`` for what each control must read on its own;
+2. each control's curve is inverted (monotone piecewise-linear, exact 0 -> 0), giving the rig amount.
+
+Head rotations get the same per-axis inverse curves (radians), which also absorbs the depth MediaPipe's
+flat landmarks lack. Controls that the tracker barely reads have no curve: their amount is the delta.
 """
 
 from __future__ import annotations
@@ -14,17 +21,38 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, POSE_NAMES, POSE_SLICE
+from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, NUM_BLENDSHAPES, POSE_NAMES, POSE_SLICE
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "calibration.json"
 ROTATIONS = ("pitch", "yaw", "roll")
+_STRICT = 1e-6  # read-back steps added so np.interp sees strictly increasing x
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    min_response: float = 0.05  # a control whose read-back spans less than this keeps amount = delta
+    min_leak: float = 0.05  # cross-talk coefficients below this are measurement noise
+    max_leak: float = 0.8  # and above this the pair cannot be told apart: cap (keeps I + C invertible)
+
+
+Curve = tuple[list[float], list[float]]  # (read-back deltas ascending, rig amounts that produce them)
 
 
 @dataclass
 class Calibration:
-    # control -> (read-back deltas, ascending; rig amounts that produced them)
-    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
-    pose_gain: dict[str, float] = field(default_factory=dict)  # rig rotation per asked rotation
+    curves: dict[str, Curve] = field(default_factory=dict)  # blendshapes and rotations
+    leaks: dict[str, dict[str, float]] = field(default_factory=dict)  # source -> target -> coefficient
+
+    def __post_init__(self) -> None:
+        coupling = np.eye(NUM_BLENDSHAPES)
+        for source, targets in self.leaks.items():
+            for target, c in targets.items():
+                coupling[BLENDSHAPE_NAMES.index(target), BLENDSHAPE_NAMES.index(source)] = c
+        self._decouple = np.linalg.inv(coupling)
+        self._blend = [(BLENDSHAPE_NAMES.index(n), np.array(c[0]), np.array(c[1]))
+                       for n, c in self.curves.items() if n in BLENDSHAPE_NAMES]
+        self._pose = [(POSE_SLICE.start + POSE_NAMES.index(n), np.array(c[0]), np.array(c[1]))
+                      for n, c in self.curves.items() if n in ROTATIONS]
 
     @classmethod
     def identity(cls) -> Calibration:
@@ -33,39 +61,53 @@ class Calibration:
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
         data = json.loads(Path(path).read_text())
-        return cls({k: (v[0], v[1]) for k, v in data["curves"].items()}, data["pose_gain"])
+        return cls({k: (v[0], v[1]) for k, v in data["curves"].items()}, data.get("leaks", {}))
 
     @classmethod
     def load_default(cls) -> Calibration:
         return cls.load(DEFAULT_PATH) if DEFAULT_PATH.is_file() else cls.identity()
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"curves": self.curves, "pose_gain": self.pose_gain}, indent=1))
+        Path(path).write_text(json.dumps({"curves": self.curves, "leaks": self.leaks}, indent=1))
 
     def rig_amounts(self, asked: np.ndarray, rest: np.ndarray) -> np.ndarray:
-        """Rig amounts (relative to the portrait) for asked blendshapes; uncalibrated ones: the delta."""
-        delta = np.asarray(asked, np.float64) - rest
-        amounts = delta.copy()
-        for name, (reads, rig) in self.curves.items():
-            i = BLENDSHAPE_NAMES.index(name)
-            amounts[i] = np.interp(delta[i], reads, rig)
+        """Rig amounts (deltas from the portrait's rest) for asked absolute blendshapes."""
+        own = self._decouple @ (np.asarray(asked, np.float64) - rest)
+        amounts = own.copy()
+        for i, reads, rig in self._blend:
+            amounts[i] = np.interp(own[i], reads, rig)
         return amounts
 
     def pose(self, motion: np.ndarray, rest: np.ndarray) -> np.ndarray:
-        """The motion whose rotations are pre-scaled so that the rendered rotation reads as asked."""
+        """The motion with rotations replaced by the rig rotations that read back as asked."""
         out = np.array(motion, np.float64)
-        for name in ROTATIONS:
-            i = POSE_SLICE.start + POSE_NAMES.index(name)
-            out[i] = rest[i] + self.pose_gain.get(name, 1.0) * (motion[i] - rest[i])
+        for i, reads, rig in self._pose:
+            out[i] = rest[i] + np.interp(motion[i] - rest[i], reads, rig)
         return out
 
 
-def invert_sweep(amounts: np.ndarray, reads: np.ndarray) -> tuple[list[float], list[float]]:
-    """A monotone inverse of a read-back sweep: (ascending read deltas, rig amounts)."""
+def invert_sweep(amounts: np.ndarray, reads: np.ndarray, cfg: CalibrationConfig = CalibrationConfig()
+                 ) -> Curve | None:
+    """A monotone inverse of a sweep that includes amount 0: ascending read deltas -> rig amounts, with
+    0 -> 0 exactly. Past the sweep's peak (or trough) the tracker loses the shape: never ask for more.
+    None when the tracker barely reads the control."""
     order = np.argsort(amounts)
-    amounts, reads = np.asarray(amounts)[order], np.asarray(reads)[order]
-    peak = int(np.argmax(reads)) + 1  # past its peak the tracker loses the shape: never ask for more
-    amounts, reads = amounts[:peak], reads[:peak]
-    reads = np.maximum.accumulate(reads - np.interp(0.0, amounts, reads))
-    reads = reads + 1e-6 * np.arange(len(reads))  # strictly increasing for np.interp
-    return reads.round(6).tolist(), amounts.round(6).tolist()
+    amounts, reads = np.asarray(amounts, np.float64)[order], np.asarray(reads, np.float64)[order]
+    zero = int(np.argmin(np.abs(amounts)))
+    reads = reads - reads[zero]
+    up = np.maximum.accumulate(reads[zero:])
+    down = np.minimum.accumulate(reads[zero::-1])[::-1]
+    up_end = zero + int(np.argmax(up)) + 1
+    down_start = int(np.argmin(down))
+    reads = np.concatenate([down[down_start:-1], up[: up_end - zero]])
+    amounts = amounts[down_start:up_end]
+    if reads[-1] - reads[0] < cfg.min_response:
+        return None
+    reads = reads + _STRICT * (np.arange(len(reads)) - (zero - down_start))  # keeps 0 -> 0
+    return reads.round(7).tolist(), amounts.round(6).tolist()
+
+
+def leak(own: np.ndarray, other: np.ndarray, cfg: CalibrationConfig = CalibrationConfig()) -> float:
+    """Least-squares slope of another control's read-back against this one's (0 when negligible)."""
+    c = float(own @ other / max(own @ own, 1e-9))
+    return 0.0 if abs(c) < cfg.min_leak else float(np.clip(c, -cfg.max_leak, cfg.max_leak))

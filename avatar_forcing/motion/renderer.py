@@ -57,6 +57,9 @@ class RenderConfig:
     ring_points: int = 28
     neck_follow: float = 0.5  # ring points below the chin follow the head this much less
     max_rotation: float = 0.6  # radians of relative head rotation the warp accepts
+    max_amount: float = 1.5  # rig amounts are clipped to +-this: beyond it a warp only tears
+    max_shift: float = 0.25  # head translation, face widths
+    max_log_scale: float = 0.25
     calibrated: bool = True
     rig: RigConfig = field(default_factory=RigConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
@@ -109,6 +112,7 @@ class PortraitRenderer:
         except NoFaceError:
             raise NoFaceError("the face in the portrait is too small or too cut off to animate") from None
         self.reference_motion = obs.motion.astype(np.float32)
+        self.neutral: np.ndarray | None = None  # see retarget()
         self.landmarks = obs.landmarks.astype(np.float64)  # (478, 3) pixels; z scaled like x
         self.face_width = face_width(obs.landmarks)
         self.rig = FaceRig(self.landmarks, cfg.rig)
@@ -149,6 +153,13 @@ class PortraitRenderer:
     def _gap(xy: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
         return float(np.mean(xy[lower[1:-1], 1] - xy[upper[1:-1], 1]))
 
+    def retarget(self, neutral: np.ndarray | None) -> None:
+        """Render motion *relative* to ``neutral``: ``neutral`` looks like the portrait at rest, and only
+        the deviations from it move the face. Generated or tracked motion lives around its own data's
+        neutral (framing, resting smile, head tilt), which is not this portrait's; None = absolute motion
+        (tracker units, as in the round trip)."""
+        self.neutral = None if neutral is None else validate_motion(np.asarray(neutral).reshape(1, -1))[0]
+
     # --- geometry ---------------------------------------------------------------------------------------
     def _rigid(self, points: np.ndarray, motion: np.ndarray) -> np.ndarray:
         """Move 3-D points (pixels, z like x) by the relative head pose; returns new 2-D positions."""
@@ -168,8 +179,10 @@ class PortraitRenderer:
         pivot = np.array([0.0, 0.0, -cfg.pivot_depth * self.face_width])
         moved = (cam - pivot) @ rel.T + pivot
         xy = np.stack([moved[:, 0], -moved[:, 1]], 1)
-        scale = np.exp(pose[_POSE["log_scale"]] - ref[_POSE["log_scale"]])
+        log_scale = np.clip(pose[_POSE["log_scale"]] - ref[_POSE["log_scale"]], -cfg.max_log_scale,
+                            cfg.max_log_scale)
         shift = np.array([pose[_POSE["tx"]] - ref[_POSE["tx"]], pose[_POSE["ty"]] - ref[_POSE["ty"]]])
+        scale, shift = np.exp(log_scale), np.clip(shift, -cfg.max_shift, cfg.max_shift)
         return self.centre + scale * xy + shift * self.face_width
 
     @staticmethod
@@ -181,6 +194,7 @@ class PortraitRenderer:
         amounts = self.calibration.rig_amounts(
             motion[BLENDSHAPE_SLICE], self.reference_motion[BLENDSHAPE_SLICE]
         )
+        amounts = np.clip(amounts, -self.cfg.max_amount, self.cfg.max_amount)
         face = self.landmarks.copy()
         face[:, :2] += self.rig.displacement(amounts)
         face_xy = self._rigid(face, self.calibration.pose(motion, self.reference_motion))
@@ -194,6 +208,8 @@ class PortraitRenderer:
     def render(self, motion: np.ndarray) -> np.ndarray:
         """One (size, size, 3) uint8 frame for a 58-d motion vector (tracker units)."""
         motion = validate_motion(np.asarray(motion, np.float32).reshape(1, -1))[0]
+        if self.neutral is not None:
+            motion = self.reference_motion + (motion - self.neutral)
         disp = self.warper.unfold(self.warper.full_displacement(self.control_displacement(motion)))
         frame = self.warper.warp(self.image, disp)
         xy = self._face_xy

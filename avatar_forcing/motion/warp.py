@@ -3,7 +3,9 @@
 The control points' rest triangulation is fixed, so each coarse grid point's triangle and barycentric
 weights are computed once: the forward displacement field of a frame is one sparse product
 ``weights @ displacement``. The backward map (output pixel -> source pixel) is that field's inverse,
-found by a few fixed-point steps ``s = q - d(s)`` on the coarse grid, then upsampled for ``cv2.remap``.
+found by a few fixed-point steps ``s = q - d(s)`` on the coarse grid, then upsampled with ``cv2.resize``
+(the coarse grid sits at the sample positions of a bilinear resize, so the upsampling is exact bilinear)
+and applied with ``cv2.remap``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from scipy.spatial import Delaunay
 
 @dataclass(frozen=True)
 class WarpConfig:
-    grid_cells: int = 128  # coarse grid resolution per side (4 px cells at 512^2)
-    inverse_iterations: int = 6  # fixed-point steps of the backward map
+    cell: int = 4  # coarse grid cell, output pixels (lips and lids are a few cells tall at 512^2)
+    inverse_iterations: int = 5  # fixed-point steps of the backward map
     border_points: int = 8  # fixed control points per image side
-    fold_iterations: int = 6  # local smoothing passes that undo folded (flipped) triangles
+    fold_iterations: int = 8  # local smoothing passes that undo folded (flipped) triangles
 
 
 class MeshWarper:
@@ -41,15 +43,17 @@ class MeshWarper:
         self.points = np.concatenate([np.asarray(rest_points, np.float64), np.unique(frame, axis=0)])
         tri = Delaunay(self.points)
         self.triangles = tri.simplices
+        a, b, c = self.points[self.triangles].transpose(1, 0, 2)
+        self._rest_sign = np.sign(_cross(b - a, c - a))
 
-        self.step = (size - 1) / (cfg.grid_cells - 1)
-        axis = np.arange(cfg.grid_cells) * self.step
+        # Coarse sample j sits where cv2.resize (bilinear, n -> size) samples it: (j + 0.5) * step - 0.5.
+        self.grid_cells = max(size // cfg.cell, 2)
+        self.step = size / self.grid_cells
+        axis = (np.arange(self.grid_cells) + 0.5) * self.step - 0.5
         gx, gy = np.meshgrid(axis, axis)
         grid = np.stack([gx.ravel(), gy.ravel()], 1)
         simplex = tri.find_simplex(grid)
-        simplex[simplex < 0] = (
-            0  # points on the hull edge (numerically outside) use any triangle: d = 0 there
-        )
+        simplex[simplex < 0] = 0  # outside the hull (never, the corners are control points): any triangle
         transform = tri.transform[simplex]
         bary = np.einsum("nij,nj->ni", transform[:, :2], grid - transform[:, 2])
         bary = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], 1)
@@ -58,12 +62,8 @@ class MeshWarper:
             (bary.ravel(), (rows, tri.simplices[simplex].ravel())), shape=(len(grid), len(self.points))
         )
         self.grid_xy = np.stack([gx, gy], -1).astype(np.float32)
-        # Full-resolution pixel coordinates expressed in coarse-grid units, for bilinear upsampling.
-        px = np.arange(size, dtype=np.float32) / self.step
-        self.fine_x, self.fine_y = np.meshgrid(px, px)
-        self.pixel_x, self.pixel_y = np.meshgrid(
-            np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)
-        )
+        pixels = np.arange(size, dtype=np.float32)
+        self.pixel_xy = np.stack(np.meshgrid(pixels, pixels), -1)  # (size, size, 2) identity map
 
     def full_displacement(self, free: np.ndarray) -> np.ndarray:
         """Displacement of every control point; the image-border points stay fixed."""
@@ -71,42 +71,46 @@ class MeshWarper:
         disp[: self.num_free] = free
         return disp
 
+    def flipped(self, disp: np.ndarray) -> np.ndarray:
+        """Mask of triangles whose orientation the displacement reverses (a fold-over)."""
+        a, b, c = (self.points + disp)[self.triangles].transpose(1, 0, 2)
+        return np.sign(_cross(b - a, c - a)) != self._rest_sign
+
     def unfold(self, disp: np.ndarray) -> np.ndarray:
-        """Pull flipped triangles back toward their local mean displacement (keeps the map one-to-one)."""
-        tris = self.triangles
+        """Pull the vertices of flipped triangles halfway toward their triangles' mean displacement,
+        until none is flipped: keeps the map one-to-one where a turned head folds its far cheek."""
+        disp = disp.copy()
+        n = len(self.points)
         for _ in range(self.cfg.fold_iterations):
-            a, b, c = (self.points + disp)[tris].transpose(1, 0, 2)
-            rest_a, rest_b, rest_c = self.points[tris].transpose(1, 0, 2)
-            area = _cross(b - a, c - a)
-            rest_area = _cross(rest_b - rest_a, rest_c - rest_a)
-            flipped = np.sign(area) != np.sign(rest_area)
+            flipped = self.flipped(disp)
             if not flipped.any():
                 break
-            for t in tris[flipped]:
-                disp[t] = 0.5 * (disp[t] + disp[t].mean(0))
+            tris = self.triangles[flipped]
+            means = np.repeat(disp[tris].mean(1), 3, axis=0)
+            total = np.zeros_like(disp)
+            np.add.at(total, tris.ravel(), means)
+            count = np.bincount(tris.ravel(), minlength=n)
+            hit = count > 0
+            disp[hit] = 0.5 * (disp[hit] + total[hit] / count[hit, None])
             disp[self.num_free :] = 0.0
         return disp
 
-    def backward_map(self, disp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = self.cfg.grid_cells
+    def backward_map(self, disp: np.ndarray) -> np.ndarray:
+        """(size, size, 2) float32 source coordinates for every output pixel."""
+        n = self.grid_cells
         forward = (self.weights @ disp).astype(np.float32).reshape(n, n, 2)
         offset = -forward
         for _ in range(self.cfg.inverse_iterations):
-            sample = (self.grid_xy + offset) / self.step
+            sample = (self.grid_xy + offset + 0.5) / self.step - 0.5  # coarse-grid index coordinates
             offset = -cv2.remap(
-                forward,
-                sample[..., 0],
-                sample[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0,
+                forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
             )
-        fine = cv2.remap(offset, self.fine_x, self.fine_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return self.pixel_x + fine[..., 0], self.pixel_y + fine[..., 1]
+        fine = cv2.resize(offset, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        fine += self.pixel_xy
+        return fine
 
     def warp(self, image: np.ndarray, disp: np.ndarray) -> np.ndarray:
-        map_x, map_y = self.backward_map(disp)
-        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return cv2.remap(image, self.backward_map(disp), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:

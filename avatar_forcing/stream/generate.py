@@ -230,6 +230,8 @@ def _user_panel(backend: MotionBackend, user_video, user_values: np.ndarray | No
     identity = backend.encode_portrait(default_portrait(mirrored=True) if user_portrait is None
                                        else user_portrait)
     values = user_values if user_values is not None else identity.reference_motion[None]
+    if backend.name == "rig":  # show the user's deviations from their own median pose and expression
+        identity.state.retarget(np.median(values, axis=0))
 
     def panel() -> Iterator[np.ndarray]:
         k = 0

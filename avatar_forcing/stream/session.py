@@ -275,6 +275,8 @@ class AvatarSession:
         if opts.render or reference_motion is None:
             self.identity = self.backend.encode_portrait(load_portrait(portrait))  # raises NoFaceError (rig)
             reference_motion = self.identity.reference_motion
+            if self.backend.name == "rig":  # generated motion moves around the training data's neutral
+                self.identity.state.retarget(self.stats.mean)
         self.reference_motion = check_motion(reference_motion, self.motion_dim, "reference motion")[0]
         normalized = self.stats.normalize(self.reference_motion)
         if self.backend.name == "rig":
