@@ -52,6 +52,7 @@ def render_check(
     for p, portrait in enumerate(portraits()):
         renderer = PortraitRenderer(portrait, size)
         part = conv.participants[p]
+        renderer.retarget(np.median(part.motion[:frames], axis=0))  # deviations from the speaker's own rest
         video = renderer.render_many(part.motion[:frames])
         write_video(folder / f"p{p}.mp4", video, fps=conv.fps, audio=part.audio[: frames * 640])
     prepare(out / "input", out / "corpus", PrepareConfig(min_seconds=1.0), workers=workers, progress=False)

@@ -39,7 +39,7 @@ class SessionOptions:
     # network packets still arrive in time; more slack = more latency.
     wall_clock_slack_s: float = 0.1
     poll_interval_s: float = 0.005  # how often `frames()` looks for a ready block when idle
-    random_init: bool = False       # tests/benchmarks only: allow an untrained model (never silent)
+    random_init: bool = False       # tests/benchmarks only: an untrained model when no checkpoint is given
 
     def validate(self) -> SessionOptions:
         if self.block_size is not None and self.block_size < 1:

@@ -136,7 +136,7 @@ def load_engine_model(checkpoint: str | Path | None, model: torch.nn.Module | No
         if stats is None:
             raise CheckpointError("a model passed in memory needs its MotionStats (stats=...)")
         return LoadedModel(model, stats)
-    if checkpoint is None and (DEFAULT_CHECKPOINT / "config.json").is_file():
+    if checkpoint is None and not options.random_init and (DEFAULT_CHECKPOINT / "config.json").is_file():
         checkpoint = DEFAULT_CHECKPOINT
     if checkpoint is not None:
         from avatar_forcing.model.checkpoint import load_checkpoint, read_config
