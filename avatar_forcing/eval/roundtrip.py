@@ -1,7 +1,7 @@
 """The renderer's honest measure: render known motion onto a real photo, re-track it with MediaPipe (an
 independent judge trained on real faces) and compare what was asked with what is read back.
 
-    avatar-forcing eval roundtrip [--portrait IMG] [--frames-per-control 24] -o out/roundtrip
+    avatar-forcing eval roundtrip [--portrait IMG] [--frames 24] -o out/roundtrip
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from avatar_forcing.errors import InputError
 from avatar_forcing.motion.renderer import PortraitRenderer
 from avatar_forcing.motion.tracker import FaceTracker
 from avatar_forcing.motion.vector import POSE_NAMES, idx
 
-# controls swept together -> (low, high) absolute asked values. Within the range a warp can show
-# (jawOpen reads at most ~0.3, a closed eye ~0.2). The astronaut smiles at rest, so smiles sweep 0..1.
-# Left/right pairs move together, as faces mostly do; each side is scored on its own.
+# controls swept together -> (low, high) asked values, absolute, within the range a warp can show
+# (jawOpen reads at most ~0.3, a closed eye ~0.6). Left/right pairs move together, as faces mostly do;
+# each side is scored on its own. Controls in RELATIVE sweep rest + low .. rest + high (clipped to
+# [0, 1]): the astronaut already smiles (0.9 at rest), so smiles sweep -1..+1 around it.
 SWEEPS: dict[tuple[str, ...], tuple[float, float]] = {
     ("jawOpen",): (0.0, 0.3),
-    ("eyeBlinkLeft", "eyeBlinkRight"): (0.0, 0.5),
-    ("mouthSmileLeft", "mouthSmileRight"): (0.0, 1.0),
+    ("eyeBlinkLeft", "eyeBlinkRight"): (0.0, 0.55),
+    ("mouthSmileLeft", "mouthSmileRight"): (-1.0, 1.0),
     ("browInnerUp",): (0.0, 0.5),
     ("mouthPucker",): (0.0, 0.8),
     ("mouthFunnel",): (0.0, 0.5),
@@ -33,6 +35,7 @@ SWEEPS: dict[tuple[str, ...], tuple[float, float]] = {
     ("mouthFrownLeft", "mouthFrownRight"): (0.0, 0.4),
     ("mouthStretchLeft", "mouthStretchRight"): (0.0, 0.4),
 }
+RELATIVE = ("mouthSmileLeft", "mouthSmileRight")
 POSE_SWEEP_DEG = {"pitch": 15.0, "yaw": 20.0, "roll": 15.0}
 TARGET_CORR = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp")
 
@@ -51,7 +54,8 @@ def sweep_track(rest: np.ndarray, cfg: RoundtripConfig) -> tuple[np.ndarray, dic
     for names, (low, high) in SWEEPS.items():
         seg = np.repeat(rest[None], n, 0)
         for name in names:
-            seg[:, idx(name)] = low + (high - low) * ramp
+            base = rest[idx(name)] if name in RELATIVE else 0.0
+            seg[:, idx(name)] = np.clip(base + low + (high - low) * ramp, 0.0, 1.0)
             segments[name] = slice(len(rows) * n, (len(rows) + 1) * n)
         rows.append(seg)
     wave = np.sin(np.linspace(0, 2 * np.pi, 2 * n, endpoint=False))
@@ -118,7 +122,8 @@ def plot(results: dict, path: Path) -> None:
 
 def roundtrip_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", help="portrait image (default: the bundled astronaut)")
-    parser.add_argument("--frames-per-control", type=int, default=RoundtripConfig.frames_per_control)
+    parser.add_argument("--frames", type=int, default=RoundtripConfig.frames_per_control,
+                        help="frames per swept control (pose axes get twice as many)")
     parser.add_argument("--size", type=int, default=RoundtripConfig.size)
     parser.add_argument("-o", "--out", default="out/roundtrip", help="output directory")
 
@@ -129,7 +134,9 @@ def roundtrip_run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = roundtrip(args.portrait, RoundtripConfig(args.frames_per_control, args.size))
+    if args.frames < 4:
+        raise InputError(f"--frames must be at least 4, got {args.frames}")
+    results = roundtrip(args.portrait, RoundtripConfig(args.frames, args.size))
     table = Table(title="Renderer round trip (asked vs re-tracked)")
     for col in ("control", "corr", "mean abs error", "tracked"):
         table.add_column(col, justify="right" if col != "control" else "left")

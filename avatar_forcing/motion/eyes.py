@@ -1,5 +1,7 @@
-"""Closed eyelids: where a blink nearly closes the eye, the warp alone leaves a slit of eye white, so the
-lid is painted over it in the portrait's own lid skin tone, with a lash line where the lids meet."""
+"""Closed eyelids. As a blink closes the eye, the warp drags the lashes down over the eye and leaves a
+smear, so a lid is painted over the whole region between the lid crease and the lower lid: the
+portrait's own lid skin, shaded darker toward the lid margin, soft toward the crease, with a lash line
+(the portrait's own lash colour) along the margin."""
 
 from __future__ import annotations
 
@@ -8,69 +10,87 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-RGB = tuple[int, int, int]
-
 
 @dataclass(frozen=True)
 class EyelidConfig:
-    start: float = 0.35  # the painted lid appears once the eye is this much closed ...
+    start: float = 0.3  # the painted lid appears once the eye is this much closed ...
     full: float = 0.75  # ... and is opaque from this much closed
-    skin_offset: float = 0.06  # lid skin is sampled this far above the upper lid (face widths)
-    lash: RGB = (52, 36, 32)
-    lash_width: float = 0.008  # face widths
-    feather: float = 0.006
+    skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths)
+    margin_shade: float = 0.2  # the lid darkens by this much toward its margin
+    lash_width: float = 0.007  # face widths
+    lash_quantile: float = 5.0  # lash colour: this percentile of the rest eye region's brightness
+    feather: float = 0.005  # edge softness at the lower lid (face widths)
+    crease_feather: float = 0.03  # and toward the crease, where the painted lid meets the real one
 
 
-def lid_skin(image: np.ndarray, upper: np.ndarray, face_width: float, cfg: EyelidConfig) -> np.ndarray:
-    """Median colour of a small patch above the upper lid of the rest portrait."""
+@dataclass(frozen=True)
+class EyeLook:
+    skin: np.ndarray  # RGB float32
+    lash: np.ndarray  # RGB float32
+
+
+def eye_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width: float,
+             cfg: EyelidConfig = EyelidConfig()) -> EyeLook:
+    """Sample the rest portrait: lid skin above the upper lid, and the lash colour inside the eye."""
     centre = upper.mean(0) - [0, cfg.skin_offset * face_width]
     r = max(int(0.02 * face_width), 2)
     x, y = int(centre[0]), int(centre[1])
     patch = image[max(y - r, 0) : y + r, max(x - 2 * r, 0) : x + 2 * r].reshape(-1, 3)
-    return np.median(patch, axis=0).astype(np.float32)
+    skin = np.median(patch, axis=0).astype(np.float32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 1)
+    inside = image[mask > 0].astype(np.float32)
+    if len(inside) < 4:
+        return EyeLook(skin, skin * 0.3)
+    dark = inside.sum(1) <= np.percentile(inside.sum(1), cfg.lash_quantile)
+    return EyeLook(skin, inside[dark].mean(0))
 
 
-def draw_eyelid(
-    image: np.ndarray,
-    upper: np.ndarray,
-    lower: np.ndarray,
-    closure: float,
-    skin: np.ndarray,
-    face_width: float,
-    cfg: EyelidConfig = EyelidConfig(),
-) -> np.ndarray:
-    """``upper``/``lower``: deformed lid points corner to corner; ``closure``: 1 - gap / rest gap."""
+def draw_eyelid(image: np.ndarray, crease: np.ndarray, upper: np.ndarray, lower: np.ndarray, closure: float,
+                look: EyeLook, face_width: float, cfg: EyelidConfig = EyelidConfig()) -> np.ndarray:
+    """``crease``/``upper``/``lower``: deformed points corner to corner (crease without the corners);
+    ``closure``: 1 - gap / rest gap."""
     strength = float(np.clip((closure - cfg.start) / (cfg.full - cfg.start), 0.0, 1.0))
     if strength <= 0.0:
         return image
-    ring = np.concatenate([upper, lower[::-1]])
-    pad = int(face_width * (cfg.lash_width + 3 * cfg.feather)) + 3
-    x0, y0 = np.maximum(np.floor(ring.min(0)).astype(int) - pad, 0)
-    x1, y1 = np.ceil(ring.max(0)).astype(int) + pad
+    top = np.concatenate([upper[:1], crease, upper[-1:]])
+    region = np.concatenate([top, lower[::-1]])
+    pad = int(face_width * (cfg.crease_feather * 3 + cfg.lash_width)) + 3
+    x0, y0 = np.maximum(np.floor(region.min(0)).astype(int) - pad, 0)
+    x1, y1 = np.ceil(region.max(0)).astype(int) + pad
     x1, y1 = min(x1, image.shape[1]), min(y1, image.shape[0])
     if x1 <= x0 or y1 <= y0:
         return image
     off = np.array([x0, y0])
     shape = (y1 - y0, x1 - x0)
-    lid = np.zeros(shape, np.uint8)
-    cv2.fillPoly(lid, [np.round((ring - off) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+
+    def fill(polygon: np.ndarray, sigma: float) -> np.ndarray:
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round((polygon - off) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+        return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(sigma, 0.5))
+
+    # Opaque from the lower lid up to a third of the way to the crease, fading out toward the crease.
+    half = np.concatenate([upper[:1], (crease + 2 * upper[1:-1]) / 3, upper[-1:]])
+    core = fill(np.concatenate([half, lower[::-1]]), cfg.feather * face_width)
+    soft = fill(region, cfg.crease_feather * face_width)
+    alpha = strength * np.maximum(core, soft)[..., None]
+
+    # Lid shading: darker toward the margin (the meeting line of the lids when closed).
+    margin = (upper + lower) / 2 if closure >= 1.0 else upper
+    yy = np.arange(shape[0], dtype=np.float32)[:, None] + y0
+    top_y, margin_y = float(top[:, 1].mean()), float(margin[:, 1].mean())
+    t = np.clip((yy - top_y) / max(margin_y - top_y, 1.0), 0, 1)[..., None]
+    lid = look.skin * (1 - cfg.margin_shade * t)
+
     lash = np.zeros(shape, np.uint8)
-    lash_line = (upper + lower) / 2 if closure > 0.9 else upper + [0, 0.5 * cfg.lash_width * face_width]
-    cv2.polylines(
-        lash,
-        [np.round((lash_line - off) * 4).astype(np.int32)],
-        False,
-        255,
-        max(int(cfg.lash_width * face_width), 1),
-        cv2.LINE_AA,
-        shift=2,
-    )
-    sigma = max(cfg.feather * face_width, 0.5)
-    a_lid = strength * cv2.GaussianBlur(lid.astype(np.float32) / 255, (0, 0), sigma)[..., None]
-    a_lash = strength * cv2.GaussianBlur(lash.astype(np.float32) / 255, (0, 0), sigma / 2)[..., None]
+    width = max(int(round(cfg.lash_width * face_width)), 1)
+    line = np.round((margin - off) * 4).astype(np.int32)
+    cv2.polylines(lash, [line], False, 255, width, cv2.LINE_AA, shift=2)
+    a_lash = strength * cv2.GaussianBlur(lash.astype(np.float32) / 255, (0, 0), 0.6)[..., None]
+
     out = image.copy()
     roi = out[y0:y1, x0:x1].astype(np.float32)
-    roi = roi * (1 - a_lid) + skin * a_lid
-    roi = roi * (1 - a_lash) + np.array(cfg.lash, np.float32) * a_lash
+    roi = roi * (1 - alpha) + lid * alpha
+    roi = roi * (1 - a_lash) + look.lash * a_lash
     out[y0:y1, x0:x1] = np.clip(roi, 0, 255).astype(np.uint8)
     return out

@@ -15,15 +15,15 @@ RGB = tuple[int, int, int]
 class MouthConfig:
     fade_in: float = 0.04  # the interior fades in over this much extra opening (face widths), so a
     # portrait that already shows teeth keeps its own mouth at rest
-    cavity: RGB = (72, 24, 30)
-    cavity_back: RGB = (22, 6, 9)  # the throat, darkest at the centre-back
-    teeth: RGB = (232, 226, 212)
+    cavity: RGB = (58, 18, 22)
+    cavity_back: RGB = (14, 4, 6)  # the throat, darkest at the centre-back
+    teeth: RGB = (222, 214, 200)
     upper_teeth: float = 0.05  # visible height of the upper teeth at most (face widths)
     upper_teeth_share: float = 0.45  # ... and at most this share of the opening
     lower_teeth: float = 0.035
-    lower_teeth_share: float = 0.25
-    tongue: RGB = (168, 72, 80)
-    tongue_height: float = 0.3  # share of the opening
+    lower_teeth_share: float = 0.2
+    tongue: RGB = (142, 62, 66)
+    tongue_height: float = 0.22  # share of the opening
     corner_shade: float = 0.55  # darkening toward the mouth corners
     feather: float = 0.006  # edge softness (face widths)
 
@@ -35,8 +35,11 @@ def _fill(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
 
 
 def mouth_opening(upper: np.ndarray, lower: np.ndarray) -> float:
-    """Largest vertical gap between the inner lips, in pixels."""
-    return float(np.max(lower[:, 1]) - np.min(upper[1:-1, 1]))
+    """Vertical gap between the middle thirds of the inner lips, in pixels (a smile lifting the corners
+    does not open the mouth)."""
+    mid_upper, mid_lower = len(upper) // 2, len(lower) // 2
+    lower_y = np.mean(lower[mid_lower - 1 : mid_lower + 2, 1])
+    return float(lower_y - np.mean(upper[mid_upper - 1 : mid_upper + 2, 1]))
 
 
 def draw_mouth(
@@ -80,7 +83,7 @@ def draw_mouth(
     lower_h = min(cfg.lower_teeth * face_width, cfg.lower_teeth_share * opening)
     for lip, height in ((upper_l, upper_h), (lower_l, -lower_h)):
         band = np.concatenate([lip, (lip + [0, height])[::-1]])
-        m = _fill(shape, band)[..., None]
+        m = cv2.GaussianBlur(_fill(shape, band), (0, 0), max(cfg.feather * face_width, 0.5))[..., None]
         shade = 1 - 0.35 * across[..., None] ** 2
         paint = paint * (1 - m) + np.array(cfg.teeth, np.float32) * shade * m
     mid_lower = lower_l[len(lower_l) // 2]
@@ -89,7 +92,7 @@ def draw_mouth(
     cv2.ellipse(
         tongue, (int(mid_lower[0]), int(mid_lower[1] - lower_h * 0.3)), tongue_axes, 0, 180, 360, 255, -1
     )
-    tm = (tongue.astype(np.float32) / 255)[..., None] * 0.8
+    tm = (tongue.astype(np.float32) / 255)[..., None] * 0.7
     paint = paint * (1 - tm) + np.array(cfg.tongue, np.float32) * tm
     paint *= 1 - cfg.corner_shade * across[..., None] ** 3
 

@@ -18,10 +18,11 @@ import numpy as np
 
 from avatar_forcing.errors import NoFaceError
 from avatar_forcing.motion.calibration import Calibration
-from avatar_forcing.motion.eyes import EyelidConfig, draw_eyelid, lid_skin
+from avatar_forcing.motion.eyes import EyelidConfig, draw_eyelid, eye_look
 from avatar_forcing.motion.mouth import MouthConfig, draw_mouth, mouth_opening
 from avatar_forcing.motion.rig import (
     EYE_CORNERS,
+    EYE_CREASE,
     EYE_LOWER,
     EYE_UPPER,
     IRISES,
@@ -81,6 +82,10 @@ def align_portrait(rgb: np.ndarray, size: int, cfg: RenderConfig = RenderConfig(
     width = face_width(obs.landmarks)
     centre = lm.mean(0) - [0.0, cfg.crop_raise * width]
     side = cfg.crop_scale * width
+    # Slide the square inside the photo where it fits: padding (replicated edges) shows as streaks.
+    for axis, extent in enumerate((rgb.shape[1], rgb.shape[0])):
+        if side <= extent:
+            centre[axis] = np.clip(centre[axis], side / 2, extent - side / 2)
     scale = size / side
     affine = np.array([[scale, 0, size / 2 - scale * centre[0]], [0, scale, size / 2 - scale * centre[1]]])
     return cv2.warpAffine(
@@ -140,14 +145,15 @@ class PortraitRenderer:
         self._upper = np.array(LIP_UPPER_INNER)
         self._lower = np.array(LIP_LOWER_INNER)
         self.rest_opening = mouth_opening(self.landmarks[self._upper, :2], self.landmarks[self._lower, :2])
-        self._eyes = []  # per eye: upper lid ring (corner..corner), lower lid ring, rest gap, skin colour
+        self._eyes = []  # per eye: crease, upper and lower lid (corner..corner), rest gap, colours
         for side in "RL":
             outer, inner = EYE_CORNERS[side]
             upper = np.array((outer,) + EYE_UPPER[side] + (inner,))
             lower = np.array((outer,) + EYE_LOWER[side] + (inner,))
             gap = self._gap(self.landmarks[:, :2], upper, lower)
-            skin = lid_skin(self.image, self.landmarks[upper, :2], self.face_width, cfg.eyelid)
-            self._eyes.append((upper, lower, gap, skin))
+            look = eye_look(self.image, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width,
+                            cfg.eyelid)
+            self._eyes.append((np.array(EYE_CREASE[side]), upper, lower, gap, look))
 
     @staticmethod
     def _gap(xy: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
@@ -213,9 +219,10 @@ class PortraitRenderer:
         disp = self.warper.unfold(self.warper.full_displacement(self.control_displacement(motion)))
         frame = self.warper.warp(self.image, disp)
         xy = self._face_xy
-        for upper, lower, rest_gap, skin in self._eyes:
+        for crease, upper, lower, rest_gap, look in self._eyes:
             closure = 1.0 - self._gap(xy, upper, lower) / max(rest_gap, 1e-6)
-            frame = draw_eyelid(frame, xy[upper], xy[lower], closure, skin, self.face_width, self.cfg.eyelid)
+            frame = draw_eyelid(frame, xy[crease], xy[upper], xy[lower], closure, look, self.face_width,
+                                self.cfg.eyelid)
         return draw_mouth(
             frame, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
         )

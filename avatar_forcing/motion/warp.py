@@ -3,8 +3,8 @@
 The control points' rest triangulation is fixed, so each coarse grid point's triangle and barycentric
 weights are computed once: the forward displacement field of a frame is one sparse product
 ``weights @ displacement``. The backward map (output pixel -> source pixel) is that field's inverse,
-found by a few fixed-point steps ``s = q - d(s)`` on the coarse grid, then upsampled with ``cv2.resize``
-(the coarse grid sits at the sample positions of a bilinear resize, so the upsampling is exact bilinear)
+found by a few damped fixed-point steps ``s = q - d(s)`` on the coarse grid, then upsampled with
+``cv2.resize`` (the coarse grid sits at a bilinear resize's sample positions, so the upsampling is exact)
 and applied with ``cv2.remap``.
 """
 
@@ -21,9 +21,11 @@ from scipy.spatial import Delaunay
 @dataclass(frozen=True)
 class WarpConfig:
     cell: int = 4  # coarse grid cell, output pixels (lips and lids are a few cells tall at 512^2)
-    inverse_iterations: int = 5  # fixed-point steps of the backward map
+    inverse_iterations: int = 8  # fixed-point steps of the backward map
+    inverse_damping: float = 0.5  # share of each step taken: converges where a turned face compresses
     border_points: int = 8  # fixed control points per image side
-    fold_iterations: int = 8  # local smoothing passes that undo folded (flipped) triangles
+    fold_iterations: int = 10  # local smoothing passes that undo folded (flipped) triangles
+    fold_step: float = 0.7  # share of the way to the triangles' mean taken per pass
 
 
 class MeshWarper:
@@ -45,7 +47,6 @@ class MeshWarper:
         self.triangles = tri.simplices
         a, b, c = self.points[self.triangles].transpose(1, 0, 2)
         self._rest_sign = np.sign(_cross(b - a, c - a))
-
         # Coarse sample j sits where cv2.resize (bilinear, n -> size) samples it: (j + 0.5) * step - 0.5.
         self.grid_cells = max(size // cfg.cell, 2)
         self.step = size / self.grid_cells
@@ -77,8 +78,9 @@ class MeshWarper:
         return np.sign(_cross(b - a, c - a)) != self._rest_sign
 
     def unfold(self, disp: np.ndarray) -> np.ndarray:
-        """Pull the vertices of flipped triangles halfway toward their triangles' mean displacement,
-        until none is flipped: keeps the map one-to-one where a turned head folds its far cheek."""
+        """Pull the vertices of flipped triangles toward their flipped triangles' mean displacement, a
+        few passes: undoes the folds where a turned head compresses its far side in the dense mesh (a
+        backward warp cannot show occlusion). Residual folds are sliver triangles a pixel wide."""
         disp = disp.copy()
         n = len(self.points)
         for _ in range(self.cfg.fold_iterations):
@@ -86,14 +88,17 @@ class MeshWarper:
             if not flipped.any():
                 break
             tris = self.triangles[flipped]
-            means = np.repeat(disp[tris].mean(1), 3, axis=0)
             total = np.zeros_like(disp)
-            np.add.at(total, tris.ravel(), means)
+            np.add.at(total, tris.ravel(), np.repeat(disp[tris].mean(1), 3, axis=0))
             count = np.bincount(tris.ravel(), minlength=n)
-            hit = count > 0
-            disp[hit] = 0.5 * (disp[hit] + total[hit] / count[hit, None])
-            disp[self.num_free :] = 0.0
+            hit = np.flatnonzero(count[: self.num_free])  # the image border stays put
+            disp[hit] += self.cfg.fold_step * (total[hit] / count[hit, None] - disp[hit])
         return disp
+
+    def folded_area(self, disp: np.ndarray) -> float:
+        """Total area of flipped triangles, pixels (0 = the map is one-to-one)."""
+        a, b, c = (self.points + disp)[self.triangles].transpose(1, 0, 2)
+        return float(np.abs(_cross(b - a, c - a))[self.flipped(disp)].sum() / 2)
 
     def backward_map(self, disp: np.ndarray) -> np.ndarray:
         """(size, size, 2) float32 source coordinates for every output pixel."""
@@ -102,15 +107,17 @@ class MeshWarper:
         offset = -forward
         for _ in range(self.cfg.inverse_iterations):
             sample = (self.grid_xy + offset + 0.5) / self.step - 0.5  # coarse-grid index coordinates
-            offset = -cv2.remap(
+            step = -cv2.remap(
                 forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
             )
+            offset += self.cfg.inverse_damping * (step - offset)
         fine = cv2.resize(offset, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         fine += self.pixel_xy
         return fine
 
     def warp(self, image: np.ndarray, disp: np.ndarray) -> np.ndarray:
-        return cv2.remap(image, self.backward_map(disp), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        source = self.backward_map(disp)
+        return cv2.remap(image, source, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
