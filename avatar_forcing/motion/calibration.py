@@ -33,6 +33,9 @@ class CalibrationConfig:
     min_response: float = 0.05  # a control whose read-back spans less than this keeps amount = delta
     min_leak: float = 0.05  # cross-talk coefficients below this are measurement noise
     max_leak: float = 0.8  # and above this the pair cannot be told apart: cap (keeps I + C invertible)
+    # A read-back this close to a control's peak (trough) counts as saturated: asking for more (e.g. more
+    # smile than a portrait that already smiles) would only pile up rig amount and tear the face.
+    saturation: float = 0.03
 
 
 Curve = tuple[list[float], list[float]]  # (read-back deltas ascending, rig amounts that produce them)
@@ -97,8 +100,8 @@ def invert_sweep(amounts: np.ndarray, reads: np.ndarray, cfg: CalibrationConfig 
     reads = reads - reads[zero]
     up = np.maximum.accumulate(reads[zero:])
     down = np.minimum.accumulate(reads[zero::-1])[::-1]
-    up_end = zero + int(np.argmax(up)) + 1
-    down_start = int(np.argmin(down))
+    up_end = zero + max(int(np.argmax(up >= up[-1] - cfg.saturation)), 1) + 1
+    down_start = min(int(np.nonzero(down <= down[0] + cfg.saturation)[0][-1]), zero - 1) if zero else 0
     reads = np.concatenate([down[down_start:-1], up[: up_end - zero]])
     amounts = amounts[down_start:up_end]
     if reads[-1] - reads[0] < cfg.min_response:
