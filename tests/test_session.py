@@ -255,7 +255,10 @@ def test_webcam_frames_out_of_order_and_without_face(no_face_image):
         session.push_user_audio(speech(0.1), SR)
 
 
-def test_untrained_model_is_never_silent():
+def test_untrained_model_is_never_silent(tmp_path, monkeypatch):
+    import avatar_forcing.stream.session as session_module
+
+    monkeypatch.setattr(session_module, "DEFAULT_CHECKPOINT", tmp_path)  # as if no default model shipped
     with pytest.raises(CheckpointError, match="random_init"):
         AvatarSession(options=SessionOptions(render=False), reference_motion=np.zeros(58))
     with pytest.warns(UserWarning, match="UNTRAINED"):

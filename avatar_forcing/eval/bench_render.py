@@ -30,7 +30,7 @@ def _motion_sequence(rest: np.ndarray, frames: int) -> np.ndarray:
 def bench_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=50, help="frames per measurement")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--json", type=Path, default=Path("out/bench/render.json"), help="results file")
 
 
 def bench_render_run(args: argparse.Namespace) -> int:
@@ -82,6 +82,7 @@ def bench_render_run(args: argparse.Namespace) -> int:
         table.add_row(f"{size}²", f"{r['warp_fps']:.0f}", f"{r['full_fps']:.0f}")
     Console().print(table)
     print(f"tracker: {results['tracker_ms_512']['median']:.1f} ms per 512² frame (video mode)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.json}")
     return 0
