@@ -186,8 +186,8 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
     when it has no face. `model` + `stats`: an in-memory model (tests) instead of the default checkpoint.
     `frames_png`: also save the frames at `cfg.snapshot_times` as one picture."""
     from avatar_forcing.media.video import VideoWriter
-    from avatar_forcing.motion.renderer import PortraitRenderer
-    from avatar_forcing.stream.generate import default_portrait, mix
+    from avatar_forcing.motion.renderer import PortraitRenderer, default_portrait
+    from avatar_forcing.stream.generate import mix
     from avatar_forcing.stream.session import AvatarSession
 
     cfg = cfg or DemoConfig()

@@ -185,7 +185,7 @@ def bench_paper_backend(bc: BenchConfig) -> dict:
     """The LIA motion auto-encoder at 512^2 and wav2vec2-base features, random full-size weights."""
     from avatar_forcing.motion.lia.backend import LiaBackend
     from avatar_forcing.motion.lia.generator import LIA_PRESETS, Generator
-    from avatar_forcing.stream.generate import default_portrait
+    from avatar_forcing.motion.renderer import default_portrait
 
     torch.manual_seed(0)
     backend = LiaBackend(Generator(LIA_PRESETS["paper"]))
@@ -244,7 +244,7 @@ def make_user_video(path: Path, seconds: float, size: int) -> None:
     import cv2
 
     from avatar_forcing.media.video import VideoWriter
-    from avatar_forcing.stream.generate import default_portrait
+    from avatar_forcing.motion.renderer import default_portrait
 
     photo = default_portrait()
     with VideoWriter(path, fps=FPS) as writer:

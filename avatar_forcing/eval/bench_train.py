@@ -158,5 +158,6 @@ def bench_train_run(args: argparse.Namespace) -> int:
             f"({flops['nfe']} NFE x 3 CFG branches + cache pass)"
         )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
     return 0

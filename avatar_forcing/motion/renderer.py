@@ -68,11 +68,12 @@ class RenderConfig:
     eyelid: EyelidConfig = field(default_factory=EyelidConfig)
 
 
-def default_portrait() -> np.ndarray:
-    """The bundled public-domain astronaut portrait (NASA, via scikit-image)."""
+def default_portrait(mirrored: bool = False) -> np.ndarray:
+    """The bundled portrait: astronaut Eileen Collins (NASA, public domain, via scikit-image)."""
     from avatar_forcing.media.image import load_image
 
-    return load_image(PORTRAITS / "astronaut.png")
+    image = load_image(PORTRAITS / "astronaut.png")
+    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
 
 
 def align_portrait(rgb: np.ndarray, size: int, cfg: RenderConfig = RenderConfig()) -> np.ndarray:

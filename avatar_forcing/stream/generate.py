@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from avatar_forcing.errors import InputError
 from avatar_forcing.motion.backend import MotionBackend, RigBackend
+from avatar_forcing.motion.renderer import default_portrait
 from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, FPS, POSE_NAMES, MotionTrack
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
@@ -37,14 +38,6 @@ class GenerateResult:
     seconds: float
     motion: np.ndarray  # (frames, D) the avatar's motion in the backend's units (58-d for the rig)
     exported: tuple[Path, ...] = ()
-
-
-def default_portrait(mirrored: bool = False) -> np.ndarray:
-    """The built-in avatar: scikit-image's astronaut (Eileen Collins, NASA, public domain)."""
-    import skimage.data
-
-    image = np.ascontiguousarray(skimage.data.astronaut())
-    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
 
 
 def export_motion(prefix: str | Path, motion: np.ndarray, fps: float = FPS) -> tuple[Path, Path]:

@@ -188,7 +188,7 @@ def make_backend(record: dict | None, directory: Path | None, options: SessionOp
 
 def load_portrait(portrait: str | Path | np.ndarray | None) -> np.ndarray:
     if portrait is None:
-        from avatar_forcing.stream.generate import default_portrait
+        from avatar_forcing.motion.renderer import default_portrait
 
         return default_portrait()
     if isinstance(portrait, (str, Path)):
