@@ -194,7 +194,12 @@ def test_real_avatar_talks_and_reacts_in_chromium(browser):
         # 3) the avatar speaks typed text: the mouth moves
         browser.find_element("id", "say-text").send_keys("Hello! It is really nice to talk with you today.")
         browser.find_element("id", "say").click()
-        time.sleep(3.5)
+
+        def mouth_moving() -> bool:  # under load the speech reaches the frames after a backlog
+            recent = srv.call(recent_motion)
+            return len(recent) > 0 and float(recent[:, jaw].max()) > 0.15
+
+        wait_until(mouth_moving, 30, "the avatar's mouth moving with the typed text")
         talking = srv.call(recent_motion)
         fps = measure_decoded_fps(browser)
         stats = browser.execute_async_script(STATS_JS)
