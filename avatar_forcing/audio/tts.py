@@ -21,8 +21,8 @@ syllables (which is what the synthetic corpus wants: its laughter events are tex
 
 from __future__ import annotations
 
-import atexit
 import ctypes
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -176,9 +176,15 @@ class _Engine:
 
 
 def _steady_overlay(data: Path, cfg: TTSConfig) -> Path:
-    """A temp copy of eSpeak's data folder made of symlinks, with steady (repeatable) voice variants."""
-    root = Path(tempfile.mkdtemp(prefix="avatar-forcing-espeak-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    """A copy of eSpeak's data folder made of symlinks, with steady (repeatable) voice variants.
+
+    It is built once per data folder and settings in the temp dir and shared by every process (the
+    corpus forks a fresh process per conversation, and forked children skip atexit clean-up)."""
+    key = hashlib.sha1(f"{data.resolve()}|{cfg.steady_variant}|".encode() + cfg.steady_lines).hexdigest()[:16]
+    final = Path(tempfile.gettempdir()) / f"avatar-forcing-espeak-{key}"
+    if (final / "espeak-ng-data" / "voices" / "!v" / cfg.steady_variant).is_file():
+        return final / "espeak-ng-data"
+    root = Path(tempfile.mkdtemp(prefix="avatar-forcing-espeak-build-"))
     overlay = root / "espeak-ng-data"
     for folder_in, folder_out in ((data, overlay), (data / "voices", overlay / "voices")):
         folder_out.mkdir()
@@ -192,7 +198,11 @@ def _steady_overlay(data: Path, cfg: TTSConfig) -> Path:
             (variants_out / item.name).write_bytes(item.read_bytes() + cfg.steady_lines)
     (variants_out / cfg.steady_variant).write_bytes(
         b"language variant\nname " + cfg.steady_variant.encode() + cfg.steady_lines)
-    return overlay
+    try:
+        root.rename(final)  # atomic: concurrent builders race, one wins
+    except OSError:
+        shutil.rmtree(root, ignore_errors=True)
+    return final / "espeak-ng-data"
 
 
 _LOCK = threading.Lock()
