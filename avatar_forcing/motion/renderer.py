@@ -140,6 +140,7 @@ class PortraitRenderer:
         self.ring_follow = np.concatenate(follow)
         inside = (self.ring_points >= 0).all(1) & (self.ring_points <= size - 1).all(1)
         self.ring_points, self.ring_follow = self.ring_points[inside], self.ring_follow[inside]
+        self._rings_3d = np.concatenate([self.ring_points, np.zeros((len(self.ring_points), 1))], 1)
         self.warper = MeshWarper(
             np.concatenate([self.landmarks[self.face_idx, :2], self.ring_points]), size, cfg.warp
         )
@@ -152,8 +153,9 @@ class PortraitRenderer:
             upper = np.array((outer,) + EYE_UPPER[side] + (inner,))
             lower = np.array((outer,) + EYE_LOWER[side] + (inner,))
             gap = self._gap(self.landmarks[:, :2], upper, lower)
-            look = eye_look(self.image, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width,
-                            cfg.eyelid)
+            look = eye_look(
+                self.image, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width, cfg.eyelid
+            )
             self._eyes.append((np.array(EYE_CREASE[side]), upper, lower, gap, look))
 
     @staticmethod
@@ -186,8 +188,9 @@ class PortraitRenderer:
         pivot = np.array([0.0, 0.0, -cfg.pivot_depth * self.face_width])
         moved = (cam - pivot) @ rel.T + pivot
         xy = np.stack([moved[:, 0], -moved[:, 1]], 1)
-        log_scale = np.clip(pose[_POSE["log_scale"]] - ref[_POSE["log_scale"]], -cfg.max_log_scale,
-                            cfg.max_log_scale)
+        log_scale = np.clip(
+            pose[_POSE["log_scale"]] - ref[_POSE["log_scale"]], -cfg.max_log_scale, cfg.max_log_scale
+        )
         shift = np.array([pose[_POSE["tx"]] - ref[_POSE["tx"]], pose[_POSE["ty"]] - ref[_POSE["ty"]]])
         scale, shift = np.exp(log_scale), np.clip(shift, -cfg.max_shift, cfg.max_shift)
         return self.centre + scale * xy + shift * self.face_width
@@ -204,9 +207,11 @@ class PortraitRenderer:
         amounts = np.clip(amounts, -self.cfg.max_amount, self.cfg.max_amount)
         face = self.landmarks.copy()
         face[:, :2] += self.rig.displacement(amounts)
-        face_xy = self._rigid(face, self.calibration.pose(motion, self.reference_motion))
-        ring3 = np.concatenate([self.ring_points, np.zeros((len(self.ring_points), 1))], 1)
-        ring_xy = self._rigid(ring3, self.calibration.pose(motion, self.reference_motion))
+        # one rigid head move for the face and the rings (rings sit at the head centre's depth, z = 0)
+        moved = self._rigid(
+            np.concatenate([face, self._rings_3d]), self.calibration.pose(motion, self.reference_motion)
+        )
+        face_xy, ring_xy = moved[: len(face)], moved[len(face) :]
         ring_disp = (ring_xy - self.ring_points) * self.ring_follow[:, None]
         self._face_xy = face_xy
         return np.concatenate([face_xy[self.face_idx] - self.landmarks[self.face_idx, :2], ring_disp])
@@ -222,8 +227,9 @@ class PortraitRenderer:
         xy = self._face_xy
         for crease, upper, lower, rest_gap, look in self._eyes:
             closure = 1.0 - self._gap(xy, upper, lower) / max(rest_gap, 1e-6)
-            frame = draw_eyelid(frame, xy[crease], xy[upper], xy[lower], closure, look, self.face_width,
-                                self.cfg.eyelid)
+            frame = draw_eyelid(
+                frame, xy[crease], xy[upper], xy[lower], closure, look, self.face_width, self.cfg.eyelid
+            )
         return draw_mouth(
             frame, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
         )
