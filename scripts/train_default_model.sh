@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
 RUN=${RUN:-runs/default_model}
 HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it held out)
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-6000}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-8000}
 DPO_STEPS=${DPO_STEPS:-150}
 # One torch thread per process: on a small machine oversubscribed threads run ~10x slower, and a
 # fixed thread count keeps the run bit-for-bit repeatable.

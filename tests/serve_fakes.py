@@ -35,9 +35,11 @@ class FakeEngine:
 
     instances: list[FakeEngine] = []
     lock = threading.Lock()
+    block_size = BLOCK
 
     def __init__(self, portrait: np.ndarray, size: int = 64):
         self.size = size
+        self._buffers = threading.Lock()  # pushes and steps come from two worker threads, like the real one
         self.avatar: list[np.ndarray] = []
         self.user = 0
         self.frames_pushed = 0
@@ -50,15 +52,17 @@ class FakeEngine:
         self.user += len(pcm)
 
     def push_avatar_audio(self, pcm, sample_rate):
-        self.avatar.append(np.asarray(pcm, np.float32))
+        with self._buffers:
+            self.avatar.append(np.asarray(pcm, np.float32))
 
     def push_user_frame(self, rgb, timestamp):
         self.frames_pushed += 1
 
     def step(self):
-        if len(self.avatar) < BLOCK:
-            return None
-        chunk, self.avatar = self.avatar[:BLOCK], self.avatar[BLOCK:]
+        with self._buffers:
+            if len(self.avatar) < BLOCK:
+                return None
+            chunk, self.avatar = self.avatar[:BLOCK], self.avatar[BLOCK:]
         motion = np.zeros((BLOCK, MOTION_DIM), np.float32)
         motion[:, idx("jawOpen")] = [min(1.0, 5 * float(np.sqrt(np.mean(c**2)))) for c in chunk]
         level = (40 + 200 * motion[:, idx("jawOpen")]).astype(np.uint8)

@@ -79,7 +79,14 @@ def test_rejects_decompression_bomb_from_header():
 
 # ---- video ----
 
-from avatar_forcing.media.video import VideoWriter, probe, read_all, read_audio, read_video  # noqa: E402
+from avatar_forcing.media.video import (  # noqa: E402
+    BackgroundVideoWriter,
+    VideoWriter,
+    probe,
+    read_all,
+    read_audio,
+    read_video,
+)
 
 
 def test_video_round_trip_with_audio(tmp_path):
@@ -107,6 +114,26 @@ def test_odd_size_is_padded(tmp_path):
         with pytest.raises(InputError, match="differs"):
             writer.write(np.zeros((32, 45, 3), np.uint8))
     assert probe(path).width == 46 and probe(path).height == 32
+
+
+def test_background_writer_writes_every_frame_in_order(tmp_path):
+    path = tmp_path / "bg.mp4"
+    with BackgroundVideoWriter(path, queue_frames=3, fps=25) as writer:  # a small queue: write must block
+        for i in range(30):
+            writer.write(np.full((32, 48, 3), 8 * i, np.uint8))
+    video, _ = read_all(path)
+    assert writer.frames_written == 30 and video.shape == (30, 32, 48, 3)
+    np.testing.assert_allclose(video[:, 10, 10, 0], [8 * i for i in range(30)], atol=3)
+    assert writer.encode_ms > 0
+
+
+def test_background_writer_reports_encoder_errors(tmp_path):
+    writer = BackgroundVideoWriter(tmp_path / "bad.mp4")
+    writer.write(np.zeros((32, 48, 3), np.uint8))
+    writer.write(np.zeros((40, 48, 3), np.uint8))  # a size change: fails on the encoder thread
+    with pytest.raises(InputError, match="differs"):
+        writer.close()
+    assert writer.frames_written == 1
 
 
 def test_bad_videos(tmp_path):

@@ -35,7 +35,7 @@ def test_causality_of_noisy_motion(mask):
 
 
 def test_paper_and_tiny_sizes():
-    assert 3_000_000 <= DFoT(model_preset("tiny")).num_parameters() <= 10_000_000
+    assert 1_000_000 <= DFoT(model_preset("tiny")).num_parameters() <= 3_000_000
     assert DFoT(model_preset("paper")).num_parameters() == 148_764_160 + 4_720_128
 
 
@@ -78,3 +78,21 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_checkpoint(tmp_path / "foreign")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("cond_window", [0, 3])
+def test_local_condition_window_keeps_tokens_local(cond_window):
+    """With cond_window = k, changing the user's audio at frame j changes only condition tokens j..j+2k (two
+    attentions in a row, each k frames back); with the whole window (-1) it changes all of them."""
+    torch.manual_seed(0)
+    for k, expected in ((cond_window, None), (-1, "all")):
+        model = DFoT(model_preset("tiny", width=64, cond_dim=32, cond_window=k)).eval()
+        audio, user_audio = torch.randn(1, 20, 320), torch.randn(1, 20, 320)
+        user_motion = torch.randn(1, 20, 58)
+        base = model.encode_conditions(audio, user_audio, user_motion)
+        user_audio[:, 8] += 3.0
+        changed = (model.encode_conditions(audio, user_audio, user_motion) - base).abs().amax(-1)[0] > 1e-6
+        if expected == "all":
+            assert changed.all()
+        else:
+            assert torch.nonzero(changed).ravel().tolist() == list(range(8, 8 + 2 * k + 1))

@@ -6,6 +6,9 @@ Decoding errors of any kind (missing file, not a video, corrupt stream, no frame
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -222,6 +225,56 @@ class VideoWriter:
                 self._container.mux(packet)
         for packet in stream.encode():
             self._container.mux(packet)
+
+
+class BackgroundVideoWriter:
+    """A `VideoWriter` that encodes on its own thread, so H.264 encoding overlaps whatever produces the
+    frames (PyAV releases the GIL while encoding). `write` blocks only when `queue_frames` frames are
+    waiting (bounded memory); an encoding error is raised by the next `write` or by `close`."""
+
+    def __init__(self, path: str | Path, queue_frames: int = 2 * FPS, **writer_args):
+        self.writer = VideoWriter(path, **writer_args)
+        self.encode_ms = 0.0  # time the encoder thread spent in `VideoWriter.write`
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=queue_frames)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="video-encoder", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> BackgroundVideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def frames_written(self) -> int:
+        return self.writer.frames_written
+
+    def _run(self) -> None:
+        while (rgb := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so `write` never blocks on a dead encoder
+            try:
+                start = time.perf_counter()
+                self.writer.write(rgb)
+                self.encode_ms += (time.perf_counter() - start) * 1000
+            except BaseException as exc:  # noqa: BLE001 (handed to the producer thread)
+                self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, rgb: np.ndarray) -> None:
+        self._raise()
+        self._queue.put(rgb)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+            self.writer.close()
+        self._raise()
 
 
 def write_video(path: str | Path, frames, fps: float = FPS, audio: np.ndarray | None = None,

@@ -86,7 +86,7 @@ class CrossAttention(nn.Module):
 
 class ConditionAttention(nn.Module):
     """Multi-head attention with packed input projections (the `nn.MultiheadAttention` parameter layout),
-    used by the dual motion encoder with full attention inside a window."""
+    used by the dual motion encoder inside a window (optionally masked: `masks.condition_attention_mask`)."""
 
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -96,10 +96,12 @@ class ConditionAttention(nn.Module):
         self.out_proj = nn.Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, query: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
         q = split_heads(F.linear(query, w_q, b_q), self.heads)
         k = split_heads(F.linear(context, w_k, b_k), self.heads)
         v = split_heads(F.linear(context, w_v, b_v), self.heads)
-        return self.out_proj(merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        return self.out_proj(merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))

@@ -1,6 +1,6 @@
 """Condition encoders: the audio projection head and the dual motion encoder (paper, sec. 3).
 
-Dual motion encoder, in the paper's order:
+Dual motion encoder, in the paper's order (attention over the window, or frame-local: `cond_window`):
   1. user motion -> 2 x (Linear, LayerNorm, SiLU)
   2. attention, query = user motion, key/value = user audio; residual + LN + SiLU
   3. attention, query = avatar audio, key/value = step 2; residual + LN + SiLU
@@ -16,6 +16,7 @@ from torch import nn
 
 from avatar_forcing.model.attention import ConditionAttention
 from avatar_forcing.model.config import ModelConfig
+from avatar_forcing.model.masks import condition_attention_mask
 
 
 class AudioProjection(nn.Sequential):
@@ -33,6 +34,7 @@ class DualMotionEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d, eps = cfg.cond_dim, cfg.cond_norm_eps
+        self.cfg = cfg
         self.motion_embedder = nn.Sequential(
             nn.Linear(cfg.user_motion_dim, d), nn.LayerNorm(d, eps=eps), nn.SiLU(),
             nn.Linear(d, d), nn.LayerNorm(d, eps=eps), nn.SiLU(),
@@ -48,9 +50,12 @@ class DualMotionEncoder(nn.Module):
     ) -> torch.Tensor:
         """Projected avatar audio, projected user audio (R, N, cond_dim), user motion (R, N, user_motion_dim)
         -> condition tokens (R, N, width)."""
+        mask = condition_attention_mask(user_motion.shape[1], self.cfg)
+        if mask is not None:
+            mask = mask.to(user_motion.device)
         user = self.motion_embedder(user_motion)
-        user = F.silu(self.ln1(user + self.dual_modal_attn(user, user_audio)))
-        both = F.silu(self.ln2(avatar_audio + self.user_agent_attn(avatar_audio, user)))
+        user = F.silu(self.ln1(user + self.dual_modal_attn(user, user_audio, mask)))
+        both = F.silu(self.ln2(avatar_audio + self.user_agent_attn(avatar_audio, user, mask)))
         return self.to_cond_user(both)
 
 

@@ -2,7 +2,7 @@
 (`SamplerConfig`), with presets.
 
 Presets
-- ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), 3.0M parameters.
+- ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), 1.5M parameters, frame-local conditions.
 - ``paper``: the authors' size (512-d LIA latents, 9216-d wav2vec2 features), loads `flow_transformer.pth`.
 - ``conformance_small``: the authors' code in its smallest configuration, for the numeric test vectors.
 """
@@ -24,7 +24,7 @@ class ModelConfig:
     audio_dim: int = 320  # raw audio features per frame (log-mel 320, or wav2vec2 12x768 = 9216)
     cond_dim: int = 128  # width of the dual motion encoder (the authors' dim_a = dim_w)
     cond_heads: int = 4  # the authors' condition attention has 4 fixed heads
-    width: int = 192  # transformer width (dim_h); 192 x 4 keeps a 10-NFE CFG block fast on a CPU
+    width: int = 128  # transformer width (dim_h); 128 x 4 keeps a 10-NFE CFG block under 50 ms on a CPU core
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
@@ -33,6 +33,11 @@ class ModelConfig:
     block_size: int = 10  # B: frames generated per streaming block (0.4 s at 25 fps)
     lookahead: int = 2  # l: frames of look-ahead in self-attention
     cross_window: int = 2  # w: each frame sees condition frames within +-w
+    # Attention inside the dual motion encoder: -1 = the whole window (the authors'), k >= 0 = only the
+    # k frames before each frame and itself. Its attention has no positions, so with the whole window a
+    # token is a position-free summary of the window, and windows differ between training (50 frames) and
+    # streaming (context + B); a local window keeps each token about its own moment, in both.
+    cond_window: int = -1
     window: int = 50  # N: training window and first streaming window (frames)
     context: int = 2  # clean "offset" frames carried from one streaming block into the next
     mask: MaskKind = "frame_lookahead"
@@ -64,6 +69,7 @@ class ModelConfig:
             (0 <= self.context < self.block_size, f"context {self.context} must be in [0, B)"),
             (self.cache_frames >= 0, "window must hold at least one block plus its context"),
             (self.lookahead >= 0 and self.cross_window >= 0, "lookahead and cross_window must be >= 0"),
+            (self.cond_window >= -1, f"cond_window {self.cond_window} must be -1 (whole window) or >= 0"),
             (self.mask in ("frame_lookahead", "block_causal"), f"unknown mask {self.mask!r}"),
             (min(self.motion_dim, self.user_motion_dim, self.audio_dim, self.depth) > 0, "sizes must be > 0"),
         ]
@@ -106,7 +112,7 @@ class SamplerConfig:
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(),
+    "tiny": ModelConfig(cond_window=0),
     "paper": ModelConfig(
         motion_dim=512, user_motion_dim=512, audio_dim=9216, cond_dim=512, width=1024, depth=8, heads=8
     ),

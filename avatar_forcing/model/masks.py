@@ -13,6 +13,8 @@ In streaming both rules are truncated at the end of the window (the look-ahead f
 of a block do not exist yet), exactly as in the authors' sampler.
 
 Cross-attention to the condition tokens: |i - j| <= w.
+Attention inside the dual motion encoder (``cond_window`` = k): all frames of the window for k = -1,
+otherwise i - k <= j <= i.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ def cross_attention_mask(
     query_frames: torch.Tensor, key_frames: torch.Tensor, cfg: ModelConfig
 ) -> torch.Tensor:
     return (key_frames[None, :] - query_frames[:, None]).abs() <= cfg.cross_window
+
+
+def condition_attention_mask(frames: int, cfg: ModelConfig) -> torch.Tensor | None:
+    """Mask of the dual motion encoder's attention over a window of `frames`; None = no mask."""
+    if cfg.cond_window < 0:
+        return None
+    offset = torch.arange(frames)[None, :] - torch.arange(frames)[:, None]
+    return (offset <= 0) & (offset >= -cfg.cond_window)
 
 
 def attention_bias(mask: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,12 @@
-"""Inference off the event loop: one worker thread per session drives its AvatarSession.
+"""Inference off the event loop: two worker threads per session drive its AvatarSession.
 
-The worker takes the timeline's new input frames, pushes them into the engine and publishes every
-block the engine finishes. When it falls more than ``max_backlog_s`` behind real time (an
-overloaded machine) it skips the oldest input frames instead of queueing forever: those frames are
-never generated, the video track repeats the newest frame it has (video degrades) and the audio
-track, which reads the timeline directly, plays on untouched.
+The input thread takes the timeline's new input frames and pushes them into the engine (webcam frames
+are tracked there); the generation thread steps the engine and publishes every block it finishes. On
+two cores tracking overlaps generation and rendering (MediaPipe, OpenCV and torch release the GIL).
+The input thread stays at most ``ahead_frames`` ahead of generation; when the session falls more than
+``max_backlog_s`` behind real time (an overloaded machine) it skips the oldest input frames instead of
+queueing forever: those frames are never generated, the video track repeats the newest frame it has
+(video degrades) and the audio track, which reads the timeline directly, plays on untouched.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class EngineWorker:
     """Runs ``engine`` (an AvatarSession) in a daemon thread fed by ``timeline``."""
 
     def __init__(self, engine, timeline: Timeline, fps: int, sample_rate: int, max_backlog_s: float,
-                 on_error: Callable[[str], None] | None = None):
+                 on_error: Callable[[str], None] | None = None, ahead_frames: int | None = None):
         self.engine = engine
         self.timeline = timeline
         self.fps = fps
@@ -43,36 +45,57 @@ class EngineWorker:
         self.stats = WorkerStats()
         self._engine_to_timeline: dict[int, int] = {}  # engine frame -> timeline frame (skips shift them)
         self._engine_frames = 0
+        # Two blocks: the next block's inputs are in while the current one is generated.
+        self.ahead_frames = ahead_frames if ahead_frames is not None else 2 * engine.block_size
+        self._map_lock = threading.Lock()
+        self._pushed = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="avatar-worker", daemon=True)
+        loops = ((self._take_inputs, "avatar-input"), (self._generate, "avatar-gen"))
+        self._threads = [threading.Thread(target=self._guard, args=(run,), name=name, daemon=True)
+                         for run, name in loops]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.timeline.close()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        for thread in self._threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(thread.is_alive() for thread in self._threads)
 
-    def _run(self) -> None:
+    def _guard(self, run: Callable[[], None]) -> None:
         try:
-            while not self._stop.is_set():
-                frames = self.timeline.take_inputs(timeout=0.1)
-                if not frames:
-                    continue
-                frames = self._shed_backlog(frames)
-                for frame in frames:
-                    self._push(frame)
-                self._drain()
+            run()
         except Exception as exc:  # the session reports it and ends; the server stays up
+            self._stop.set()
             self.stats.error = f"{type(exc).__name__}: {exc}"
             if self.on_error is not None:
                 self.on_error(self.stats.error)
+
+    def _take_inputs(self) -> None:
+        while not self._stop.is_set():
+            # Leave inputs in the timeline while generation lags: there they count as backlog and shed.
+            if self._engine_frames - self.stats.frames_generated > self.ahead_frames:
+                self._stop.wait(0.005)
+                continue
+            frames = self.timeline.take_inputs(timeout=0.1)
+            if not frames:
+                continue
+            for frame in self._shed_backlog(frames):
+                self._push(frame)
+            self._pushed.set()
+
+    def _generate(self) -> None:
+        while not self._stop.is_set():
+            if self._pushed.wait(timeout=0.1):
+                self._pushed.clear()
+                self._drain()
 
     def _shed_backlog(self, frames: list[InputFrame]) -> list[InputFrame]:
         now_index = int((time.monotonic() - self.timeline.start) * self.fps)
@@ -87,15 +110,17 @@ class EngineWorker:
         return frames
 
     def _push(self, frame: InputFrame) -> None:
-        self.engine.push_user_audio(frame.user_pcm, self.sample_rate)
-        self.engine.push_avatar_audio(frame.avatar_pcm, self.sample_rate)
+        # The image first: a frame's audio makes its block due, and by then its motion must be tracked.
         if frame.user_image is not None:
             rgb = frame.user_image
             if not isinstance(rgb, np.ndarray):
                 rgb = rgb.to_ndarray(format="rgb24")  # av.VideoFrame: decode off the event loop
             # engine time, not timeline time: the two differ by the frames skipped under overload
             self.engine.push_user_frame(rgb, self._engine_frames / self.fps)
-        self._engine_to_timeline[self._engine_frames] = frame.index
+        self.engine.push_user_audio(frame.user_pcm, self.sample_rate)
+        self.engine.push_avatar_audio(frame.avatar_pcm, self.sample_rate)
+        with self._map_lock:
+            self._engine_to_timeline[self._engine_frames] = frame.index
         self._engine_frames += 1
 
     def _drain(self) -> None:
@@ -107,10 +132,12 @@ class EngineWorker:
             self.stats.compute_ms.append((time.perf_counter() - t) * 1000)
             ready = time.monotonic()
             motion = block.motion
-            start = self._engine_to_timeline.get(block.start_frame, -1)
+            with self._map_lock:
+                start = self._engine_to_timeline.get(block.start_frame, -1)
+                indices = [self._engine_to_timeline.pop(block.start_frame + i, None)
+                           for i in range(len(block.motion))]
             frames = block.frames if block.frames is not None else [None] * len(block.motion)
-            for i, rgb in enumerate(frames):
-                index = self._engine_to_timeline.pop(block.start_frame + i, None)
+            for i, (rgb, index) in enumerate(zip(frames, indices, strict=True)):
                 if index is None:
                     continue
                 m = np.asarray(motion[i], np.float32)

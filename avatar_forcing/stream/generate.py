@@ -1,10 +1,10 @@
 """Offline generation on the streaming engine: audio files in, an MP4 (and motion curves) out.
 
 Everything is pushed into one `AvatarSession` up front and drained block by block, so offline output is
-exactly what a live session would have produced from the same inputs. Frames are encoded as they come:
-memory does not grow with the length of the video. The checkpoint's motion backend is used throughout
-(the rig, or the LIA latents of a converted official checkpoint): for the user's video, the user's motion
-and the side-by-side panel alike.
+exactly what a live session would have produced from the same inputs. Frames are encoded as they come, on
+an encoder thread that overlaps generation: memory does not grow with the length of the video. The
+checkpoint's motion backend is used throughout (the rig, or the LIA latents of a converted official
+checkpoint): for the user's video, the user's motion and the side-by-side panel alike.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path 
     rendered on `user_portrait` (default: the astronaut, mirrored). `export_prefix` writes ARKit curves
     (rig only)."""
     from avatar_forcing.audio.io import load_audio
-    from avatar_forcing.media.video import VideoWriter
+    from avatar_forcing.media.video import BackgroundVideoWriter
 
     if user_video is not None and user_motion is not None:
         raise InputError("give the user as a video or as a motion file, not both")
@@ -154,7 +154,7 @@ def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path 
         if user_values is not None:
             session.push_user_motion(user_values)
         session.finish()
-        with VideoWriter(output, fps=FPS, audio=audio[: total * FRAME_SAMPLES]) as writer, \
+        with BackgroundVideoWriter(output, fps=FPS, audio=audio[: total * FRAME_SAMPLES]) as writer, \
                 tqdm(total=total, unit="frame", desc="generate", disable=not progress) as bar:
             while written < total and (block := session.step()) is not None:
                 n = min(len(block), total - written)

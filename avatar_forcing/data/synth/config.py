@@ -91,9 +91,9 @@ class BlinkConfig:
 class ListeningConfig:
     """The documented reaction rules of a listener (see docs/DATA.md)."""
 
-    nod_prob: float = 0.8  # per phrase end of the speaker
+    nod_prob: float = 0.9  # per phrase end of the speaker
     nod_delay: Range = (0.2, 0.6)
-    nod_amplitude: Range = (0.08, 0.16)  # radians, head down
+    nod_amplitude: Range = (0.1, 0.18)  # radians, head down
     nod_duration: Range = (0.45, 0.7)
     double_nod_prob: float = 0.3
     smile_mirror_prob: float = 0.85  # per speaker smile
@@ -105,7 +105,7 @@ class ListeningConfig:
     laugh_response_hold: Range = (1.0, 2.5)
     mimicry_delay: float = 0.6  # slow head mimicry: delayed, low-passed copy of the speaker's head
     mimicry_seconds: float = 0.8  # low-pass time constant
-    mimicry_gain: Range = (0.2, 0.4)
+    mimicry_gain: Range = (0.5, 0.8)
     gaze_shift_rate_per_minute: Range = (6.0, 12.0)
     gaze_amplitude: Range = (0.3, 0.7)
     gaze_hold: Range = (0.4, 1.5)
