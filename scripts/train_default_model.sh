@@ -13,14 +13,23 @@
 #   scripts/train_default_model.sh                 # everything, into runs/default_model
 #   SEED=1 RUN=runs/other scripts/train_default_model.sh
 #   INSTALL=0 scripts/train_default_model.sh       # train only, leave the shipped model alone
+# The DPO ablation (scripts/ablation.py) runs this recipe for its models:
+#   USER_CONDITION=drop_always DPO_STEPS=0 ...     # (a): talking-only, no DPO
+#   LOSER_SOURCE=checkpoint LOSER_CHECKPOINT=runs/a/pretrain/latest DPO_OUT=dpo_a BETA=100 ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SEED=${SEED:-0}
 RUN=${RUN:-runs/default_model}
+DATA=${DATA:-$RUN/data}             # an existing corpus, or where to synthesize one
 HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it held out)
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-8000}
-DPO_STEPS=${DPO_STEPS:-150}
+DPO_STEPS=${DPO_STEPS:-150}         # 0: pretraining only
+USER_CONDITION=${USER_CONDITION:-normal}
+BETA=${BETA:-1000.0}
+LOSER_SOURCE=${LOSER_SOURCE:-self}
+LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
+DPO_OUT=${DPO_OUT:-dpo}
 # One torch thread per process: on a small machine oversubscribed threads run ~10x slower, and a
 # fixed thread count keeps the run bit-for-bit repeatable.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -33,10 +42,10 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$RUN/timings.txt"; }
 start=$(date +%s)
 
 # --- 1. data ----------------------------------------------------------------------------------------
-if [[ ! -f $RUN/data/index.json ]]; then
-  rm -rf "$RUN/data"
+if [[ ! -f $DATA/index.json ]]; then
+  rm -rf "$DATA"
   t=$(date +%s)
-  "$AF" data synth --hours "$HOURS" --seed "$SEED" --workers 2 -o "$RUN/data"
+  "$AF" data synth --hours "$HOURS" --seed "$SEED" --workers 2 -o "$DATA"
   log "data synth: $(( $(date +%s) - t )) s"
 fi
 
@@ -44,31 +53,34 @@ fi
 cat > "$RUN/pretrain.json" <<EOF
 {"model_preset": "tiny", "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
- "device": "cpu", "num_workers": 0}
+ "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION"}
 EOF
 t=$(date +%s)
-"$AF" train --config "$RUN/pretrain.json" --data "$RUN/data" --out "$RUN/pretrain" --resume
+"$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume
 log "pretrain ($PRETRAIN_STEPS steps): $(( $(date +%s) - t )) s"
 
 # --- 3. DPO -----------------------------------------------------------------------------------------
-cat > "$RUN/dpo.json" <<EOF
+if (( DPO_STEPS > 0 )); then
+  cat > "$RUN/$DPO_OUT.json" <<EOF
 {"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": 0.0001, "warmup_steps": 5,
            "ema_decay": 0.9, "val_every": 20, "val_windows": 32, "ckpt_every": 20, "seed": $SEED,
            "device": "cpu", "num_workers": 0},
- "beta": 1000.0, "lam": 0.1, "loser_source": "self", "loser_mode": "on_the_fly", "loser_nfe": 5}
+ "beta": $BETA, "lam": 0.1, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
+ "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF
-t=$(date +%s)
-"$AF" train dpo --config "$RUN/dpo.json" --from "$RUN/pretrain/latest" --data "$RUN/data" \
-  --out "$RUN/dpo" --resume
-log "dpo ($DPO_STEPS steps): $(( $(date +%s) - t )) s"
+  t=$(date +%s)
+  "$AF" train dpo --config "$RUN/$DPO_OUT.json" --from "$RUN/pretrain/latest" --data "$DATA" \
+    --out "$RUN/$DPO_OUT" --resume
+  log "$DPO_OUT ($DPO_STEPS steps): $(( $(date +%s) - t )) s"
+fi
 log "total: $(( $(date +%s) - start )) s"
 
 # --- 4. install -------------------------------------------------------------------------------------
-if [[ $INSTALL == 1 ]]; then
+if [[ $INSTALL == 1 && $DPO_STEPS -gt 0 ]]; then
   mkdir -p "$ASSET"
-  cp "$RUN/dpo/latest/model.safetensors" "$RUN/dpo/latest/config.json" "$ASSET/"
+  cp "$RUN/$DPO_OUT/latest/model.safetensors" "$RUN/$DPO_OUT/latest/config.json" "$ASSET/"
   chmod 644 "$ASSET/model.safetensors" "$ASSET/config.json"
   cp "$RUN/pretrain/loss_curve.png" "$ASSET/pretrain_loss.png"
-  cp "$RUN/dpo/loss_curve.png" "$ASSET/dpo_loss.png"
+  cp "$RUN/$DPO_OUT/loss_curve.png" "$ASSET/dpo_loss.png"
   log "installed $ASSET ($(du -sh "$ASSET" | cut -f1))"
 fi

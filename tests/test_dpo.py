@@ -202,3 +202,21 @@ def test_run_dpo_end_to_end_and_incompatible_checkpoint(tmp_path):
     cfg.loser_source, cfg.loser_checkpoint = "checkpoint", str(tmp_path / "foreign")
     with pytest.raises(CheckpointError, match="loser checkpoint"):
         run_dpo(cfg, tmp_path / "stage1", data, tmp_path / "dpo4")
+
+
+def test_residual_loser_removes_only_the_user_driven_motion():
+    torch.set_num_threads(1)
+    from avatar_forcing.train.dpo import residual_loser
+
+    model = small_model().eval()
+    sampler = SamplerConfig(nfe=2)
+    without, with_user = sampler_loser(model, sampler), sampler_loser(model, sampler, with_user=True)
+    loser_fn = residual_loser(without, with_user)
+    b = batch()
+    loser = loser_fn(b, seed=3)
+    user_part = with_user(b, seed=3) - without(b, seed=3)
+    assert user_part.abs().max() > 1e-3  # the user conditions do change this model's motion
+    torch.testing.assert_close(b["motion"] - loser, user_part)
+    # no user guidance (w_u = 0): the two samples coincide and the loser is the winner
+    silent = residual_loser(without, sampler_loser(model, SamplerConfig(nfe=2, w_user=0.0), with_user=True))
+    torch.testing.assert_close(silent(b, seed=3), b["motion"])

@@ -91,6 +91,18 @@ def test_eval_model_end_to_end(tmp_path, checkpoint):
     json.dumps(report.to_dict(), default=float)
 
 
+def test_eval_samples_score_each_clip_several_times(tmp_path, checkpoint):
+    torch.set_num_threads(1)
+    data = make_corpus(tmp_path / "data", True)
+    cfg = EvalConfig(clips=1, seconds=5.0, nfe=2, threads=1, pfd=False, samples=2)
+    report = evaluate([f"a={checkpoint}"], data, cfg, progress=False)
+    assert len(report.clips) == 4 and len(set(report.clips)) == 4  # 2 roles x 2 generations, named apart
+    per_clip = report.row("a").per_clip
+    assert per_clip[0]["var_exp"] != per_clip[2]["var_exp"]  # the second generation has its own noise
+    assert report.row(GT_LABEL).per_clip[0] == report.row(GT_LABEL).per_clip[2]
+    assert "x 2 generations" in markdown(report)
+
+
 def test_eval_without_labels_reports_skipped(tmp_path, checkpoint):
     report = _run(tmp_path, checkpoint, labels=False)
     assert set(report.skipped) == {"nod_recall", "nod_precision", "nod_latency_s"}

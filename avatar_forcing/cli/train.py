@@ -15,6 +15,7 @@ from pathlib import Path
 
 from avatar_forcing import config as config_io
 from avatar_forcing.train.config import (
+    LOSER_FORMS,
     LOSER_MODES,
     LOSER_SOURCES,
     PRECISIONS,
@@ -47,6 +48,7 @@ DPO_FLAGS = {
     "loser_source": "loser_source",
     "loser_checkpoint": "loser_checkpoint",
     "loser_mode": "loser_mode",
+    "loser_form": "loser_form",
     "loser_nfe": "loser_nfe",
 }
 
@@ -89,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     dpo.add_argument("--loser-checkpoint", help="talking-only checkpoint for --loser-source checkpoint")
     dpo.add_argument("--loser-mode", choices=LOSER_MODES, help="generate losers per step or once per chunk")
+    dpo.add_argument("--loser-form", choices=LOSER_FORMS,
+                     help="sample: the user-dropped sample (paper); residual: winner minus user-driven part")
     dpo.add_argument("--loser-nfe", type=int, help="Euler steps when generating losers")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,9 @@ class EvalConfig:
     cfg_audio: float = 2.0  # w_a
     cfg_user: float = 1.0  # w_u
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
+    # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
+    # of a few short clips vary with the sampling noise about as much as between checkpoints.
+    samples: int = 1
     threads: int | None = None  # torch threads (None: leave as is)
     sid_k_exp: int = 15  # Avatar Forcing's K for expression (DIM uses 40)
     sid_k_pose: int = 9  # Avatar Forcing's K for pose (DIM uses 20)
@@ -308,6 +311,7 @@ def evaluate(specs: list[str], data: str | Path, cfg: EvalConfig = EvalConfig(),
         raise InputError(f"checkpoint labels must be unique, got {labels}; name them LABEL=DIR")
     clips = heldout_clips(data, cfg)
     clusters = fit_clusters(clips, cfg)
+    clips = [c if s == 0 else replace(c, name=f"{c.name}#{s}") for s in range(cfg.samples) for c in clips]
     rows = [score(GT_LABEL, GT_LABEL, clips, [c.gt for c in clips], clusters, cfg)]
     total = len(models) * sum(c.frames for c in clips)
     with tqdm(total=total, unit="frame", desc="eval", disable=not progress) as bar:
@@ -341,6 +345,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-audio", type=float, default=EvalConfig.cfg_audio, help="w_a")
     parser.add_argument("--cfg-user", type=float, default=EvalConfig.cfg_user, help="w_u")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
+    parser.add_argument("--samples", type=int, default=EvalConfig.samples,
+                        help="generations per clip, each with its own noise, scored as separate clips")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-pfd", action="store_true", help="skip P-FD (the slowest metric)")
     parser.add_argument("--preference", metavar="A:B",
@@ -359,11 +365,11 @@ def evaluate_run(args: argparse.Namespace) -> int:
         raise InputError(f"--roles must be a comma-separated list of 0 and 1, got {args.roles!r}") from None
     if not roles or any(r not in (0, 1) for r in roles):
         raise InputError(f"--roles must name participants 0 and/or 1, got {args.roles!r}")
-    if args.nfe < 1 or (args.clips is not None and args.clips < 0):
-        raise InputError("--nfe must be >= 1 and --clips >= 0")
+    if args.nfe < 1 or args.samples < 1 or (args.clips is not None and args.clips < 0):
+        raise InputError("--nfe and --samples must be >= 1 and --clips >= 0")
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
                      cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, seed=args.seed, threads=args.threads,
-                     pfd=not args.no_pfd)
+                     pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:
         pair = args.preference.split(":")

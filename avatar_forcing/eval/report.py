@@ -63,7 +63,9 @@ def markdown(report: EvalReport) -> str:
         lines.append(f"| {_row_name(row)} | " + " | ".join(cells) + " |")
     lines.append("")
     cfg = report.config
-    lines.append(f"{len(report.clips)} clips (held-out conversation x participant as avatar), "
+    samples = cfg.get("samples", 1)
+    per = f" x {samples} generations with their own noise" if samples > 1 else ""
+    lines.append(f"{len(report.clips)} clips (held-out conversation x participant as avatar{per}), "
                  f"first {cfg['seconds'] or 'all'} s, {cfg['nfe']} NFE, "
                  f"w_a={cfg['cfg_audio']}, w_u={cfg['cfg_user']}, seed {cfg['seed']}.")
     for name, why in report.skipped.items():

@@ -1,6 +1,6 @@
 """A Linear layer that, without autograd on the CPU, multiplies by a cached transposed copy of its weight.
 
-At streaming sizes (tens of rows, width 192..768) MKL's sgemm runs ~30% faster on a weight laid out
+At streaming sizes (tens of rows, width 128..768) MKL's sgemm runs ~30% faster on a weight laid out
 (in_features, out_features) than on PyTorch's (out_features, in_features) layout passed transposed. The
 parameter keeps the standard layout (state dicts and the authors' checkpoints are unchanged); the copy is
 made on first use and remade whenever the weight changes (an in-place update bumps its version counter; a

@@ -16,6 +16,7 @@ USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
+LOSER_FORMS = ("sample", "residual")
 
 
 @dataclass
@@ -82,6 +83,10 @@ class DPOConfig:
     loser_source: str = "self"
     loser_checkpoint: str = ""
     loser_mode: str = "on_the_fly"  # or "epoch_cache": generate once per pass over the data
+    # "sample": the loser is the user-dropped sample itself (the paper). "residual": the winner minus what
+    # the user conditions change in the loser model's own motion (its sample with the user minus its sample
+    # without, one noise), so winner and loser differ only in the user-driven part of the motion.
+    loser_form: str = "sample"
     loser_cache_windows: int = 512  # windows per cached "epoch" (epoch_cache mode)
     loser_nfe: int = 10  # Euler steps of the causal sampler
     loser_audio_guidance: float = 2.0  # w_a for the loser (w_u is irrelevant: user is dropped)
@@ -96,6 +101,8 @@ class DPOConfig:
             raise ConfigError(
                 "dpo.loser_source 'checkpoint' needs dpo.loser_checkpoint (a talking-only model)"
             )
+        if self.loser_form not in LOSER_FORMS:
+            raise ConfigError(f"dpo.loser_form must be one of {LOSER_FORMS}, got {self.loser_form!r}")
         if self.loser_mode not in LOSER_MODES:
             raise ConfigError(f"dpo.loser_mode must be one of {LOSER_MODES}, got {self.loser_mode!r}")
         if self.loser_nfe < 1 or self.loser_cache_windows < 1:

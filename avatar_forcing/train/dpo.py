@@ -2,7 +2,9 @@
 
 Winner m^w = the ground-truth motion of a window; loser m^l = motion generated for the same window with
 both user conditions dropped (avatar audio only), by the frozen stage-1 model itself or by a separately
-trained talking-only model. Winner and loser share the noise m0 and the per-block flow times:
+trained talking-only model (``loser_form="sample"``, the paper's), or the winner minus the user-driven part
+of that model's motion (``"residual"``, see `residual_loser`). Winner and loser share the noise m0 and
+the per-block flow times:
 
   L_DPO = -log sigmoid(-beta [(e_theta(w) - e_ref(w)) - (e_theta(l) - e_ref(l))]),  e(x) = ||v^x - v(x_t)||_1
   L     = L_DF + lam * L_DPO
@@ -95,16 +97,17 @@ def dpo_loss(
     return loss, stats
 
 
-def sampler_loser(model: nn.Module, sampler: SamplerConfig) -> LoserFn:
-    """Losers from ``model`` through the causal streaming sampler over the window, with the user
-    condition's guidance weight 0: only v(0,0) and v(a,0) enter, i.e. conditioned on avatar audio only."""
-    talking_only = dataclasses.replace(sampler, w_user=0.0)
+def sampler_loser(model: nn.Module, sampler: SamplerConfig, with_user: bool = False) -> LoserFn:
+    """Motion from ``model`` through the causal streaming sampler over the window. The loser: the user
+    condition's guidance weight 0, so only v(0,0) and v(a,0) enter (conditioned on avatar audio only);
+    ``with_user``: the full guidance, for `residual_loser`."""
+    cfg = sampler if with_user else dataclasses.replace(sampler, w_user=0.0)
 
     def generate(batch: Batch, seed: int) -> torch.Tensor:
         motion = batch["motion"]
         out = generate_offline(
             model,
-            talking_only,
+            cfg,
             batch["avatar_audio"].float(),
             batch["user_audio"].float(),
             batch["user_motion"].float(),
@@ -113,6 +116,16 @@ def sampler_loser(model: nn.Module, sampler: SamplerConfig) -> LoserFn:
             seed=seed,
         )
         return out.to(motion.device, motion.dtype)
+
+    return generate
+
+
+def residual_loser(without_user: LoserFn, with_user: LoserFn) -> LoserFn:
+    """``loser_form="residual"``: the ground truth minus what the user conditions change in the model's
+    own motion (its sample with the user minus its sample without, from the same noise)."""
+
+    def generate(batch: Batch, seed: int) -> torch.Tensor:
+        return batch["motion"] - (with_user(batch, seed) - without_user(batch, seed))
 
     return generate
 
@@ -267,6 +280,9 @@ def run_dpo(
         loser_model.to(dist.device).eval().requires_grad_(False)
         sampler = dataclasses.replace(sampler, nfe=cfg.loser_nfe, w_audio=cfg.loser_audio_guidance)
         loser_fn = renormalized(sampler_loser(loser_model, sampler), loser_stats, stats)
+        if cfg.loser_form == "residual":
+            with_user = renormalized(sampler_loser(loser_model, sampler, with_user=True), loser_stats, stats)
+            loser_fn = residual_loser(loser_fn, with_user)
         flow = flow_config(cfg.train.user_condition)
         objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
