@@ -32,7 +32,7 @@ class WorkerStats:
 
 
 class EngineWorker:
-    """Runs ``engine`` (an AvatarSession) in a daemon thread fed by ``timeline``."""
+    """Runs ``engine`` (an AvatarSession) on two daemon threads (input, generation) fed by ``timeline``."""
 
     def __init__(self, engine, timeline: Timeline, fps: int, sample_rate: int, max_backlog_s: float,
                  on_error: Callable[[str], None] | None = None, ahead_frames: int | None = None):
