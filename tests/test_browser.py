@@ -200,6 +200,7 @@ def test_real_avatar_talks_and_reacts_in_chromium(browser):
             return len(recent) > 0 and float(recent[:, jaw].max()) > 0.15
 
         wait_until(mouth_moving, 30, "the avatar's mouth moving with the typed text")
+        time.sleep(2.0)  # the speech onset was just seen: let the window fill with speaking frames
         talking = srv.call(recent_motion)
         fps = measure_decoded_fps(browser)
         stats = browser.execute_async_script(STATS_JS)
