@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,7 +48,8 @@ def default_engine_factory(cfg: ServerConfig) -> EngineFactory:
     from avatar_forcing.stream.options import SessionOptions
     from avatar_forcing.stream.session import AvatarSession
 
-    options = SessionOptions(output_size=cfg.size, random_init=cfg.random_init)
+    threads = cfg.torch_threads or max(1, (os.cpu_count() or 1) // (2 * cfg.max_sessions))
+    options = SessionOptions(output_size=cfg.size, random_init=cfg.random_init, threads=threads)
 
     def make(portrait: np.ndarray):
         return AvatarSession(checkpoint=cfg.checkpoint, portrait=portrait, options=options)

@@ -23,7 +23,10 @@ class ServerConfig:
     max_session_s: float = 3600.0
     checkpoint: str | None = None  # model folder; None = the built-in default model
     random_init: bool = False  # benchmarks/tests only: an UNTRAINED model when no checkpoint exists
-    torch_threads: int | None = None  # intra-op threads for the whole process; None = cores // sessions
+    # intra-op torch threads for the whole process; None = cores // (2 x max_sessions), at least 1: each
+    # session already runs two busy threads (tracking, generation), and oversubscribed torch threads on a
+    # small machine run several times slower
+    torch_threads: int | None = None
 
     # uploads and inputs
     max_image_bytes: int = 8 * 1024 * 1024
