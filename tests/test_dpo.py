@@ -119,7 +119,7 @@ def test_objective_with_generated_losers_and_resumable_cache():
     }
     torch.testing.assert_close(loser_fn(other, seed=7), loser)
 
-    objective = DPOObjective(ref, loser_fn, DPOConfig(), FLOW, block_size=10)
+    objective = DPOObjective(ref, loser_fn, DPOConfig(), FLOW, block_size=10, motion_dim=6)
     loss, stats = objective(model, b, torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and {"dpo_loss", "pref_acc", "reward_margin", "df_loss"} <= set(stats)
@@ -220,3 +220,23 @@ def test_residual_loser_removes_only_the_user_driven_motion():
     # no user guidance (w_u = 0): the two samples coincide and the loser is the winner
     silent = residual_loser(without, sampler_loser(model, SamplerConfig(nfe=2, w_user=0.0), with_user=True))
     torch.testing.assert_close(silent(b, seed=3), b["motion"])
+
+
+def test_balanced_channel_weighting_gives_pose_half_the_error():
+    from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
+    from avatar_forcing.train.dpo import channel_weights, window_errors
+
+    assert channel_weights(MOTION_DIM, "uniform") is None
+    w = channel_weights(MOTION_DIM, "balanced")
+    assert w.sum().item() == pytest.approx(1.0)
+    pred, target = torch.zeros(2, 5, MOTION_DIM), torch.zeros(2, 5, MOTION_DIM)
+    pred[0, :, POSE_SLICE] = 1.0  # window 0: a pose-only error; window 1: an error on every channel
+    pred[1] = 1.0
+    plain, balanced = window_errors(pred, target), window_errors(pred, target, w)
+    assert plain[0].item() == pytest.approx(6 / 58)
+    assert balanced[0].item() == pytest.approx(0.5)
+    assert balanced[1].item() == pytest.approx(plain[1].item()) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="58-d motion"):
+        channel_weights(6, "balanced")
+    with pytest.raises(ConfigError, match="channel_weighting"):
+        DPOConfig(channel_weighting="pose").validate()

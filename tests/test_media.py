@@ -163,3 +163,25 @@ def test_truncated_video(tmp_path):
     cut.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: gone
     with pytest.raises(InputError):
         list(read_video(cut))
+
+
+def test_live_encoder_has_no_frame_reordering(tmp_path):
+    import av
+
+    from avatar_forcing.media.video import LIVE_ENCODER
+
+    def pts_in_decode_order(path):
+        with av.open(str(path)) as c:
+            return [p.pts for p in c.demux(video=0) if p.pts is not None]
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for name, cfg in (("default", None), ("live", LIVE_ENCODER)):
+        with VideoWriter(tmp_path / f"{name}.mp4", **({"cfg": cfg} if cfg else {})) as writer:
+            for i in range(30):
+                writer.write(np.roll(base, 2 * i, axis=1))
+    # x264's default ("veryfast") uses B-frames, which a viewer must wait for; zerolatency does not.
+    default, live = pts_in_decode_order(tmp_path / "default.mp4"), pts_in_decode_order(tmp_path / "live.mp4")
+    assert default != sorted(default)
+    assert live == sorted(live) and len(live) == 30
+    assert read_all(tmp_path / "live.mp4")[0].shape == (30, 64, 64, 3)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from avatar_forcing import config as config_io
 from avatar_forcing.train.config import (
+    CHANNEL_WEIGHTINGS,
     LOSER_FORMS,
     LOSER_MODES,
     LOSER_SOURCES,
@@ -49,6 +50,7 @@ DPO_FLAGS = {
     "loser_checkpoint": "loser_checkpoint",
     "loser_mode": "loser_mode",
     "loser_form": "loser_form",
+    "channel_weighting": "channel_weighting",
     "loser_nfe": "loser_nfe",
 }
 
@@ -93,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_argument("--loser-mode", choices=LOSER_MODES, help="generate losers per step or once per chunk")
     dpo.add_argument("--loser-form", choices=LOSER_FORMS,
                      help="sample: the user-dropped sample (paper); residual: winner minus user-driven part")
+    dpo.add_argument("--channel-weighting", choices=CHANNEL_WEIGHTINGS,
+                     help="uniform: mean over all channels (paper); balanced: expression and pose half each")
     dpo.add_argument("--loser-nfe", type=int, help="Euler steps when generating losers")
 
 

@@ -39,8 +39,13 @@ class EncoderConfig:
     pix_fmt: str = "yuv420p"  # plays everywhere, needs even width and height
     crf: int = 20
     preset: str = "veryfast"
+    tune: str = ""  # x264 tuning, e.g. "zerolatency" (no look-ahead, no frame delay)
     audio_codec: str = "aac"
     audio_bitrate: int = 96_000
+
+
+# For live output: ~1.5x less CPU per 512^2 frame than "veryfast" and no encoder delay, at a larger file.
+LIVE_ENCODER = EncoderConfig(preset="ultrafast", tune="zerolatency")
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -179,7 +184,8 @@ class VideoWriter:
         stream = self._container.add_stream(self.cfg.codec, rate=Fraction(self.fps).limit_denominator(1001))
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = self.cfg.pix_fmt
-        stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
+        tune = {"tune": self.cfg.tune} if self.cfg.tune else {}
+        stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset, **tune}
         self._video = stream
 
     def write(self, rgb: np.ndarray) -> None:

@@ -39,7 +39,7 @@ class BidirectionalSampler:
         self.model, self.cfg, self.sampler = model, cfg, sampler.validate()
         self.times, self.sigmas = sampling_schedule(sampler)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_window(self, context: torch.Tensor, avatar_audio: torch.Tensor, user_audio: torch.Tensor,
                       user_motion: torch.Tensor, reference: torch.Tensor, noise: torch.Tensor
                       ) -> torch.Tensor:

@@ -17,6 +17,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
 LOSER_FORMS = ("sample", "residual")
+CHANNEL_WEIGHTINGS = ("uniform", "balanced")
 
 
 @dataclass
@@ -87,6 +88,9 @@ class DPOConfig:
     # the user conditions change in the loser model's own motion (its sample with the user minus its sample
     # without, one noise), so winner and loser differ only in the user-driven part of the motion.
     loser_form: str = "sample"
+    # How e(x) averages over motion channels: "uniform" (the paper: every channel alike, so the 6 pose
+    # channels weigh 6/58 against the 52 blendshapes) or "balanced" (expression and pose half each).
+    channel_weighting: str = "uniform"
     loser_cache_windows: int = 512  # windows per cached "epoch" (epoch_cache mode)
     loser_nfe: int = 10  # Euler steps of the causal sampler
     loser_audio_guidance: float = 2.0  # w_a for the loser (w_u is irrelevant: user is dropped)
@@ -103,6 +107,10 @@ class DPOConfig:
             )
         if self.loser_form not in LOSER_FORMS:
             raise ConfigError(f"dpo.loser_form must be one of {LOSER_FORMS}, got {self.loser_form!r}")
+        if self.channel_weighting not in CHANNEL_WEIGHTINGS:
+            raise ConfigError(
+                f"dpo.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}"
+            )
         if self.loser_mode not in LOSER_MODES:
             raise ConfigError(f"dpo.loser_mode must be one of {LOSER_MODES}, got {self.loser_mode!r}")
         if self.loser_nfe < 1 or self.loser_cache_windows < 1:

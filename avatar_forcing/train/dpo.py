@@ -41,7 +41,14 @@ from avatar_forcing.model.checkpoint import load_checkpoint
 from avatar_forcing.model.config import FlowConfig, ModelConfig, SamplerConfig
 from avatar_forcing.model.flow import block_sigmas, diffusion_forcing_loss, interpolate, velocity
 from avatar_forcing.model.streaming import generate_offline
-from avatar_forcing.motion.vector import MotionStats
+from avatar_forcing.motion.vector import (
+    BLENDSHAPE_SLICE,
+    MOTION_DIM,
+    NUM_BLENDSHAPES,
+    NUM_POSE,
+    POSE_SLICE,
+    MotionStats,
+)
 from avatar_forcing.train import distributed
 from avatar_forcing.train.config import DPOConfig
 from avatar_forcing.train.pretrain import build_trainer, check_config, flow_config
@@ -53,9 +60,30 @@ CONDITION_KEYS = ("avatar_audio", "user_audio", "user_motion", "reference")
 SEED_RANGE = 2**31 - 1
 
 
-def window_errors(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-window mean absolute error (B,), in float32 (see the module docstring for why the mean)."""
-    return (pred.float() - target.float()).abs().mean(dim=tuple(range(1, pred.ndim)))
+def channel_weights(motion_dim: int, weighting: str) -> torch.Tensor | None:
+    """Weights over motion channels summing to 1 (None = the plain mean). "balanced" gives the
+    blendshapes and the head pose half each; it needs the standard motion layout."""
+    if weighting == "uniform":
+        return None
+    if motion_dim != MOTION_DIM:
+        raise ConfigError(
+            f"channel_weighting {weighting!r} needs the {MOTION_DIM}-d motion, got {motion_dim}"
+        )
+    w = torch.zeros(MOTION_DIM)
+    w[BLENDSHAPE_SLICE] = 0.5 / NUM_BLENDSHAPES
+    w[POSE_SLICE] = 0.5 / NUM_POSE
+    return w
+
+
+def window_errors(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-window mean absolute error (B,), in float32 (see the module docstring for why the mean);
+    with ``weights`` (D,), a weighted mean over channels."""
+    err = (pred.float() - target.float()).abs()
+    if weights is not None:
+        err = err @ weights.to(err.device)
+    return err.mean(dim=tuple(range(1, err.ndim)))
 
 
 def dpo_loss(
@@ -68,6 +96,7 @@ def dpo_loss(
     block_size: int,
     flow: FlowConfig,
     generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_DPO for windows of winner/loser motion (B, N, D) under full conditions.
 
@@ -81,9 +110,9 @@ def dpo_loss(
     target = torch.cat((noise - winner, noise - loser))
     sigma2 = torch.cat((sigma, sigma))
     conds2 = {k: torch.cat((conds[k], conds[k])) for k in CONDITION_KEYS}
-    err = window_errors(velocity(model, x_t, sigma2, conds2), target)
+    err = window_errors(velocity(model, x_t, sigma2, conds2), target, weights)
     with torch.no_grad():
-        ref_err = window_errors(velocity(ref_model, x_t, sigma2, conds2), target)
+        ref_err = window_errors(velocity(ref_model, x_t, sigma2, conds2), target, weights)
     delta = err - ref_err  # how much better (negative) or worse the policy fits than the reference
     margin = -beta * (delta[:n] - delta[n:])  # implicit reward margin, winner minus loser
     loss = -F.logsigmoid(margin).mean()
@@ -137,11 +166,18 @@ class DPOObjective:
     here, with a seed drawn from ``generator`` so that a resumed run regenerates the same ones."""
 
     def __init__(
-        self, ref_model: nn.Module, loser_fn: LoserFn, cfg: DPOConfig, flow: FlowConfig, block_size: int
+        self,
+        ref_model: nn.Module,
+        loser_fn: LoserFn,
+        cfg: DPOConfig,
+        flow: FlowConfig,
+        block_size: int,
+        motion_dim: int,
     ):
         self.ref_model = ref_model.eval().requires_grad_(False)
         self.loser_fn = loser_fn
         self.cfg, self.flow, self.block_size = cfg, flow, block_size
+        self.weights = channel_weights(motion_dim, cfg.channel_weighting)
         # Winner/loser times span the same range as pretraining; no condition dropout in the DPO term.
         self.dpo_flow = dataclasses.replace(flow, p_drop_avatar=0.0, p_drop_user=0.0)
 
@@ -163,6 +199,7 @@ class DPOObjective:
             self.block_size,
             self.dpo_flow,
             generator,
+            self.weights,
         )
         loss = df + self.cfg.lam * dpo
         return loss, {**stats, "df_loss": df_stats["loss"], "loss": loss.item()}
@@ -284,7 +321,7 @@ def run_dpo(
             with_user = renormalized(sampler_loser(loser_model, sampler, with_user=True), loser_stats, stats)
             loser_fn = residual_loser(loser_fn, with_user)
         flow = flow_config(cfg.train.user_condition)
-        objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size)
+        objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size, mcfg.motion_dim)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
         trainer = build_trainer(
             cfg.train,
