@@ -64,3 +64,21 @@ def test_overloaded_engine_sheds_input_and_never_runs_far_ahead():
     assert worker.stats.error is None
     assert worker.stats.frames_skipped > 0
     assert engine.max_ahead <= worker.ahead_frames + BLOCK  # pushed inputs stay bounded
+
+
+def test_webcam_frames_are_tracked_every_nth_frame():
+    engine = SlowEngine(track_s=0.0, step_s=0.0)
+    timeline = Timeline(time.monotonic(), FPS, playout_delay_s=0.5)
+    worker = EngineWorker(engine, timeline, FPS, 16000, max_backlog_s=2.0, track_every=2)
+    worker.start()
+    image = np.zeros((8, 8, 3), np.uint8)
+    pcm = np.full(SAMPLES, 0.1, np.float32)
+    for k in range(40):
+        timeline.add_input(InputFrame(k, pcm, pcm, image if k != 4 else None, time.monotonic(), True))
+    deadline = time.monotonic() + 5.0
+    while worker.stats.frames_generated < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert worker.stats.error is None and worker.stats.frames_generated == 40
+    # frames 0, 2, 5 (4 had no image), 7, 9, ... : half the camera frames, the gap bridged by the next one
+    assert engine.frames_pushed == 1 + 1 + 18

@@ -65,7 +65,7 @@ class ServeSession:
         self.user_audio = UserAudio(cfg.sample_rate)
         self.user_video = UserVideo()
         self.worker = EngineWorker(engine, self.timeline, cfg.fps, cfg.sample_rate, cfg.max_backlog_s,
-                                   on_error=self._worker_failed)
+                                   on_error=self._worker_failed, track_every=cfg.track_every)
         self.channel = None
         self.tasks: list[asyncio.Task] = []
         self.closed = False

@@ -35,7 +35,8 @@ class EngineWorker:
     """Runs ``engine`` (an AvatarSession) on two daemon threads (input, generation) fed by ``timeline``."""
 
     def __init__(self, engine, timeline: Timeline, fps: int, sample_rate: int, max_backlog_s: float,
-                 on_error: Callable[[str], None] | None = None, ahead_frames: int | None = None):
+                 on_error: Callable[[str], None] | None = None, ahead_frames: int | None = None,
+                 track_every: int = 1):
         self.engine = engine
         self.timeline = timeline
         self.fps = fps
@@ -45,6 +46,10 @@ class EngineWorker:
         self.stats = WorkerStats()
         self._engine_to_timeline: dict[int, int] = {}  # engine frame -> timeline frame (skips shift them)
         self._engine_frames = 0
+        # Webcam frames are tracked at most every `track_every` engine frames; the engine holds the last
+        # observation in between (sample and hold), so tracking costs 1/track_every of a 25 fps camera.
+        self.track_every = track_every
+        self._last_tracked = -track_every
         # Two blocks: the next block's inputs are in while the current one is generated.
         self.ahead_frames = ahead_frames if ahead_frames is not None else 2 * engine.block_size
         self._map_lock = threading.Lock()
@@ -111,7 +116,8 @@ class EngineWorker:
 
     def _push(self, frame: InputFrame) -> None:
         # The image first: a frame's audio makes its block due, and by then its motion must be tracked.
-        if frame.user_image is not None:
+        if frame.user_image is not None and self._engine_frames - self._last_tracked >= self.track_every:
+            self._last_tracked = self._engine_frames
             rgb = frame.user_image
             if not isinstance(rgb, np.ndarray):
                 rgb = rgb.to_ndarray(format="rgb24")  # av.VideoFrame: decode off the event loop
