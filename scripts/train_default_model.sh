@@ -29,6 +29,10 @@ USER_CONDITION=${USER_CONDITION:-normal}
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
+LOSER_FORM=${LOSER_FORM:-sample}    # sample (the paper) | residual (see avatar_forcing/train/dpo.py)
+CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-uniform}
+LAM=${LAM:-0.1}
+DPO_LR=${DPO_LR:-0.0001}
 DPO_OUT=${DPO_OUT:-dpo}
 # One torch thread per process: on a small machine oversubscribed threads run ~10x slower, and a
 # fixed thread count keeps the run bit-for-bit repeatable.
@@ -62,11 +66,11 @@ log "pretrain ($PRETRAIN_STEPS steps): $(( $(date +%s) - t )) s"
 # --- 3. DPO -----------------------------------------------------------------------------------------
 if (( DPO_STEPS > 0 )); then
   cat > "$RUN/$DPO_OUT.json" <<EOF
-{"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": 0.0001, "warmup_steps": 5,
+{"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": $DPO_LR, "warmup_steps": 5,
            "ema_decay": 0.99, "val_every": 20, "val_windows": 32, "ckpt_every": 20, "seed": $SEED,
            "device": "cpu", "num_workers": 0},
- "beta": $BETA, "lam": 0.1, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
- "loser_mode": "on_the_fly", "loser_nfe": 5}
+ "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
+ "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF
   t=$(date +%s)
   "$AF" train dpo --config "$RUN/$DPO_OUT.json" --from "$RUN/pretrain/latest" --data "$DATA" \

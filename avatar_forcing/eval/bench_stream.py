@@ -47,8 +47,8 @@ FRAME = SR // FPS
 class BenchConfig:
     presets: tuple[str, ...] = ("tiny", "paper")
     nfe: int = 10
-    blocks: int = 12  # timed blocks per measurement (after `warmup`)
-    warmup: int = 3
+    blocks: int = 25  # timed blocks per measurement (after `warmup`), as in `bench model`
+    warmup: int = 5
     paper_blocks: int = 3  # the paper preset is slow on a CPU
     paper_frames: int = 3  # LIA frames decoded/encoded at 512^2 (about a second each on 2 cores)
     pipeline_seconds: float = 8.0
