@@ -236,6 +236,8 @@ def test_balanced_channel_weighting_gives_pose_half_the_error():
     assert plain[0].item() == pytest.approx(6 / 58)
     assert balanced[0].item() == pytest.approx(0.5)
     assert balanced[1].item() == pytest.approx(plain[1].item()) == pytest.approx(1.0)
+    expression = window_errors(pred, target, channel_weights(MOTION_DIM, "expression"))
+    assert expression[0].item() == 0.0 and expression[1].item() == pytest.approx(1.0)  # pose ignored
     with pytest.raises(ConfigError, match="58-d motion"):
         channel_weights(6, "balanced")
     with pytest.raises(ConfigError, match="channel_weighting"):

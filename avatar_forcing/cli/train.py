@@ -96,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_argument("--loser-form", choices=LOSER_FORMS,
                      help="sample: the user-dropped sample (paper); residual: winner minus user-driven part")
     dpo.add_argument("--channel-weighting", choices=CHANNEL_WEIGHTINGS,
-                     help="uniform: mean over all channels (paper); balanced: expression and pose half each")
+                     help="uniform: mean over all channels (paper); balanced: expression and pose half "
+                     "each; expression: blendshapes only")
     dpo.add_argument("--loser-nfe", type=int, help="Euler steps when generating losers")
 
 

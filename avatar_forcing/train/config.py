@@ -17,7 +17,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
 LOSER_FORMS = ("sample", "residual")
-CHANNEL_WEIGHTINGS = ("uniform", "balanced")
+CHANNEL_WEIGHTINGS = ("uniform", "balanced", "expression")
 
 
 @dataclass
@@ -89,7 +89,8 @@ class DPOConfig:
     # without, one noise), so winner and loser differ only in the user-driven part of the motion.
     loser_form: str = "sample"
     # How e(x) averages over motion channels: "uniform" (the paper: every channel alike, so the 6 pose
-    # channels weigh 6/58 against the 52 blendshapes) or "balanced" (expression and pose half each).
+    # channels weigh 6/58 against the 52 blendshapes), "balanced" (expression and pose half each) or
+    # "expression" (the blendshapes only: the preference leaves the head pose to L_DF).
     channel_weighting: str = "uniform"
     loser_cache_windows: int = 512  # windows per cached "epoch" (epoch_cache mode)
     loser_nfe: int = 10  # Euler steps of the causal sampler

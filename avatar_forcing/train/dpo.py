@@ -62,16 +62,18 @@ SEED_RANGE = 2**31 - 1
 
 def channel_weights(motion_dim: int, weighting: str) -> torch.Tensor | None:
     """Weights over motion channels summing to 1 (None = the plain mean). "balanced" gives the
-    blendshapes and the head pose half each; it needs the standard motion layout."""
+    blendshapes and the head pose half each, "expression" all to the blendshapes; both need the standard
+    motion layout."""
     if weighting == "uniform":
         return None
     if motion_dim != MOTION_DIM:
         raise ConfigError(
             f"channel_weighting {weighting!r} needs the {MOTION_DIM}-d motion, got {motion_dim}"
         )
+    pose_share = 0.5 if weighting == "balanced" else 0.0
     w = torch.zeros(MOTION_DIM)
-    w[BLENDSHAPE_SLICE] = 0.5 / NUM_BLENDSHAPES
-    w[POSE_SLICE] = 0.5 / NUM_POSE
+    w[BLENDSHAPE_SLICE] = (1 - pose_share) / NUM_BLENDSHAPES
+    w[POSE_SLICE] = pose_share / NUM_POSE
     return w
 
 
