@@ -2,7 +2,8 @@
 # Reproduce the built-in default model (avatar_forcing/assets/default_model) from a seed:
 #   1. synthesize the conversation corpus (eSpeak NG speech, rule-based talking/listening motion);
 #   2. pretrain the `tiny` DFoT with diffusion forcing;
-#   3. fine-tune it with label-free DPO (losers = the stage-1 model with the user conditions dropped);
+#   3. fine-tune it with label-free DPO (losers = the stage-1 model with the user conditions dropped;
+#      the preference is scored on the blendshapes only, CHANNEL_WEIGHTING=expression: see EVALUATION.md);
 #   4. copy the DPO model (EMA weights, safetensors + config JSON with the motion stats) into the package.
 #
 # The recipe is sized for a 2-core CPU (about 45 minutes: data 2 min, pretraining 36 min, DPO 3 min),
@@ -30,7 +31,7 @@ BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
 LOSER_FORM=${LOSER_FORM:-sample}    # sample (the paper) | residual (see avatar_forcing/train/dpo.py)
-CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-uniform}
+CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-expression}  # expression: DPO on the blendshapes only (docs/EVALUATION.md, round 3)
 LAM=${LAM:-0.1}
 DPO_LR=${DPO_LR:-0.0001}
 DPO_OUT=${DPO_OUT:-dpo}

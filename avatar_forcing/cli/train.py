@@ -11,6 +11,7 @@ Under `torchrun --nproc_per_node K -m avatar_forcing.cli train ...` the same com
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from avatar_forcing import config as config_io
@@ -137,8 +138,10 @@ def _run_dpo(args: argparse.Namespace) -> int:
 
 def _report(result) -> None:
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"
+    # a resumed run that was already complete took no step, so it has no training loss to report
+    train = "n/a (no steps run)" if math.isnan(result.train_loss) else f"{result.train_loss:.4f}"
     print(
-        f"done: step {result.step}, train loss {result.train_loss:.4f}, val loss (EMA) {val}, "
+        f"done: step {result.step}, train loss {train}, val loss (EMA) {val}, "
         f"{result.seconds / 60:.1f} min; checkpoint {result.out_dir / 'latest'}, "
         f"curve {result.out_dir / 'loss_curve.png'}"
     )
