@@ -9,6 +9,10 @@ the per-block flow times:
   L_DPO = -log sigmoid(-beta [(e_theta(w) - e_ref(w)) - (e_theta(l) - e_ref(l))]),  e(x) = ||v^x - v(x_t)||_1
   L     = L_DF + lam * L_DPO
 
+``channel_weighting`` chooses the channels e(x) is taken over: all of them (the paper), or the blendshapes
+only ("expression", the shipped recipe's: for the head pose the loser differs from the data mostly by
+sampling noise, and the all-channel form bought expression with pose; docs/EVALUATION.md, round 3).
+
 Velocity convention. DESIGN.md writes x_t = t m + (1 - t) m0 and v = m - m0; our flow module uses
 x_s = (1 - s) m + s eps and v = eps - m (model/flow.py). With s = 1 - t both describe the same path and the
 velocities differ only in sign, so ||v - v_theta|| is identical as long as target and prediction use one
