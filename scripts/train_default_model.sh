@@ -6,7 +6,7 @@
 #      the preference is scored on the blendshapes only, CHANNEL_WEIGHTING=expression: see EVALUATION.md);
 #   4. copy the DPO model (EMA weights, safetensors + config JSON with the motion stats) into the package.
 #
-# The recipe is sized for a 2-core CPU (about 45 minutes: data 2 min, pretraining 36 min, DPO 3 min),
+# The recipe is sized for a 2-core CPU (about 45 minutes: data 2 min, pretraining 36 min, DPO 4 min),
 # with a short warm-up and EMA so that a short run ends on useful weights. Every number is
 # in the two JSON configs written below, next to the run, so the run is fully described by files.
 # With the same seed, thread count and torch version the run is bit-for-bit repeatable on the CPU.
@@ -25,7 +25,7 @@ RUN=${RUN:-runs/default_model}
 DATA=${DATA:-$RUN/data}             # an existing corpus, or where to synthesize one
 HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it held out)
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-16000}
-DPO_STEPS=${DPO_STEPS:-150}         # 0: pretraining only
+DPO_STEPS=${DPO_STEPS:-300}         # 0: pretraining only
 USER_CONDITION=${USER_CONDITION:-normal}
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
