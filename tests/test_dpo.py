@@ -222,6 +222,23 @@ def test_residual_loser_removes_only_the_user_driven_motion():
     torch.testing.assert_close(silent(b, seed=3), b["motion"])
 
 
+def test_mismatched_loser_reacts_to_another_windows_user():
+    torch.set_num_threads(1)
+    from avatar_forcing.train.dpo import mismatched_loser
+
+    model = small_model().eval()
+    with_user = sampler_loser(model, SamplerConfig(nfe=2), with_user=True)
+    b = batch(n=3)
+    loser = mismatched_loser(with_user)(b, seed=3)
+    swapped = {**b, "user_audio": b["user_audio"][[2, 0, 1]], "user_motion": b["user_motion"][[2, 0, 1]]}
+    torch.testing.assert_close(loser, with_user(swapped, seed=3))
+    assert (loser - with_user(b, seed=3)).abs().max() > 1e-3  # not the sample for the right user
+    cfg = DPOConfig(loser_form="mismatched")
+    cfg.train.batch_size = 1
+    with pytest.raises(ConfigError, match="batch_size >= 2"):
+        cfg.validate()
+
+
 def test_balanced_channel_weighting_gives_pose_half_the_error():
     from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
     from avatar_forcing.train.dpo import channel_weights, window_errors

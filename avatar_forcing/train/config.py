@@ -16,7 +16,7 @@ USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
-LOSER_FORMS = ("sample", "residual")
+LOSER_FORMS = ("sample", "residual", "mismatched")
 CHANNEL_WEIGHTINGS = ("uniform", "balanced", "expression")
 
 
@@ -87,6 +87,8 @@ class DPOConfig:
     # "sample": the loser is the user-dropped sample itself (the paper). "residual": the winner minus what
     # the user conditions change in the loser model's own motion (its sample with the user minus its sample
     # without, one noise), so winner and loser differ only in the user-driven part of the motion.
+    # "mismatched": the loser model's own sample with the full guidance, but with the user conditions of
+    # another window of the batch: reactions as lively as the model's, timed to the wrong person.
     loser_form: str = "sample"
     # How e(x) averages over motion channels: "uniform" (the paper: every channel alike, so the 6 pose
     # channels weigh 6/58 against the 52 blendshapes), "balanced" (expression and pose half each) or
@@ -108,6 +110,8 @@ class DPOConfig:
             )
         if self.loser_form not in LOSER_FORMS:
             raise ConfigError(f"dpo.loser_form must be one of {LOSER_FORMS}, got {self.loser_form!r}")
+        if self.loser_form == "mismatched" and self.train.batch_size < 2:
+            raise ConfigError("dpo.loser_form 'mismatched' takes the user of another window: batch_size >= 2")
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ConfigError(
                 f"dpo.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}"

@@ -3,8 +3,9 @@
 Winner m^w = the ground-truth motion of a window; loser m^l = motion generated for the same window with
 both user conditions dropped (avatar audio only), by the frozen stage-1 model itself or by a separately
 trained talking-only model (``loser_form="sample"``, the paper's), or the winner minus the user-driven part
-of that model's motion (``"residual"``, see `residual_loser`). Winner and loser share the noise m0 and
-the per-block flow times:
+of that model's motion (``"residual"``, see `residual_loser`), or that model's motion for another window's
+user (``"mismatched"``, see `mismatched_loser`). Winner and loser share the noise m0 and the per-block flow
+times:
 
   L_DPO = -log sigmoid(-beta [(e_theta(w) - e_ref(w)) - (e_theta(l) - e_ref(l))]),  e(x) = ||v^x - v(x_t)||_1
   L     = L_DF + lam * L_DPO
@@ -161,6 +162,19 @@ def residual_loser(without_user: LoserFn, with_user: LoserFn) -> LoserFn:
 
     def generate(batch: Batch, seed: int) -> torch.Tensor:
         return batch["motion"] - (with_user(batch, seed) - without_user(batch, seed))
+
+    return generate
+
+
+def mismatched_loser(with_user: LoserFn) -> LoserFn:
+    """``loser_form="mismatched"``: the model's own sample with full guidance, but for the user audio and
+    motion of the next window in the batch (rolled by one). Unlike a user-dropped sample it moves as much
+    as the model does when listening, so the preference is about *whom* it reacts to, not how much it moves
+    (the user-dropped losers move the head 40% less than the data, and DPO answered with generic motion)."""
+
+    def generate(batch: Batch, seed: int) -> torch.Tensor:
+        other = {k: batch[k].roll(1, dims=0) for k in ("user_audio", "user_motion")}
+        return with_user({**batch, **other}, seed)
 
     return generate
 
@@ -323,9 +337,11 @@ def run_dpo(
         loser_model.to(dist.device).eval().requires_grad_(False)
         sampler = dataclasses.replace(sampler, nfe=cfg.loser_nfe, w_audio=cfg.loser_audio_guidance)
         loser_fn = renormalized(sampler_loser(loser_model, sampler), loser_stats, stats)
+        with_user = renormalized(sampler_loser(loser_model, sampler, with_user=True), loser_stats, stats)
         if cfg.loser_form == "residual":
-            with_user = renormalized(sampler_loser(loser_model, sampler, with_user=True), loser_stats, stats)
             loser_fn = residual_loser(loser_fn, with_user)
+        elif cfg.loser_form == "mismatched":
+            loser_fn = mismatched_loser(with_user)
         flow = flow_config(cfg.train.user_condition)
         objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size, mcfg.motion_dim)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
