@@ -239,6 +239,24 @@ def test_mismatched_loser_reacts_to_another_windows_user():
         cfg.validate()
 
 
+def test_mixed_losers_split_the_batch_between_the_two_forms():
+    torch.set_num_threads(1)
+    from avatar_forcing.train.dpo import mismatched_loser, mixed_loser
+
+    model = small_model().eval()
+    without = sampler_loser(model, SamplerConfig(nfe=2))
+    mismatched = mismatched_loser(sampler_loser(model, SamplerConfig(nfe=2), with_user=True))
+    b = batch(n=4)
+    loser = mixed_loser(without, mismatched)(b, seed=3)
+    first, second = ({k: v[s] for k, v in b.items()} for s in (slice(0, 2), slice(2, 4)))
+    torch.testing.assert_close(loser[:2], without(first, seed=3))
+    torch.testing.assert_close(loser[2:], mismatched(second, seed=3))
+    cfg = DPOConfig(loser_form="mixed")
+    cfg.train.batch_size = 3
+    with pytest.raises(ConfigError, match="batch_size >= 4"):
+        cfg.validate()
+
+
 def test_balanced_channel_weighting_gives_pose_half_the_error():
     from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
     from avatar_forcing.train.dpo import channel_weights, window_errors

@@ -96,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_argument("--loser-mode", choices=LOSER_MODES, help="generate losers per step or once per chunk")
     dpo.add_argument("--loser-form", choices=LOSER_FORMS,
                      help="sample: the user-dropped sample (paper); residual: winner minus user-driven part; "
-                          "mismatched: the model's sample for another window's user")
+                          "mismatched: the model's sample for another window's user; mixed: half sample, "
+                          "half mismatched")
     dpo.add_argument("--channel-weighting", choices=CHANNEL_WEIGHTINGS,
                      help="uniform: mean over all channels (paper); balanced: expression and pose half "
                      "each; expression: blendshapes only")

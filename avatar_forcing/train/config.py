@@ -16,7 +16,7 @@ USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
-LOSER_FORMS = ("sample", "residual", "mismatched")
+LOSER_FORMS = ("sample", "residual", "mismatched", "mixed")
 CHANNEL_WEIGHTINGS = ("uniform", "balanced", "expression")
 
 
@@ -89,6 +89,8 @@ class DPOConfig:
     # without, one noise), so winner and loser differ only in the user-driven part of the motion.
     # "mismatched": the loser model's own sample with the full guidance, but with the user conditions of
     # another window of the batch: reactions as lively as the model's, timed to the wrong person.
+    # "mixed": the first half of each batch gets "sample" losers (no reaction), the second "mismatched"
+    # ones (the wrong reaction).
     loser_form: str = "sample"
     # How e(x) averages over motion channels: "uniform" (the paper: every channel alike, so the 6 pose
     # channels weigh 6/58 against the 52 blendshapes), "balanced" (expression and pose half each) or
@@ -110,8 +112,12 @@ class DPOConfig:
             )
         if self.loser_form not in LOSER_FORMS:
             raise ConfigError(f"dpo.loser_form must be one of {LOSER_FORMS}, got {self.loser_form!r}")
-        if self.loser_form == "mismatched" and self.train.batch_size < 2:
-            raise ConfigError("dpo.loser_form 'mismatched' takes the user of another window: batch_size >= 2")
+        min_batch = {"mismatched": 2, "mixed": 4}.get(self.loser_form, 1)
+        if self.train.batch_size < min_batch:
+            raise ConfigError(
+                f"dpo.loser_form {self.loser_form!r} takes the user of another window: "
+                f"batch_size >= {min_batch}"
+            )
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ConfigError(
                 f"dpo.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}"

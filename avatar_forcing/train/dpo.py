@@ -4,8 +4,8 @@ Winner m^w = the ground-truth motion of a window; loser m^l = motion generated f
 both user conditions dropped (avatar audio only), by the frozen stage-1 model itself or by a separately
 trained talking-only model (``loser_form="sample"``, the paper's), or the winner minus the user-driven part
 of that model's motion (``"residual"``, see `residual_loser`), or that model's motion for another window's
-user (``"mismatched"``, see `mismatched_loser`). Winner and loser share the noise m0 and the per-block flow
-times:
+user (``"mismatched"``, see `mismatched_loser`), or half and half of "sample" and "mismatched"
+(``"mixed"``). Winner and loser share the noise m0 and the per-block flow times:
 
   L_DPO = -log sigmoid(-beta [(e_theta(w) - e_ref(w)) - (e_theta(l) - e_ref(l))]),  e(x) = ||v^x - v(x_t)||_1
   L     = L_DF + lam * L_DPO
@@ -179,6 +179,17 @@ def mismatched_loser(with_user: LoserFn) -> LoserFn:
     return generate
 
 
+def mixed_loser(first: LoserFn, second: LoserFn) -> LoserFn:
+    """``loser_form="mixed"``: ``first`` makes the losers of the batch's first half, ``second`` the rest."""
+
+    def generate(batch: Batch, seed: int) -> torch.Tensor:
+        half = len(batch["motion"]) // 2
+        parts = ({k: v[:half] for k, v in batch.items()}, {k: v[half:] for k, v in batch.items()})
+        return torch.cat((first(parts[0], seed), second(parts[1], seed)))
+
+    return generate
+
+
 class DPOObjective:
     """The stage-2 loss ``(model, batch, generator) -> (L_DF + lam * L_DPO, stats)`` for the Trainer.
 
@@ -342,6 +353,8 @@ def run_dpo(
             loser_fn = residual_loser(loser_fn, with_user)
         elif cfg.loser_form == "mismatched":
             loser_fn = mismatched_loser(with_user)
+        elif cfg.loser_form == "mixed":
+            loser_fn = mixed_loser(loser_fn, mismatched_loser(with_user))
         flow = flow_config(cfg.train.user_condition)
         objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size, mcfg.motion_dim)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
