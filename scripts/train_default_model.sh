@@ -2,13 +2,14 @@
 # Reproduce the built-in default model (avatar_forcing/assets/default_model) from a seed:
 #   1. synthesize the conversation corpus (eSpeak NG speech, rule-based talking/listening motion);
 #   2. pretrain the `tiny` DFoT with diffusion forcing;
-#   3. fine-tune it with label-free DPO (losers = the stage-1 model with the user conditions dropped;
-#      the preference is scored on the blendshapes only, CHANNEL_WEIGHTING=expression: see EVALUATION.md);
+#   3. fine-tune it with label-free DPO (losers = the stage-1 model's own samples, half with the user
+#      conditions dropped and half for another window's user, LOSER_FORM=mixed; the preference is scored
+#      on the blendshapes only, CHANNEL_WEIGHTING=expression: see docs/EVALUATION.md, round 4);
 #   4. copy the DPO model (EMA weights, safetensors + config JSON with the motion stats) into the package.
 #
-# The recipe is sized for a 2-core CPU (about 45 minutes: data 2 min, pretraining 36 min, DPO 4 min),
-# with a short warm-up and EMA so that a short run ends on useful weights. Every number is
-# in the two JSON configs written below, next to the run, so the run is fully described by files.
+# The recipe is sized for a 2-core CPU (20-45 minutes with the VM's speed: data 1-2 min, pretraining
+# 20-36 min, DPO 2-4 min), with a short warm-up and EMA so that a short run ends on useful weights. Every
+# number is in the two JSON configs written below, next to the run, so the run is fully described by files.
 # With the same seed, thread count and torch version the run is bit-for-bit repeatable on the CPU.
 #
 #   scripts/train_default_model.sh                 # everything, into runs/default_model
@@ -30,8 +31,8 @@ USER_CONDITION=${USER_CONDITION:-normal}
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
-LOSER_FORM=${LOSER_FORM:-sample}    # sample (the paper) | residual (see avatar_forcing/train/dpo.py)
-CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-expression}  # expression: DPO on the blendshapes only (docs/EVALUATION.md, round 3)
+LOSER_FORM=${LOSER_FORM:-mixed}     # sample (the paper) | residual | mismatched | mixed (avatar_forcing/train/dpo.py)
+CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-expression}  # expression: DPO on the blendshapes only (docs/EVALUATION.md)
 LAM=${LAM:-0.1}
 DPO_LR=${DPO_LR:-0.0001}
 DPO_OUT=${DPO_OUT:-dpo}
