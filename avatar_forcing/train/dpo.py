@@ -168,7 +168,7 @@ def residual_loser(without_user: LoserFn, with_user: LoserFn) -> LoserFn:
 
 def mismatched_loser(with_user: LoserFn) -> LoserFn:
     """``loser_form="mismatched"``: the model's own sample with full guidance, but for the user audio and
-    motion of the next window in the batch (rolled by one). Unlike a user-dropped sample it moves as much
+    motion of the previous window in the batch (rolled by one). Unlike a user-dropped sample it moves as much
     as the model does when listening, so the preference is about *whom* it reacts to, not how much it moves
     (the user-dropped losers move the head 40% less than the data, and DPO answered with generic motion)."""
 
