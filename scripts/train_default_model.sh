@@ -28,6 +28,7 @@ HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it hel
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-16000}
 DPO_STEPS=${DPO_STEPS:-300}         # 0: pretraining only
 USER_CONDITION=${USER_CONDITION:-normal}
+P_DROP_USER=${P_DROP_USER:-0.1}     # how often pretraining drops the user condition (for guidance)
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
@@ -59,7 +60,8 @@ fi
 cat > "$RUN/pretrain.json" <<EOF
 {"model_preset": "tiny", "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
- "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION"}
+ "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
+ "p_drop_user": $P_DROP_USER}
 EOF
 t=$(date +%s)
 "$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume

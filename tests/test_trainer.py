@@ -263,3 +263,14 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--steps", "1"]) == 2
     assert main(["train", "dpo", "--data", str(tmp_path)]) == 2
     assert "--from" in capsys.readouterr().err
+
+
+def test_user_dropout_rate_reaches_the_flow_config():
+    from avatar_forcing.model.config import FlowConfig
+    from avatar_forcing.train.pretrain import flow_config
+
+    assert flow_config("normal") == FlowConfig()  # the default recipe is unchanged
+    assert flow_config("normal", 0.3).p_drop_user == 0.3
+    assert flow_config("drop_always", 0.3).p_drop_user == 1.0  # the talking-only model never sees the user
+    with pytest.raises(ConfigError, match="p_drop_user"):
+        TrainConfig(p_drop_user=1.0).validate()

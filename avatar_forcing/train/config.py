@@ -34,9 +34,10 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     ema_decay: float = 0.999  # EMA of weights; the saved model is the EMA
     precision: str = "auto"  # auto: bf16 autocast on CUDA that supports it, fp32 elsewhere
-    # "normal": avatar audio and user (audio + motion) each dropped 10% for CFG (the flow config's rate);
-    # "drop_always": user condition always dropped (the talking-only ablation model (a)).
+    # "normal": avatar audio and user (audio + motion) dropped for CFG (avatar audio at the flow config's
+    # 10%, the user at p_drop_user); "drop_always": user condition always dropped (the ablation model (a)).
     user_condition: str = "normal"
+    p_drop_user: float = 0.1
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
@@ -60,6 +61,8 @@ class TrainConfig:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.val_every < 0 or self.num_workers < 0:
             raise ConfigError("train.warmup_steps, grad_clip, val_every and num_workers must be >= 0")
+        if not 0.0 <= self.p_drop_user < 1.0:
+            raise ConfigError(f"train.p_drop_user must be in [0, 1), got {self.p_drop_user}")
         if self.user_condition not in USER_CONDITIONS:
             raise ConfigError(
                 f"train.user_condition must be one of {USER_CONDITIONS}, got {self.user_condition!r}"

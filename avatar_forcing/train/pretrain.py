@@ -8,7 +8,6 @@ dropout, and a checkpoint writer whose JSON config carries everything needed to 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,9 @@ from avatar_forcing.train.distributed import DistInfo
 from avatar_forcing.train.trainer import Batch, LossFn, SaveModelFn, Trainer, TrainResult
 
 
-def flow_config(user_condition: str, base: FlowConfig = FlowConfig()) -> FlowConfig:
+def flow_config(user_condition: str, p_drop_user: float = FlowConfig.p_drop_user) -> FlowConfig:
     """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
-    return dataclasses.replace(base, p_drop_user=1.0) if user_condition == "drop_always" else base
+    return FlowConfig(p_drop_user=1.0 if user_condition == "drop_always" else p_drop_user)
 
 
 def df_loss(flow: FlowConfig) -> LossFn:
@@ -120,7 +119,7 @@ def build_trainer(
     if model is None:
         torch.manual_seed(tcfg.seed)  # every rank builds the same initial weights
         model = DFoT(mcfg)
-    flow = flow_config(tcfg.user_condition)
+    flow = flow_config(tcfg.user_condition, tcfg.p_drop_user)
     extra = {
         "feature_config": feature_config(data_dir),
         "flow_config": config_io.to_dict(flow),
