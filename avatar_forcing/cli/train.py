@@ -37,6 +37,7 @@ TRAIN_FLAGS = {
     "lr": "lr",
     "warmup": "warmup_steps",
     "user_condition": "user_condition",
+    "p_drop_user": "p_drop_user",
     "precision": "precision",
     "val_every": "val_every",
     "ckpt_every": "ckpt_every",
@@ -79,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=USER_CONDITIONS,
         help="normal: 10%% CFG dropout; drop_always: the talking-only ablation model",
     )
+    parser.add_argument("--p-drop-user", type=float, help="normal: how often the user condition is dropped")
     parser.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 on CUDA, fp32 on the CPU")
     parser.add_argument("--val-every", type=int, help="steps between validation passes")
     parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
