@@ -72,7 +72,7 @@ if (( DPO_STEPS > 0 )); then
   cat > "$RUN/$DPO_OUT.json" <<EOF
 {"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": $DPO_LR, "warmup_steps": 5,
            "ema_decay": 0.99, "val_every": 20, "val_windows": 32, "ckpt_every": 20, "seed": $SEED,
-           "device": "cpu", "num_workers": 0},
+           "device": "cpu", "num_workers": 0, "p_drop_user": $P_DROP_USER},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
  "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF
