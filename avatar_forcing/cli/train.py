@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--user-condition",
         choices=USER_CONDITIONS,
-        help="normal: 10%% CFG dropout; drop_always: the talking-only ablation model",
+        help="normal: CFG dropout at --p-drop-user; drop_always: the talking-only ablation model",
     )
     parser.add_argument("--p-drop-user", type=float, help="normal: how often the user condition is dropped")
     parser.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 on CUDA, fp32 on the CPU")

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from avatar_forcing.errors import ConfigError
+from avatar_forcing.model.config import FlowConfig
 
 USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -35,9 +36,9 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of weights; the saved model is the EMA
     precision: str = "auto"  # auto: bf16 autocast on CUDA that supports it, fp32 elsewhere
     # "normal": avatar audio and user (audio + motion) dropped for CFG (avatar audio at the flow config's
-    # 10%, the user at p_drop_user); "drop_always": user condition always dropped (the ablation model (a)).
+    # rate, the user at p_drop_user); "drop_always": user condition always dropped (the ablation model (a)).
     user_condition: str = "normal"
-    p_drop_user: float = 0.1
+    p_drop_user: float = FlowConfig.p_drop_user
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
