@@ -5,6 +5,8 @@ from avatar_forcing.cli.groups import add_group, run_group
 MEMBERS = {
     "roundtrip": ("avatar_forcing.eval.roundtrip:roundtrip", "render known motion, re-track it, compare"),
     "model": ("avatar_forcing.eval.evaluate:evaluate", "run checkpoints through the streaming engine"),
+    "portraits": ("avatar_forcing.eval.portraits:portraits",
+                  "real portraits at rest, talking and listening, re-tracked by MediaPipe"),
 }
 
 
