@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avatar_forcing.errors import InputError
+from avatar_forcing.media.image import fit_height
 from avatar_forcing.motion.vector import FPS, load_motion
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
@@ -51,7 +52,7 @@ class CaptionStyle:
 class DemoConfig:
     """Sizes chosen so the whole demo generates in well under 2 minutes on 2 CPU cores."""
 
-    size: int = 384                   # each panel is size x size
+    size: int = 384                   # the longer side of each panel
     nfe: int = 6                      # Euler steps per block (the paper uses 10; 6 keeps the demo < 2 min)
     seconds: float | None = None      # cut the conversation short (None = all of it, about 19 s)
     seed: int = 0
@@ -133,18 +134,22 @@ def _wrap(text: str, width: int, scale: float, thickness: int) -> list[str]:
 
 
 def compose(user: np.ndarray, avatar: np.ndarray, turn: Turn | None, style: CaptionStyle) -> np.ndarray:
-    """[user | avatar] over a caption bar; the speaker's panel gets a coloured frame and a dot."""
-    size = user.shape[0]
+    """[user | avatar] over a caption bar; the speaker's panel gets a coloured frame and a dot. The avatar
+    keeps its portrait's framing: the user's panel is scaled to its height."""
+    size = avatar.shape[0]
+    user = fit_height(user, size)
+    widths = {"user": user.shape[1], "avatar": avatar.shape[1]}
+    total_w = user.shape[1] + avatar.shape[1]
     bar = style.bar_height(size)
-    canvas = np.empty((size + bar, 2 * size, 3), np.uint8)
-    canvas[:size, :size], canvas[:size, size:] = user, avatar
+    canvas = np.empty((size + bar, total_w, 3), np.uint8)
+    canvas[:size, : widths["user"]], canvas[:size, widths["user"]:] = user, avatar
     canvas[size:] = style.background
     scale = size * style.font_fraction
     thick = max(1, round(scale * 2))
     margin = int(round(size * style.margin_fraction))
     radius = max(2, int(round(size * style.dot_fraction)))
     speaker = turn.speaker if turn is not None else None
-    for role, x0 in (("user", 0), ("avatar", size)):
+    for role, x0 in (("user", 0), ("avatar", widths["user"])):
         color = style.colors[role]
         label = f"{style.names[role]}: {'speaking' if role == speaker else 'listening'}"
         (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
@@ -157,14 +162,14 @@ def compose(user: np.ndarray, avatar: np.ndarray, turn: Turn | None, style: Capt
         centre = (x0 + margin + radius, margin + radius)
         if role == speaker:
             cv2.circle(canvas, centre, radius, color, -1, cv2.LINE_AA)
-            cv2.rectangle(canvas, (x0 + 1, 1), (x0 + size - 2, size - 2), color, max(2, thick + 1))
+            cv2.rectangle(canvas, (x0 + 1, 1), (x0 + widths[role] - 2, size - 2), color, max(2, thick + 1))
         else:
             cv2.circle(canvas, centre, radius, color, max(1, thick), cv2.LINE_AA)
     if turn is not None:
         text = "(laughs)" if turn.kind == "laugh" else turn.text
         caption = f"{style.names[turn.speaker]}: {text}"
         line_h = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][1] * 2
-        for k, line in enumerate(_wrap(caption, 2 * size - 2 * margin, scale, thick)[:2]):
+        for k, line in enumerate(_wrap(caption, total_w - 2 * margin, scale, thick)[:2]):
             y = size + margin + line_h * (k + 1) - line_h // 3
             cv2.putText(canvas, line, (margin, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
                         style.colors[turn.speaker] if k == 0 else style.text, thick, cv2.LINE_AA)
@@ -186,7 +191,7 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
     when it has no face. `model` + `stats`: an in-memory model (tests) instead of the default checkpoint.
     `frames_png`: also save the frames at `cfg.snapshot_times` as one picture."""
     from avatar_forcing.media.video import VideoWriter
-    from avatar_forcing.motion.renderer import PortraitRenderer, default_portrait
+    from avatar_forcing.motion.renderer import PortraitRenderer, RenderConfig, default_portrait
     from avatar_forcing.stream.generate import mix
     from avatar_forcing.stream.session import AvatarSession
 
@@ -196,8 +201,7 @@ def run_demo(output: str | Path = "out/demo.mp4", portrait: str | Path | np.ndar
                              random_init=model is not None)
     # Set-up (not timed): the model, the avatar's portrait and the user's mirrored portrait.
     session = AvatarSession(checkpoint, portrait, options, model=model, stats=stats)
-    user_renderer = PortraitRenderer(default_portrait(mirrored=True), size=cfg.size)
-    user_renderer.retarget(session.stats.mean)  # the user's motion comes from the same synthetic data
+    user_renderer = PortraitRenderer(default_portrait(mirrored=True), RenderConfig(max_side=cfg.size))
     user_panel = _user_frames(user_renderer, inputs.user_motion)
     total = inputs.frames
     audio = mix(inputs.avatar_audio, inputs.user_audio)[: total * FRAME_SAMPLES]

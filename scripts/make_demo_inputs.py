@@ -67,7 +67,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for role, participant in zip(ROLES, conv.participants, strict=True):
         save_wav(args.out / f"{role}.wav", participant.audio)
-    save_motion(args.out / "user_motion.npz", MotionTrack(conv.participants[USER].motion, fps=conv.fps))
+    user = conv.participants[USER]
+    save_motion(args.out / "user_motion.npz", MotionTrack(user.motion, fps=conv.fps, rest=user.rest))
     turns = [{**t, "speaker": ROLES[t["speaker"]]} for t in conv.meta["turns"]]
     events = {ROLES[p]: e for p, e in enumerate(conv.meta["events"])}
     seconds = conv.frames / conv.fps

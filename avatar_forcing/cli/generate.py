@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user-portrait", help="portrait for the user's side with --user-motion")
     parser.add_argument("--export-motion", metavar="PREFIX",
                         help="also write the avatar's ARKit blendshape + pose curves as PREFIX.json/.csv")
-    parser.add_argument("--size", type=int, default=SessionOptions.output_size, help="output frame size")
+    parser.add_argument("--size", type=int, default=SessionOptions.output_size,
+                        help="scale the output down to this longer side (default: the portrait's own size)")
     parser.add_argument("--nfe", type=int, default=SessionOptions.nfe)
     parser.add_argument("--cfg-audio", type=float, default=SessionOptions.cfg_audio)
     parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)

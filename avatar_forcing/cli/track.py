@@ -1,4 +1,5 @@
-"""`avatar-forcing track VIDEO -o motion.npz`: track a face video into a 25 fps motion file."""
+"""`avatar-forcing track VIDEO -o motion.npz`: track a face video into a 25 fps motion file, relative to
+the person's resting face over the clip (motion/neutral.py; the rest is stored beside it)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".npz":
         raise InputError(f"the output must be a .npz file, got {args.output}")
-    track = track_video(args.video, fps=args.fps, select=args.face, progress=True)
+    track = track_video(args.video, fps=args.fps, select=args.face, progress=True).relative_to_rest()
     save_motion(args.output, track)
     observed = int(track.mask.sum())
     print(f"{len(track)} frames at {track.fps:g} fps, face observed in {observed} "

@@ -6,6 +6,9 @@ the user. Each conversation therefore gives samples in both roles.
     motion (N, 58) normalized     avatar_audio (N, 320)     user_audio (N, 320)
     user_motion (N, 58) normalized    reference (58,) normalized    motion_mask, user_mask (N,) bool
 
+Motion is relative to each participant's rest (motion/neutral.py), so the reference is the rest: zero
+before normalization, as it is for every portrait at inference.
+
 `TrainLoader` streams random windows for training: it splits conversations across DDP ranks and
 DataLoader workers without duplicates, is deterministic given the seed, and resumes exactly from
 `state_dict()`. `HeldoutWindows` is a fixed, map-style validation set; `heldout_conversations` gives
@@ -24,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
-from avatar_forcing.motion.vector import MotionStats
+from avatar_forcing.motion.vector import MOTION_DIM, MotionStats
 
 SPLIT_STREAM = 0x5EED  # separates the loader's random streams from other users of the seed
 
@@ -35,29 +38,26 @@ class LoaderConfig:
     batch_size: int = 8
     pool: int = 8  # conversations held in memory at once; windows are shuffled within a pool
     coverage: float = 1.0  # windows per conversation and role = coverage * frames / window
-    reference_rest_prob: float = 0.1  # reference = the resting face instead of a frame elsewhere
     seed: int = 0
 
 
 @dataclass
 class Plan:
-    """One planned sample: conversation, avatar participant, first frame, reference frame (-1 = rest)."""
+    """One planned sample: conversation, avatar participant, first frame."""
 
     ref: ConversationRef
     avatar: int
     start: int
-    reference: int
 
 
-def make_sample(
-    conv: Conversation, avatar: int, start: int, reference: int, window: int, stats: MotionStats
-) -> dict[str, np.ndarray]:
+def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats: MotionStats
+                ) -> dict[str, np.ndarray]:
     """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
 
     in_range = np.arange(window) < end - start
-    ref = me.rest if reference < 0 else me.motion[reference]
+    ref = np.zeros(MOTION_DIM, np.float32)  # the rest
     return {
         "motion": _pad(stats.normalize(me.motion[start:end]), window),
         "avatar_audio": _pad(me.features[start:end].astype(np.float32), window),
@@ -129,18 +129,10 @@ class TrainStream(IterableDataset):
                     for avatar in (0, 1):
                         for _ in range(count):
                             start = int(rng.integers(0, max(ref.frames - cfg.window, 0) + 1))
-                            pool.append(Plan(ref, avatar, start, self._reference(rng, ref.frames, start)))
+                            pool.append(Plan(ref, avatar, start))
                 for i in rng.permutation(len(pool)):
                     yield pool[i]
             epoch += 1
-
-    def _reference(self, rng: np.random.Generator, frames: int, start: int) -> int:
-        """A frame outside the window (so it does not leak the target), or -1 for the resting face."""
-        outside = frames - self.cfg.window
-        if rng.random() < self.cfg.reference_rest_prob or outside <= 0:
-            return -1
-        r = int(rng.integers(0, outside))
-        return r if r < start else r + self.cfg.window
 
     def __iter__(self):
         logical, nw = self._worker()
@@ -162,7 +154,6 @@ class TrainStream(IterableDataset):
                     cache[plan.ref.id],
                     plan.avatar,
                     plan.start,
-                    plan.reference,
                     self.cfg.window,
                     self.corpus.stats,
                 )
@@ -219,7 +210,7 @@ class TrainLoader:
 
 class HeldoutWindows(Dataset):
     """Fixed validation windows: every participant of every held-out conversation, stride = window,
-    reference = the resting face. Items are dicts of tensors without a batch dimension."""
+    reference = the rest. Items are dicts of tensors without a batch dimension."""
 
     def __init__(
         self, root: str | Path, window: int = 50, split: str = "heldout", max_conversations: int | None = None
@@ -242,7 +233,7 @@ class HeldoutWindows(Dataset):
         if ref.id not in self._cache:
             self._cache.clear()  # items are ordered by conversation: keep just the current one
             self._cache[ref.id] = self.corpus.load(ref, audio=False)
-        s = make_sample(self._cache[ref.id], avatar, start, -1, self.window, self.corpus.stats)
+        s = make_sample(self._cache[ref.id], avatar, start, self.window, self.corpus.stats)
         return {k: torch.from_numpy(v) for k, v in s.items()}
 
 

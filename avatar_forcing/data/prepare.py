@@ -29,6 +29,7 @@ from tqdm import tqdm
 from avatar_forcing.data import shards
 from avatar_forcing.data.shards import Conversation, Participant
 from avatar_forcing.errors import AvatarForcingError, ConfigError, InputError
+from avatar_forcing.motion.neutral import rest_of_track, to_relative
 from avatar_forcing.motion.vector import FPS
 
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".webm")
@@ -139,15 +140,9 @@ def prepare_one(
         pcm[:n] = audios[i][:n]
         t = tracks[i]
         motion, mask = t.values[:frames], t.mask[:frames]
-        parts.append(
-            Participant(
-                motion,
-                log_mel(pcm),
-                mask,
-                np.median(motion[mask], 0).astype(np.float32),
-                pcm if cfg.store_audio else None,
-            )
-        )
+        rest = rest_of_track(motion[mask])
+        parts.append(Participant(to_relative(motion, rest), log_mel(pcm), mask, rest,
+                                 pcm if cfg.store_audio else None))
     cid = folder.name
     if split is None:
         split = meta.get("split") or (

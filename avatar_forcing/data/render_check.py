@@ -38,7 +38,7 @@ def render_check(
 ) -> dict:
     """Returns {"p0": {channel: r}, "p1": {...}, "mean": {channel: r}} and writes it to out/report.json."""
     from avatar_forcing.media.video import write_video
-    from avatar_forcing.motion.renderer import PortraitRenderer
+    from avatar_forcing.motion.renderer import PortraitRenderer, RenderConfig
 
     out = Path(out)
     cfg = dataclasses.replace(
@@ -50,9 +50,8 @@ def render_check(
     folder = out / "input" / conv.id
     folder.mkdir(parents=True, exist_ok=True)
     for p, portrait in enumerate(portraits()):
-        renderer = PortraitRenderer(portrait, size)
-        part = conv.participants[p]
-        renderer.retarget(np.median(part.motion[:frames], axis=0))  # deviations from the speaker's own rest
+        renderer = PortraitRenderer(portrait, RenderConfig(max_side=size))
+        part = conv.participants[p]  # relative motion: each speaker's rest is the photo's
         video = renderer.render_many(part.motion[:frames])
         write_video(folder / f"p{p}.mp4", video, fps=conv.fps, audio=part.audio[: frames * 640])
     prepare(out / "input", out / "corpus", PrepareConfig(min_seconds=1.0), workers=workers, progress=False)

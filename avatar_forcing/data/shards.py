@@ -21,7 +21,7 @@ from avatar_forcing.audio.features import FEATURE_DIM
 from avatar_forcing.errors import InputError
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, MOTION_NAMES, MotionStats
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: motion relative to each participant's rest (motion/neutral.py)
 SAMPLE_RATE = 16000
 SPLITS = ("train", "heldout")
 INDEX = "index.json"
@@ -30,10 +30,10 @@ SHARD_DIR = "shards"
 
 @dataclass
 class Participant:
-    motion: np.ndarray  # (T, 58) float32, physical units
+    motion: np.ndarray  # (T, 58) float32, relative to the participant's rest (motion/neutral.py)
     features: np.ndarray  # (T, 320) log-mel (stored float16)
     mask: np.ndarray  # (T,) bool, True where the motion was observed (not interpolated)
-    rest: np.ndarray  # (58,) the participant's neutral resting face
+    rest: np.ndarray  # (58,) that rest in absolute tracker units (what a camera would add back)
     audio: np.ndarray | None = None  # (T * 640,) float32 16 kHz, optional (stored int16)
 
 

@@ -65,7 +65,7 @@ class Clip:
     user_audio: np.ndarray  # (T * 640,)
     user_motion: np.ndarray  # (T, 58) physical units
     gt: np.ndarray  # (T, 58) the avatar's ground-truth motion
-    reference: np.ndarray  # (58,) the avatar's resting face (the model's reference identity)
+    reference: np.ndarray  # (58,) the model's reference: the rest (zero in relative motion)
     nod_causes: list[float] | None  # user phrase ends the GT avatar nodded after; None = no labels
 
     @property
@@ -89,7 +89,7 @@ def clips_from_conversation(conv: Conversation, cfg: EvalConfig) -> list[Clip]:
                       if e.get("type") == "nod" and float(e["cause_time"]) <= limit_s]
         out.append(Clip(f"{conv.id}/p{avatar}", me.audio[: frames * FRAME_SAMPLES],
                         you.audio[: frames * FRAME_SAMPLES], you.motion[:frames].astype(np.float64),
-                        me.motion[:frames].astype(np.float64), me.rest.astype(np.float64), causes))
+                        me.motion[:frames].astype(np.float64), np.zeros_like(me.rest, np.float64), causes))
     return out
 
 

@@ -91,3 +91,15 @@ def _read_bytes(source: str | Path | bytes, max_bytes: int) -> tuple[bytes, str]
     if len(data) > max_bytes:
         raise InputError(f"{name} is larger than {max_bytes} bytes")
     return data, name
+
+
+def fit_height(rgb: np.ndarray, height: int) -> np.ndarray:
+    """Scale to ``height`` rows keeping the aspect ratio (even width, as video encoders need)."""
+    h, w = rgb.shape[:2]
+    if h == height:
+        return rgb
+    import cv2
+
+    width = max(2, 2 * round(w * height / h / 2))
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (width, height), interpolation=interp)

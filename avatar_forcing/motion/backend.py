@@ -25,8 +25,8 @@ from avatar_forcing.errors import InputError
 class PortraitIdentity:
     """What a backend keeps about one portrait."""
 
-    reference_motion: np.ndarray  # (motion_dim,) float32: the portrait's own motion (DFoT reference)
-    size: int  # side of the decoded frames in pixels
+    reference_motion: np.ndarray  # (motion_dim,) float32: the DFoT's reference (rig: the rest, zero)
+    size: tuple[int, int]  # (height, width) of the decoded frames
     state: Any  # backend-private (a PortraitRenderer, or the LIA appearance latent + feature maps)
 
 
@@ -35,7 +35,8 @@ class FrameEncoder(Protocol):
     """Streaming user-frame encoder (one per user stream; may keep tracking state between frames)."""
 
     def encode(self, rgb: np.ndarray, timestamp_ms: int) -> np.ndarray | None:
-        """(motion_dim,) for this frame, or None when it holds no usable face."""
+        """(motion_dim,) for this frame (rig: absolute tracker units; the session makes them relative to
+        the user's rest), or None when it holds no usable face."""
         ...
 
     def close(self) -> None: ...
@@ -49,14 +50,14 @@ class MotionBackend(Protocol):
     def encode_portrait(self, rgb: np.ndarray) -> PortraitIdentity: ...
 
     def encode_frames(self, frames: Iterable[np.ndarray]) -> np.ndarray:
-        """Frames at 25 fps -> (T, motion_dim); frames without a face are filled from their neighbours;
-        raises NoFaceError when no frame has one."""
+        """Frames at 25 fps -> (T, motion_dim) in the model's units (rig: relative to the clip's rest);
+        frames without a face are filled from their neighbours; raises NoFaceError when no frame has one."""
         ...
 
     def frame_encoder(self) -> FrameEncoder: ...
 
     def decode(self, identity: PortraitIdentity, motion: np.ndarray) -> np.ndarray:
-        """(T, motion_dim) -> frames (T, size, size, 3) uint8."""
+        """(T, motion_dim) -> frames (T, height, width, 3) uint8."""
         ...
 
 
@@ -98,11 +99,12 @@ class _TrackerEncoder:
 
 @dataclass(frozen=True)
 class RigBackendConfig:
-    size: int = 512  # rendered frame side
+    max_side: int | None = None  # frames keep the portrait's framing; longer side at most this
 
 
 class RigBackend:
-    """58-d blendshapes + head pose: FaceTracker (MediaPipe) in, PortraitRenderer (warping) out."""
+    """58-d blendshapes + head pose relative to a resting face (motion/neutral.py): FaceTracker (MediaPipe)
+    in, PortraitRenderer (warping the photo in place) out."""
 
     name = "rig"
 
@@ -113,16 +115,19 @@ class RigBackend:
         self.motion_dim = MOTION_DIM
 
     def encode_portrait(self, rgb: np.ndarray) -> PortraitIdentity:
-        from avatar_forcing.motion.renderer import PortraitRenderer
+        from avatar_forcing.motion.renderer import PortraitRenderer, RenderConfig
 
-        renderer = PortraitRenderer(check_frame(rgb, "portrait"), size=self.cfg.size)  # raises NoFaceError
-        reference = np.asarray(renderer.reference_motion, np.float32)
-        return PortraitIdentity(reference, self.cfg.size, renderer)
+        renderer = PortraitRenderer(check_frame(rgb, "portrait"), RenderConfig(max_side=self.cfg.max_side))
+        # The photo's identity is its pixels; its own resting state is the renderer's zero, so nothing
+        # absolute about it (framing, resting expression) reaches the model.
+        return PortraitIdentity(np.zeros(self.motion_dim, np.float32), renderer.size, renderer)
 
     def encode_frames(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        from avatar_forcing.motion.neutral import rest_of_track, to_relative
         from avatar_forcing.motion.tracker import track_video
 
-        return track_video(check_frame(f) for f in frames).values
+        values = track_video(check_frame(f) for f in frames).values
+        return to_relative(values, rest_of_track(values))
 
     def frame_encoder(self) -> FrameEncoder:
         return _TrackerEncoder()

@@ -1,11 +1,15 @@
-"""Portrait + 58-d motion -> frames, by warping the photo on the CPU.
+"""Portrait + relative motion -> frames, by warping the photo in place on the CPU.
 
-Once per portrait: crop and align the photo around the face, track its landmarks and its own motion
-(the *reference*), author the rig on its face mesh and precompute the warp. Per frame: blendshape
-deltas move the landmarks (rig), the 6-DoF pose moves the head in 3-D with soft rings of control points
-through hair and neck (background still), a backward piecewise-affine warp moves the pixels, and the
-mouth interior is painted where the lips part. A calibration (``calibration.py``) maps the asked motion
-to rig amounts so that re-tracking a rendered frame reads back the motion that was asked for.
+The output is the photo: same size and framing (optionally scaled down once to ``max_side``), with the
+face animated where it is and pasted back; nothing is cropped, padded or zoomed. Motion is relative to
+the portrait's own rest (motion/neutral.py): zero renders the photo unchanged.
+
+Once per portrait: track its landmarks, author the rig on its face mesh in its own anatomical units, and
+precompute the warp of a region around the face (soft rings of control points through hair and neck; the
+outermost ring and everything beyond stay still, so the pasted region has no seam). Per frame: the
+blendshapes move the landmarks (rig, each control bounded), the 6-DoF pose moves the head in 3-D, a
+backward piecewise-affine warp moves the pixels, and the eyelids and the mouth interior are painted where
+the warp alone cannot show them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import cv2
 import numpy as np
 
 from avatar_forcing.errors import NoFaceError
-from avatar_forcing.motion.calibration import Calibration
 from avatar_forcing.motion.eyes import EyelidConfig, draw_eyelid, eye_look
 from avatar_forcing.motion.mouth import MouthConfig, draw_mouth, mouth_opening
 from avatar_forcing.motion.rig import (
@@ -31,13 +34,8 @@ from avatar_forcing.motion.rig import (
     FaceRig,
     RigConfig,
 )
-from avatar_forcing.motion.tracker import face_width, rotation_ypr, track_image
-from avatar_forcing.motion.vector import (
-    BLENDSHAPE_SLICE,
-    POSE_NAMES,
-    POSE_SLICE,
-    validate_motion,
-)
+from avatar_forcing.motion.tracker import face_width, rotation_ypr, track_portrait
+from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_NAMES, POSE_SLICE, validate_motion
 from avatar_forcing.motion.warp import MeshWarper, WarpConfig
 
 PORTRAITS = Path(__file__).resolve().parent.parent / "assets" / "portraits"
@@ -46,8 +44,8 @@ _POSE = {name: i for i, name in enumerate(POSE_NAMES)}
 
 @dataclass(frozen=True)
 class RenderConfig:
-    crop_scale: float = 2.7  # crop side / face width
-    crop_raise: float = 0.18  # crop centre above the face centre (face widths): room for hair
+    max_side: int | None = None  # scale the photo down once so its longer side fits; None = as it is
+    min_face_px: float = 32.0  # a face narrower than this (after scaling) is too small to animate
     depth_gain: float = 1.35  # MediaPipe's landmark depths are flat by about this factor
     pivot_depth: float = 0.6  # head rotation centre behind the face centre (face widths)
     # Soft rings of control points around the face: radius (in face half-widths) and how much of the
@@ -57,11 +55,10 @@ class RenderConfig:
     ring_aspect: float = 1.25  # rings are taller than wide
     ring_points: int = 28
     neck_follow: float = 0.5  # ring points below the chin follow the head this much less
-    max_rotation: float = 0.6  # radians of relative head rotation the warp accepts
-    max_amount: float = 1.5  # rig amounts are clipped to +-this: beyond it a warp only tears
-    max_shift: float = 0.25  # head translation, face widths
-    max_log_scale: float = 0.25
-    calibrated: bool = True
+    region_margin: float = 0.15  # the warped region reaches this far beyond the outer ring (face widths)
+    max_rotation: float = 0.35  # radians of head rotation from rest the warp shows (more only tears)
+    max_shift: float = 0.15  # head translation from rest, face widths
+    max_log_scale: float = 0.1
     rig: RigConfig = field(default_factory=RigConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
@@ -76,73 +73,68 @@ def default_portrait(mirrored: bool = False) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
 
 
-def align_portrait(rgb: np.ndarray, size: int, cfg: RenderConfig = RenderConfig()) -> np.ndarray:
-    """Crop a square around the (largest) face and scale it to ``size``; raises NoFaceError."""
-    obs = track_image(rgb)
-    lm = obs.landmarks[:, :2]
-    width = face_width(obs.landmarks)
-    centre = lm.mean(0) - [0.0, cfg.crop_raise * width]
-    side = cfg.crop_scale * width
-    # Slide the square inside the photo where it fits: padding (replicated edges) shows as streaks.
-    for axis, extent in enumerate((rgb.shape[1], rgb.shape[0])):
-        if side <= extent:
-            centre[axis] = np.clip(centre[axis], side / 2, extent - side / 2)
-    scale = size / side
-    affine = np.array([[scale, 0, size / 2 - scale * centre[0]], [0, scale, size / 2 - scale * centre[1]]])
-    return cv2.warpAffine(
-        rgb,
-        affine,
-        (size, size),
-        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+def fit_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    """The photo scaled down (never up) so that its longer side is at most ``max_side``; even sides, so
+    that video encoders take it (at most one pixel row/column is trimmed, never padded)."""
+    h, w = rgb.shape[:2]
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        w, h = max(round(w * scale), 2), max(round(h * scale), 2)
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2])
 
 
 class PortraitRenderer:
-    def __init__(
-        self,
-        portrait: np.ndarray | str | Path | None = None,
-        size: int = 512,
-        cfg: RenderConfig = RenderConfig(),
-    ):
+    def __init__(self, portrait: np.ndarray | str | Path | None = None, cfg: RenderConfig = RenderConfig()):
         if portrait is None:
             portrait = default_portrait()
         elif isinstance(portrait, str | Path):
             from avatar_forcing.media.image import load_image
 
             portrait = load_image(portrait)
-        self.cfg, self.size = cfg, size
-        self.image = align_portrait(np.ascontiguousarray(portrait), size, cfg)
-        try:
-            obs = track_image(self.image)
-        except NoFaceError:
-            raise NoFaceError("the face in the portrait is too small or too cut off to animate") from None
-        self.reference_motion = obs.motion.astype(np.float32)
-        self.neutral: np.ndarray | None = None  # see retarget()
-        self.landmarks = obs.landmarks.astype(np.float64)  # (478, 3) pixels; z scaled like x
+        self.cfg = cfg
+        self.image = fit_side(np.asarray(portrait), cfg.max_side)
+        obs = track_portrait(self.image)  # raises NoFaceError; several faces: the largest
         self.face_width = face_width(obs.landmarks)
+        if self.face_width < cfg.min_face_px:
+            raise NoFaceError(f"the face in the portrait is {self.face_width:.0f} px wide; at least "
+                              f"{cfg.min_face_px:.0f} px are needed to animate it (use a larger photo)")
+        self.rest_motion = obs.motion.astype(np.float32)  # what the tracker reads on the photo: its rest
+        self.landmarks_full = obs.landmarks.astype(np.float64)  # (478, 3) pixels of the photo
+        self.height, self.width = self.image.shape[:2]
+
+        # The warped region: the outer ring plus a margin, clipped to the photo.
+        centre = self.landmarks_full[:, :2].mean(0)
+        half_w = (cfg.ring_radii[-1] / 2 + cfg.region_margin) * self.face_width
+        half = np.array([half_w, half_w * cfg.ring_aspect])
+        x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(centre + half), [self.width, self.height]).astype(int)
+        self.region = (slice(y0, y1), slice(x0, x1))
+        self.offset = np.array([x0, y0, 0.0])
+        self.patch = np.ascontiguousarray(self.image[self.region])
+        self.landmarks = self.landmarks_full - self.offset  # in the region's pixels
         self.rig = FaceRig(self.landmarks, cfg.rig)
-        self.calibration = Calibration.load_default() if cfg.calibrated else Calibration.identity()
 
         self.face_idx = np.array([i for i in range(len(self.landmarks)) if i not in IRISES])
         self.centre = self.landmarks[self.face_idx, :2].mean(0)
         self.chin_y = self.landmarks[152, 1]
         rings, follow = [], []
         angles = np.linspace(0, 2 * np.pi, cfg.ring_points, endpoint=False)
-        half = self.face_width / 2
+        half_face = self.face_width / 2
         for radius, weight in zip(cfg.ring_radii, cfg.ring_follow, strict=True):
-            pts = self.centre + radius * half * np.stack(
+            pts = self.centre + radius * half_face * np.stack(
                 [np.cos(angles), cfg.ring_aspect * np.sin(angles)], 1
             )
             rings.append(pts)
             follow.append(np.where(pts[:, 1] > self.chin_y, weight * cfg.neck_follow, weight))
-        self.ring_points = np.concatenate(rings)
-        self.ring_follow = np.concatenate(follow)
-        inside = (self.ring_points >= 0).all(1) & (self.ring_points <= size - 1).all(1)
-        self.ring_points, self.ring_follow = self.ring_points[inside], self.ring_follow[inside]
+        ring_points, ring_follow = np.concatenate(rings), np.concatenate(follow)
+        shape = self.patch.shape[:2]
+        inside = (ring_points >= 0).all(1) & (ring_points <= [shape[1] - 1, shape[0] - 1]).all(1)
+        self.ring_points, self.ring_follow = ring_points[inside], ring_follow[inside]
         self._rings_3d = np.concatenate([self.ring_points, np.zeros((len(self.ring_points), 1))], 1)
         self.warper = MeshWarper(
-            np.concatenate([self.landmarks[self.face_idx, :2], self.ring_points]), size, cfg.warp
+            np.concatenate([self.landmarks[self.face_idx, :2], self.ring_points]), shape, self.face_width,
+            cfg.warp,
         )
         self._upper = np.array(LIP_UPPER_INNER)
         self._lower = np.array(LIP_LOWER_INNER)
@@ -154,29 +146,28 @@ class PortraitRenderer:
             lower = np.array((outer,) + EYE_LOWER[side] + (inner,))
             gap = self._gap(self.landmarks[:, :2], upper, lower)
             look = eye_look(
-                self.image, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width, cfg.eyelid
+                self.patch, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width, cfg.eyelid
             )
             self._eyes.append((np.array(EYE_CREASE[side]), upper, lower, gap, look))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        return self.height, self.width
 
     @staticmethod
     def _gap(xy: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
         return float(np.mean(xy[lower[1:-1], 1] - xy[upper[1:-1], 1]))
 
-    def retarget(self, neutral: np.ndarray | None) -> None:
-        """Render motion *relative* to ``neutral``: ``neutral`` looks like the portrait at rest, and only
-        the deviations from it move the face. Generated or tracked motion lives around its own data's
-        neutral (framing, resting smile, head tilt), which is not this portrait's; None = absolute motion
-        (tracker units, as in the round trip)."""
-        self.neutral = None if neutral is None else validate_motion(np.asarray(neutral).reshape(1, -1))[0]
-
     # --- geometry ---------------------------------------------------------------------------------------
-    def _rigid(self, points: np.ndarray, motion: np.ndarray) -> np.ndarray:
-        """Move 3-D points (pixels, z like x) by the relative head pose; returns new 2-D positions."""
-        cfg, ref = self.cfg, self.reference_motion[POSE_SLICE]
-        pose = motion[POSE_SLICE]
-        r_ask = rotation_ypr(*self._ypr(pose))
-        r_ref = rotation_ypr(*self._ypr(ref))
-        rel = r_ask @ r_ref.T
+    def _rigid(self, points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """Move 3-D points (region pixels, z like x) by the pose relative to rest; new 2-D positions."""
+        cfg = self.cfg
+        rest = self.rest_motion[POSE_SLICE].astype(np.float64)
+        # The same relative pose is a different rotation of a head that is already turned: compose with
+        # the photo's own pose (the renderer's private business; the model never sees it).
+        r_rest = rotation_ypr(*self._ypr(rest))
+        rel = rotation_ypr(*self._ypr(rest + pose)) @ r_rest.T
         angle = np.arccos(np.clip((np.trace(rel) - 1) / 2, -1, 1))
         if angle > cfg.max_rotation:  # beyond what a 2-D warp can show: scale the rotation down
             rel = _scale_rotation(rel, cfg.max_rotation / angle)
@@ -188,59 +179,57 @@ class PortraitRenderer:
         pivot = np.array([0.0, 0.0, -cfg.pivot_depth * self.face_width])
         moved = (cam - pivot) @ rel.T + pivot
         xy = np.stack([moved[:, 0], -moved[:, 1]], 1)
-        log_scale = np.clip(
-            pose[_POSE["log_scale"]] - ref[_POSE["log_scale"]], -cfg.max_log_scale, cfg.max_log_scale
-        )
-        shift = np.array([pose[_POSE["tx"]] - ref[_POSE["tx"]], pose[_POSE["ty"]] - ref[_POSE["ty"]]])
-        scale, shift = np.exp(log_scale), np.clip(shift, -cfg.max_shift, cfg.max_shift)
+        scale = np.exp(np.clip(pose[_POSE["log_scale"]], -cfg.max_log_scale, cfg.max_log_scale))
+        shift = np.clip([pose[_POSE["tx"]], pose[_POSE["ty"]]], -cfg.max_shift, cfg.max_shift)
         return self.centre + scale * xy + shift * self.face_width
 
     @staticmethod
     def _ypr(pose: np.ndarray) -> tuple[float, float, float]:
         return float(pose[_POSE["yaw"]]), float(pose[_POSE["pitch"]]), float(pose[_POSE["roll"]])
 
-    def control_displacement(self, motion: np.ndarray) -> np.ndarray:
-        """Displacement of the warp's free control points (face landmarks, then rings) for one frame."""
-        amounts = self.calibration.rig_amounts(
-            motion[BLENDSHAPE_SLICE], self.reference_motion[BLENDSHAPE_SLICE]
-        )
-        amounts = np.clip(amounts, -self.cfg.max_amount, self.cfg.max_amount)
+    def control_displacement(self, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Displacement of the warp's free control points (face landmarks, then rings) for one relative
+        motion vector, and the moved face landmarks (478, 2)."""
         face = self.landmarks.copy()
-        face[:, :2] += self.rig.displacement(amounts)
+        face[:, :2] += self.rig.displacement(motion[BLENDSHAPE_SLICE])
         # one rigid head move for the face and the rings (rings sit at the head centre's depth, z = 0)
-        moved = self._rigid(
-            np.concatenate([face, self._rings_3d]), self.calibration.pose(motion, self.reference_motion)
-        )
+        moved = self._rigid(np.concatenate([face, self._rings_3d]), motion[POSE_SLICE].astype(np.float64))
         face_xy, ring_xy = moved[: len(face)], moved[len(face) :]
         ring_disp = (ring_xy - self.ring_points) * self.ring_follow[:, None]
-        self._face_xy = face_xy
-        return np.concatenate([face_xy[self.face_idx] - self.landmarks[self.face_idx, :2], ring_disp])
+        disp = np.concatenate([face_xy[self.face_idx] - self.landmarks[self.face_idx, :2], ring_disp])
+        return disp, face_xy
 
     # --- frames -----------------------------------------------------------------------------------------
     def render(self, motion: np.ndarray) -> np.ndarray:
-        """One (size, size, 3) uint8 frame for a 58-d motion vector (tracker units)."""
+        """One (height, width, 3) uint8 frame for a 58-d motion vector relative to the portrait's rest."""
         motion = validate_motion(np.asarray(motion, np.float32).reshape(1, -1))[0]
-        if self.neutral is not None:
-            motion = self.reference_motion + (motion - self.neutral)
-        disp = self.warper.unfold(self.warper.full_displacement(self.control_displacement(motion)))
-        frame = self.warper.warp(self.image, disp)
-        xy = self._face_xy
+        if not motion.any():  # at rest the output is the photo, bit for bit
+            return self.image.copy()
+        control, xy = self.control_displacement(motion)
+        disp = self.warper.unfold(self.warper.full_displacement(control))
+        patch = self.warper.warp(self.patch, disp)
         for crease, upper, lower, rest_gap, look in self._eyes:
             closure = 1.0 - self._gap(xy, upper, lower) / max(rest_gap, 1e-6)
-            frame = draw_eyelid(
-                frame, xy[crease], xy[upper], xy[lower], closure, look, self.face_width, self.cfg.eyelid
+            patch = draw_eyelid(
+                patch, xy[crease], xy[upper], xy[lower], closure, look, self.face_width, self.cfg.eyelid
             )
-        return draw_mouth(
-            frame, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
+        patch = draw_mouth(
+            patch, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
         )
+        frame = self.image.copy()
+        frame[self.region] = patch
+        return frame
 
     def render_many(self, motion: np.ndarray) -> np.ndarray:
         motion = validate_motion(motion)
-        return (
-            np.stack([self.render(m) for m in motion])
-            if len(motion)
-            else np.zeros((0, self.size, self.size, 3), np.uint8)
-        )
+        if not len(motion):
+            return np.zeros((0, self.height, self.width, 3), np.uint8)
+        return np.stack([self.render(m) for m in motion])
+
+    def face_landmarks(self, motion: np.ndarray) -> np.ndarray:
+        """Where the rig puts the face landmarks (478, 2), in the photo's pixels (tests, debugging)."""
+        _, xy = self.control_displacement(validate_motion(np.asarray(motion).reshape(1, -1))[0])
+        return xy + self.offset[:2]
 
 
 def _scale_rotation(rot: np.ndarray, factor: float) -> np.ndarray:

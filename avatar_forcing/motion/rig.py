@@ -83,36 +83,65 @@ FACE_WIDTH = (234, 454)
 
 @dataclass(frozen=True)
 class RigConfig:
-    """Amplitudes at amount 1, in face widths (or fractions of the eye opening for lids)."""
+    """Amplitudes at amount 1 in the portrait's own anatomy: mouth controls in rest mouth widths (corner to
+    corner), lids in fractions of each eye's own opening, brows, cheeks and nose in face widths. The two
+    sides of every paired control share one number, so the rig is symmetric by construction."""
 
-    jaw_drop: float = 0.24  # lower lip / chin travel at jawOpen = 1
-    jaw_lip_follow: float = 1.0  # lower lip follows the jaw fully
-    mouth_close_lift: float = 0.06
-    pucker_inward: float = 0.11
-    funnel_inward: float = 0.06
-    funnel_open: float = 0.025
-    smile_out: float = 0.06
-    smile_up: float = 0.07
-    frown_down: float = 0.05
-    stretch_out: float = 0.07
-    press_up: float = 0.015
-    upper_up: float = 0.03
-    lower_down: float = 0.035
-    roll_lower: float = 0.02
-    corner_radius: float = 0.13  # falloff radius around a mouth corner
+    jaw_drop: float = 0.6  # lower lip / chin travel at jawOpen = 1
+    jaw_line: float = 0.01  # face widths above the mouth centre where the moving jaw begins ...
+    jaw_fade: float = 0.06  # ... and below it where it moves fully
+    jaw_width: float = 0.42  # sideways falloff of the jaw's motion toward the ears (face widths)
+    jaw_corner_follow: float = 0.5  # the mouth corners move half as much as the lower lip
+    mouth_close_lift: float = 0.15
+    pucker_inward: float = 0.08  # per corner: pucker 1 leaves 0.84 of the mouth width
+    funnel_inward: float = 0.045  # per corner, and the lips part a little:
+    funnel_open: float = 0.06
+    smile_out: float = 0.12
+    smile_up: float = 0.13
+    frown_down: float = 0.1
+    stretch_out: float = 0.1
+    press_up: float = 0.035
+    upper_up: float = 0.07
+    lower_down: float = 0.08
+    roll_lower: float = 0.05
+    corner_radius: float = 0.33  # falloff radius around a mouth corner
     blink_cover: float = 0.85  # upper lid travels this fraction of the eye opening
     blink_lower_rise: float = 0.1
     blink_crease_follow: float = 0.35
-    wide_lift: float = 0.35
-    squint_rise: float = 0.35
-    squint_lower: float = 0.12
-    brow_inner_up: float = 0.06
-    brow_outer_up: float = 0.05
-    brow_down: float = 0.04
+    wide_lift: float = 0.3
+    squint_rise: float = 0.3
+    squint_lower: float = 0.1
+    brow_inner_up: float = 0.05  # face widths from here on
+    brow_outer_up: float = 0.045
+    brow_down: float = 0.035
     brow_radius: float = 0.09
-    cheek_up: float = 0.035
+    cheek_up: float = 0.03
     cheek_radius: float = 0.1
     sneer_up: float = 0.02
+    # Where each control still looks like a face: amounts are clipped to [low, high]. Default (0, 1);
+    # channels that may go below the portrait's rest (less smile than a smiling photo) get a negative low.
+    limits: tuple[tuple[str, float, float], ...] = (
+        ("mouthSmile", -0.6, 1.0),
+        ("mouthFrown", -0.3, 1.0),
+        ("mouthPress", -0.5, 1.0),
+        ("eyeSquint", -0.5, 1.0),
+        ("eyeWide", -0.3, 0.8),
+        ("cheekSquint", -0.5, 1.0),
+        ("browInnerUp", -0.5, 1.0),
+        ("browDown", -0.5, 1.0),
+        ("browOuterUp", -0.5, 1.0),
+        ("jawOpen", -0.1, 1.0),
+        ("mouthClose", 0.0, 0.6),
+    )
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) per blendshape; a limit's name matches both sides of a paired control."""
+        low, high = np.zeros(NUM_BLENDSHAPES), np.ones(NUM_BLENDSHAPES)
+        for prefix, lo, hi in self.limits:
+            for i, name in enumerate(BLENDSHAPE_NAMES):
+                if name.removesuffix("Left").removesuffix("Right") == prefix:
+                    low[i], high[i] = lo, hi
+        return low, high
 
 
 def _gauss(dist: np.ndarray, radius: float) -> np.ndarray:
@@ -128,16 +157,22 @@ class FaceRig:
         self.rest = pts
         left, right = pts[FACE_WIDTH[1]], pts[FACE_WIDTH[0]]
         self.face_width = float(np.linalg.norm(left - right))
+        self.mouth_width = float(np.linalg.norm(pts[MOUTH_CORNERS["L"][0]] - pts[MOUTH_CORNERS["R"][0]]))
         ex = (left - right) / self.face_width  # image-right along the face
         ey = np.array([-ex[1], ex[0]])  # image-down along the face
         self.ex, self.ey = ex, ey
         self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
+        self._bounds = cfg.bounds()
         self._build()
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _vec(self, right: float, down: float) -> np.ndarray:
         """A face-frame vector (face widths) in image pixels."""
         return (right * self.ex + down * self.ey) * self.face_width
+
+    def _mouth(self, right: float, down: float) -> np.ndarray:
+        """A face-frame vector (rest mouth widths) in image pixels."""
+        return (right * self.ex + down * self.ey) * self.mouth_width
 
     def _set(self, name: str, field: np.ndarray) -> None:
         self.basis[BLENDSHAPE_NAMES.index(name)] += field
@@ -163,6 +198,7 @@ class FaceRig:
     # --- the controls -----------------------------------------------------------------------------------
     def _build(self) -> None:
         c = self.cfg
+        radius = c.corner_radius * self.mouth_width / self.face_width  # _radial takes face widths
         fy = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ey / self.face_width
         fx = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ex / self.face_width
         lower = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
@@ -170,24 +206,24 @@ class FaceRig:
         corners = [i for s in "RL" for i in MOUTH_CORNERS[s]]
 
         # jawOpen: the lower face below the mouth line drops, fading out toward the ears.
-        below = np.clip((fy + 0.01) / 0.06, 0.0, 1.0) * _gauss(fx, 0.42)
+        below = np.clip((fy + c.jaw_line) / c.jaw_fade, 0.0, 1.0) * _gauss(fx, c.jaw_width)
         below[upper + list(IRISES)] = 0.0
-        below[lower] = c.jaw_lip_follow
-        below[corners] = 0.5
-        self._set("jawOpen", below[:, None] * self._vec(0, c.jaw_drop))
-        self._set("mouthClose", self._points(lower, self._vec(0, -c.mouth_close_lift)))
-        self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._vec(0, -c.roll_lower)))
+        below[lower] = 1.0
+        below[corners] = c.jaw_corner_follow
+        self._set("jawOpen", below[:, None] * self._mouth(0, c.jaw_drop))
+        self._set("mouthClose", self._points(lower, self._mouth(0, -c.mouth_close_lift)))
+        self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._mouth(0, -c.roll_lower)))
 
         # Pucker / funnel: the corners move toward the middle, the lips push apart a little (funnel).
         for name, inward in (("mouthPucker", c.pucker_inward), ("mouthFunnel", c.funnel_inward)):
             field = np.zeros_like(self.rest)
             for side, sign in (("R", 1.0), ("L", -1.0)):
-                field += self._radial(MOUTH_CORNERS[side][:1], self._vec(sign * inward, 0), c.corner_radius)
+                field += self._radial(MOUTH_CORNERS[side][:1], self._mouth(sign * inward, 0), radius)
             self._set(name, field)
         self._set(
             "mouthFunnel",
-            self._points(LIP_UPPER_INNER[2:-2], self._vec(0, -c.funnel_open))
-            + self._points(LIP_LOWER_INNER[1:-1], self._vec(0, c.funnel_open)),
+            self._points(LIP_UPPER_INNER[2:-2], self._mouth(0, -c.funnel_open))
+            + self._points(LIP_LOWER_INNER[1:-1], self._mouth(0, c.funnel_open)),
         )
 
         for side, out in (("R", -1.0), ("L", 1.0)):
@@ -195,16 +231,16 @@ class FaceRig:
             corner = MOUTH_CORNERS[side][:1]
 
             def radial(vec: np.ndarray, corner=corner) -> np.ndarray:
-                return self._radial(corner, vec, c.corner_radius, exclude=IRISES)
+                return self._radial(corner, vec, radius, exclude=IRISES)
 
-            self._set(f"mouthSmile{suffix}", radial(self._vec(out * c.smile_out, -c.smile_up)))
-            self._set(f"mouthFrown{suffix}", radial(self._vec(0.0, c.frown_down)))
-            self._set(f"mouthStretch{suffix}", radial(self._vec(out * c.stretch_out, 0.01)))
+            self._set(f"mouthSmile{suffix}", radial(self._mouth(out * c.smile_out, -c.smile_up)))
+            self._set(f"mouthFrown{suffix}", radial(self._mouth(0.0, c.frown_down)))
+            self._set(f"mouthStretch{suffix}", radial(self._mouth(out * c.stretch_out, 0.0)))
             half_upper = [i for i in upper if fx[i] * out > 0]
             half_lower = [i for i in lower if fx[i] * out > 0]
-            self._set(f"mouthPress{suffix}", self._points(half_lower, self._vec(0, -c.press_up)))
-            self._set(f"mouthUpperUp{suffix}", self._points(half_upper, self._vec(0, -c.upper_up)))
-            self._set(f"mouthLowerDown{suffix}", self._points(half_lower, self._vec(0, c.lower_down)))
+            self._set(f"mouthPress{suffix}", self._points(half_lower, self._mouth(0, -c.press_up)))
+            self._set(f"mouthUpperUp{suffix}", self._points(half_upper, self._mouth(0, -c.upper_up)))
+            self._set(f"mouthLowerDown{suffix}", self._points(half_lower, self._mouth(0, c.lower_down)))
 
             up, gap = self._lids(side)
             lo = np.array(EYE_LOWER[side])
@@ -260,5 +296,9 @@ class FaceRig:
         self.basis[:, list(IRISES)] = 0.0  # irises are not control points (see renderer)
 
     def displacement(self, amounts: np.ndarray) -> np.ndarray:
-        """(478, 2) pixel displacement for 52 blendshape amounts (deltas from the portrait's rest)."""
-        return np.tensordot(np.asarray(amounts, np.float64), self.basis, axes=1)
+        """(478, 2) pixel displacement for 52 blendshape amounts (relative to the portrait's rest), each
+        clipped to where it still looks like a face."""
+        return np.tensordot(self.clip(amounts), self.basis, axes=1)
+
+    def clip(self, amounts: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(amounts, np.float64), *self._bounds)

@@ -232,6 +232,62 @@ def track_image(rgb: np.ndarray, select: Select = "largest") -> FaceObservation:
     return obs
 
 
+@dataclass(frozen=True)
+class PortraitSearchConfig:
+    """MediaPipe's face detector sees a downscaled image, so a small face in a large photo (a painting, a
+    half-body shot) is missed: search overlapping tiles, then re-track a crop around the face found."""
+
+    tiles: tuple[int, ...] = (2, 3)  # tiles per side, tried in order until a face is found
+    overlap: float = 0.5  # of a tile's side
+    refine_below: float = 0.25  # re-track a crop when the face is narrower than this share of the photo
+    refine_crop: float = 3.0  # that crop's side in face widths
+
+
+def track_portrait(rgb: np.ndarray, cfg: PortraitSearchConfig = PortraitSearchConfig()) -> FaceObservation:
+    """The largest face of a photo of any size, tracked on the photo's pixels (landmarks in its
+    coordinates); raises NoFaceError when there is none."""
+    rgb = _check_frame(rgb)
+    h, w = rgb.shape[:2]
+    with FaceTracker(mode="image") as tracker:
+        obs = tracker.track_frame(rgb)
+        for n in cfg.tiles:
+            if obs is not None:
+                break
+            side = int(max(h, w) / (n - (n - 1) * cfg.overlap))
+            step = max(int(side * (1 - cfg.overlap)), 1)
+            found = [_track_crop(tracker, rgb, x, y, side, side)
+                     for y in range(0, max(h - side, 0) + step, step)
+                     for x in range(0, max(w - side, 0) + step, step)]
+            found = [f for f in found if f is not None]
+            obs = max(found, key=lambda f: face_width(f.landmarks), default=None)
+        if obs is None:
+            raise NoFaceError("no face found in the image")
+        fw = face_width(obs.landmarks)
+        if fw < cfg.refine_below * max(h, w):
+            cx, cy = obs.landmarks[:, :2].mean(0)
+            side = int(cfg.refine_crop * fw)
+            refined = _track_crop(tracker, rgb, int(cx - side / 2), int(cy - side / 2), side, side)
+            obs = refined if refined is not None else obs
+    return obs
+
+
+def _track_crop(tracker: FaceTracker, rgb: np.ndarray, x: int, y: int, width: int, height: int
+                ) -> FaceObservation | None:
+    """Track a crop (clipped to the image) and express the landmarks in the image's pixels."""
+    x0, y0 = max(x, 0), max(y, 0)
+    crop = np.ascontiguousarray(rgb[y0 : y + height, x0 : x + width])
+    if min(crop.shape[:2]) < 2:
+        return None
+    obs = tracker.track_frame(crop)
+    if obs is None:
+        return None
+    lms = obs.landmarks + np.array([x0, y0, 0], np.float32)
+    bbox = (obs.bbox[0] + x0, obs.bbox[1] + y0, obs.bbox[2] + x0, obs.bbox[3] + y0)
+    motion = obs.motion.copy()
+    motion[NUM_BLENDSHAPES + 3:] = placement(lms, rgb.shape[1], rgb.shape[0])  # framing in the photo
+    return FaceObservation(motion, lms, obs.transform, bbox)
+
+
 def track_video(source: str | Path | Iterable[np.ndarray] | Iterable[tuple[np.ndarray, float]],
                 fps: float = FPS, select: Select = "largest", source_fps: float | None = None,
                 progress: bool = False) -> MotionTrack:

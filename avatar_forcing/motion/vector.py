@@ -54,7 +54,7 @@ RANGE_LOW = np.concatenate([np.zeros(NUM_BLENDSHAPES, np.float32), _POSE_LOW])
 RANGE_HIGH = np.concatenate([np.ones(NUM_BLENDSHAPES, np.float32), _POSE_HIGH])
 
 _INDEX = {name: i for i, name in enumerate(MOTION_NAMES)}
-TRACK_FORMAT_VERSION = 1
+TRACK_FORMAT_VERSION = 2  # 2: values relative to the face's rest (motion/neutral.py)
 
 
 def idx(name: str) -> int:
@@ -76,11 +76,14 @@ def clip_to_range(motion: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MotionTrack:
-    """A motion sequence at a fixed frame rate; ``mask[t]`` is False where the frame was filled in."""
+    """A motion sequence at a fixed frame rate; ``mask[t]`` is False where the frame was filled in.
+    Tracked motion is absolute (tracker units) until ``relative_to_rest`` makes it relative; motion files
+    hold relative motion and the rest it is relative to."""
 
     values: np.ndarray  # (T, MOTION_DIM) float32
     fps: float = FPS
     mask: np.ndarray | None = None  # (T,) bool, True = observed
+    rest: np.ndarray | None = None  # (MOTION_DIM,) the absolute rest the values are relative to
 
     def __post_init__(self) -> None:
         self.values = validate_motion(self.values)
@@ -95,6 +98,16 @@ class MotionTrack:
 
     def channel(self, name: str) -> np.ndarray:
         return self.values[:, idx(name)]
+
+    def relative_to_rest(self) -> MotionTrack:
+        """Absolute tracked motion -> the same track relative to its rest (estimated over the clip)."""
+        from avatar_forcing.motion.neutral import rest_of_track, to_relative
+
+        if self.rest is not None:
+            return self
+        observed = self.values[self.mask] if self.mask.any() else self.values
+        rest = rest_of_track(observed)
+        return MotionTrack(to_relative(self.values, rest), self.fps, self.mask, rest)
 
 
 def validate_motion(values: np.ndarray, what: str = "motion") -> np.ndarray:
@@ -115,7 +128,9 @@ def save_motion(path: str | Path, track: MotionTrack) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, motion=track.values, mask=track.mask, fps=np.float32(track.fps),
+    if track.rest is None:
+        raise InputError("motion files hold motion relative to a rest: call relative_to_rest() first")
+    np.savez(tmp, motion=track.values, mask=track.mask, fps=np.float32(track.fps), rest=track.rest,
              names=np.array(MOTION_NAMES), version=np.int32(TRACK_FORMAT_VERSION))
     tmp.replace(path)
 
@@ -133,13 +148,18 @@ def load_motion(path: str | Path) -> MotionTrack:
             mask = data["mask"] if "mask" in data else None
             fps = float(data["fps"]) if "fps" in data else FPS
             names = tuple(str(n) for n in data["names"]) if "names" in data else MOTION_NAMES
+            rest = data["rest"] if "rest" in data else None  # version 1 files hold absolute motion
     except InputError:
         raise
     except Exception as exc:  # zip/format errors from numpy
         raise InputError(f"cannot read motion file {path}: {exc}") from None
     if names != MOTION_NAMES:
         raise InputError(f"{path} has different motion channels than this version expects")
-    return MotionTrack(validate_motion(values, f"motion in {path}"), fps, mask)
+    track = MotionTrack(validate_motion(values, f"motion in {path}"), fps, mask)
+    if rest is None:
+        return track.relative_to_rest()
+    track.rest = validate_motion(np.asarray(rest).reshape(1, -1), f"rest in {path}")[0]
+    return track
 
 
 @dataclass

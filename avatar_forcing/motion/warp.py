@@ -20,7 +20,8 @@ from scipy.spatial import Delaunay
 
 @dataclass(frozen=True)
 class WarpConfig:
-    cell: int = 4  # coarse grid cell, output pixels (lips and lids are a few cells tall at 512^2)
+    cells_per_face: float = 48.0  # coarse grid cells across a face width (lips and lids are a few cells tall)
+    min_cell: int = 2  # output pixels; a smaller cell only costs time
     inverse_iterations: int = 8  # fixed-point steps of the backward map
     inverse_damping: float = 0.5  # share of each step taken: converges where a turned face compresses
     border_points: int = 8  # fixed control points per image side
@@ -29,16 +30,20 @@ class WarpConfig:
 
 
 class MeshWarper:
-    def __init__(self, rest_points: np.ndarray, size: int, cfg: WarpConfig = WarpConfig()):
+    """Warps an (height, width) image region whose border stays fixed."""
+
+    def __init__(self, rest_points: np.ndarray, shape: tuple[int, int], face_width: float,
+                 cfg: WarpConfig = WarpConfig()):
         self.cfg = cfg
-        self.size = size
-        border = np.linspace(0, size - 1, cfg.border_points)
+        self.height, self.width = height, width = shape
+        xs = np.linspace(0, width - 1, cfg.border_points)
+        ys = np.linspace(0, height - 1, cfg.border_points)
         frame = np.concatenate(
             [
-                np.stack([border, np.zeros_like(border)], 1),
-                np.stack([border, np.full_like(border, size - 1)], 1),
-                np.stack([np.zeros_like(border), border], 1),
-                np.stack([np.full_like(border, size - 1), border], 1),
+                np.stack([xs, np.zeros_like(xs)], 1),
+                np.stack([xs, np.full_like(xs, height - 1)], 1),
+                np.stack([np.zeros_like(ys), ys], 1),
+                np.stack([np.full_like(ys, width - 1), ys], 1),
             ]
         )
         self.num_free = len(rest_points)
@@ -48,10 +53,11 @@ class MeshWarper:
         a, b, c = self.points[self.triangles].transpose(1, 0, 2)
         self._rest_sign = np.sign(_cross(b - a, c - a))
         # Coarse sample j sits where cv2.resize (bilinear, n -> size) samples it: (j + 0.5) * step - 0.5.
-        self.grid_cells = max(size // cfg.cell, 2)
-        self.step = size / self.grid_cells
-        axis = (np.arange(self.grid_cells) + 0.5) * self.step - 0.5
-        gx, gy = np.meshgrid(axis, axis)
+        cell = max(cfg.min_cell, int(face_width / cfg.cells_per_face))
+        self.cells = (max(height // cell, 2), max(width // cell, 2))  # rows, columns
+        self.step = np.array([width / self.cells[1], height / self.cells[0]], np.float32)  # x, y
+        gx, gy = np.meshgrid((np.arange(self.cells[1]) + 0.5) * self.step[0] - 0.5,
+                             (np.arange(self.cells[0]) + 0.5) * self.step[1] - 0.5)
         grid = np.stack([gx.ravel(), gy.ravel()], 1)
         simplex = tri.find_simplex(grid)
         simplex[simplex < 0] = 0  # outside the hull (never, the corners are control points): any triangle
@@ -63,8 +69,8 @@ class MeshWarper:
             (bary.ravel(), (rows, tri.simplices[simplex].ravel())), shape=(len(grid), len(self.points))
         )
         self.grid_xy = np.stack([gx, gy], -1).astype(np.float32)
-        pixels = np.arange(size, dtype=np.float32)
-        self.pixel_xy = np.stack(np.meshgrid(pixels, pixels), -1)  # (size, size, 2) identity map
+        self.pixel_xy = np.stack(np.meshgrid(np.arange(width, dtype=np.float32),
+                                             np.arange(height, dtype=np.float32)), -1)  # identity map
 
     def full_displacement(self, free: np.ndarray) -> np.ndarray:
         """Displacement of every control point; the image-border points stay fixed."""
@@ -101,9 +107,8 @@ class MeshWarper:
         return float(np.abs(_cross(b - a, c - a))[self.flipped(disp)].sum() / 2)
 
     def backward_map(self, disp: np.ndarray) -> np.ndarray:
-        """(size, size, 2) float32 source coordinates for every output pixel."""
-        n = self.grid_cells
-        forward = (self.weights @ disp).astype(np.float32).reshape(n, n, 2)
+        """(height, width, 2) float32 source coordinates for every output pixel."""
+        forward = (self.weights @ disp).astype(np.float32).reshape(*self.cells, 2)
         offset = -forward
         for _ in range(self.cfg.inverse_iterations):
             sample = (self.grid_xy + offset + 0.5) / self.step - 0.5  # coarse-grid index coordinates
@@ -111,7 +116,7 @@ class MeshWarper:
                 forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
             )
             offset += self.cfg.inverse_damping * (step - offset)
-        fine = cv2.resize(offset, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        fine = cv2.resize(offset, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         fine += self.pixel_xy
         return fine
 

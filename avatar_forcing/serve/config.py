@@ -39,7 +39,7 @@ class ServerConfig:
 
     # real-time media
     fps: int = 25
-    size: int = 512
+    size: int = 512  # longer side of the avatar's frames (the portrait keeps its framing)
     sample_rate: int = 16000
     playout_delay_s: float = 0.6  # output runs this far behind the input: block (0.4) + look-ahead + compute
     max_backlog_s: float = 1.2  # a worker further behind than this skips input (video degrades, audio not)

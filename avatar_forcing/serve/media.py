@@ -121,11 +121,11 @@ async def feed_timeline(timeline: Timeline, user_audio: UserAudio, user_video: U
 class AvatarVideoTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, timeline: Timeline, metrics: MediaMetrics, size: int):
+    def __init__(self, timeline: Timeline, metrics: MediaMetrics, shape: tuple[int, int]):
         super().__init__()
         self.timeline = timeline
         self.metrics = metrics
-        self.blank = np.zeros((size, size, 3), np.uint8)
+        self.blank = np.zeros((*shape, 3), np.uint8)  # (height, width) of the avatar's frames
         self._index = 0
         self._last_block = -1
 

@@ -106,7 +106,8 @@ class ServeSession:
             offered = {t.kind for t in self.pc.getTransceivers()}
             if "video" not in offered:
                 raise BadOffer("the offer has no video section, so the avatar cannot be sent")
-            self.pc.addTrack(AvatarVideoTrack(self.timeline, self.metrics, self.cfg.size))
+            shape = getattr(self.engine, "frame_shape", None) or (self.cfg.size, self.cfg.size)
+            self.pc.addTrack(AvatarVideoTrack(self.timeline, self.metrics, shape))
             if "audio" in offered:  # a client may want the picture only
                 self.pc.addTrack(AvatarAudioTrack(self.timeline, self.metrics, self.cfg.sample_rate))
             await self.pc.setLocalDescription(await self.pc.createAnswer())

@@ -67,16 +67,6 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out / peak if peak > 1.0 else out
 
 
-def square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize (the user's webcam panel)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    y, x = (h - side) // 2, (w - side) // 2
-    return cv2.resize(rgb[y: y + side, x: x + side], (size, size), interpolation=cv2.INTER_AREA)
-
-
 def frames_at_fps(frames: Iterator[tuple[np.ndarray, float]], fps: float = FPS) -> Iterator[np.ndarray]:
     """Resample timestamped frames to a constant rate (latest frame at or before each output time);
     the last frame repeats forever, so callers take as many as they need."""
@@ -146,7 +136,8 @@ def generate(portrait: str | Path | np.ndarray | None, avatar_audio: str | Path 
             user_values = _motion(user_motion).values if is_rig else np.asarray(user_motion)
         left = None
         if side_by_side:
-            left = _user_panel(session.backend, user_video, user_values, user_portrait, options.output_size)
+            left = _user_panel(session.backend, user_video, user_values, user_portrait,
+                               session.frame_shape[0])
         audio = avatar_pcm if not (side_by_side and user_pcm is not None) else mix(avatar_pcm, user_pcm)
         session.push_avatar_audio(avatar_pcm, SAMPLE_RATE)
         if user_pcm is not None and len(user_pcm):
@@ -196,10 +187,12 @@ def _motion(source) -> MotionTrack:
 def _encode_video(session: AvatarSession, path: str | Path, progress: bool) -> np.ndarray:
     """The user's video -> (T, D) motion at 25 fps with the session's backend (the rig tracks it with
     MediaPipe and fills gaps; other backends encode every frame)."""
-    if isinstance(session.backend, RigBackend):
+    if isinstance(session.backend, RigBackend):  # relative to the user's rest over the whole clip
+        from avatar_forcing.motion.neutral import rest_of_track, to_relative
         from avatar_forcing.motion.tracker import track_video
 
-        return track_video(path, progress=progress).values
+        values = track_video(path, progress=progress).values
+        return to_relative(values, rest_of_track(values))
     from avatar_forcing.media.video import read_video
 
     times = np.array([t for _, t in read_video(path)])  # a first pass for the length (decoding is cheap)
@@ -212,24 +205,22 @@ def _encode_video(session: AvatarSession, path: str | Path, progress: bool) -> n
 
 
 def _user_panel(backend: MotionBackend, user_video, user_values: np.ndarray | None, user_portrait,
-                size: int) -> Iterator[np.ndarray]:
-    """The left half of a side-by-side video, one frame per output frame."""
+                height: int) -> Iterator[np.ndarray]:
+    """The left half of a side-by-side video (scaled to the avatar's height), one frame per output frame."""
+    from avatar_forcing.media.image import fit_height
+
     if user_video is not None:
         from avatar_forcing.media.video import read_video
 
-        return (square(rgb, size) for rgb in frames_at_fps(read_video(user_video)))
-    from avatar_forcing.stream.session import resize_frames
-
+        return (fit_height(rgb, height) for rgb in frames_at_fps(read_video(user_video)))
     identity = backend.encode_portrait(default_portrait(mirrored=True) if user_portrait is None
                                        else user_portrait)
     values = user_values if user_values is not None else identity.reference_motion[None]
-    if backend.name == "rig":  # show the user's deviations from their own median pose and expression
-        identity.state.retarget(np.median(values, axis=0))
 
     def panel() -> Iterator[np.ndarray]:
         k = 0
         while True:  # the user's motion ends: hold the last pose
-            yield resize_frames(backend.decode(identity, values[min(k, len(values) - 1)][None]), size)[0]
+            yield fit_height(backend.decode(identity, values[min(k, len(values) - 1)][None])[0], height)
             k += 1
 
     return panel()

@@ -22,7 +22,9 @@ class SessionOptions:
     nfe: int = 10                   # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0          # w_a: guidance towards the avatar's own audio
     cfg_user: float = 1.0           # w_u: guidance towards the user (audio + motion)
-    output_size: int = 512          # rendered frames are output_size x output_size
+    # Rig: frames keep the portrait's framing, scaled down once so the longer side is at most this;
+    # None = the photo's own size. LIA: frames are output_size squared (None: its native size).
+    output_size: int | None = None
     render: bool = True             # False: motion only (benchmarks, 3D-engine front ends)
     seed: int = 0                   # noise of every block comes from one generator seeded here
     device: str = "auto"            # "auto": the GPU when there is one, else the CPU; or "cpu", "cuda:1"...
@@ -46,8 +48,8 @@ class SessionOptions:
             raise ConfigError(f"block_size must be >= 1, got {self.block_size}")
         if self.nfe < 1:
             raise ConfigError(f"nfe must be >= 1, got {self.nfe}")
-        if not 16 <= self.output_size <= 2048:
-            raise ConfigError(f"output_size must be in [16, 2048], got {self.output_size}")
+        if self.output_size is not None and not 16 <= self.output_size <= 4096:
+            raise ConfigError(f"output_size must be None or in [16, 4096], got {self.output_size}")
         if self.max_gap_s < 0:
             raise ConfigError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
         if not 0.0 <= self.min_audio_coverage <= 1.0:

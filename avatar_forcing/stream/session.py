@@ -53,7 +53,8 @@ from avatar_forcing.motion.backend import (
     backend_from_record,
     check_motion,
 )
-from avatar_forcing.motion.vector import FPS, MotionStats, clip_to_range
+from avatar_forcing.motion.neutral import OnlineRest, clip_relative
+from avatar_forcing.motion.vector import FPS, MotionStats
 from avatar_forcing.stream.features import AudioFeatures, FeatureStream, audio_features_for
 from avatar_forcing.stream.inputs import (
     FRAME_SAMPLES,
@@ -70,10 +71,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default_model"
 IDLE_SKIP_S = 2.0  # a stretch with no input at all longer than this is skipped, not generated
-# Rig backend: a real portrait's tracked face can lie far outside the training motion (a corpus that never
-# moves a channel gives it a tiny std, so a photo's value is tens of stds away and the output turns to
-# noise). The reference enters the model clipped to this many stds of the training motion.
-REFERENCE_CLIP_STD = 3.0
 
 
 @dataclass
@@ -93,8 +90,8 @@ class BlockTimings:
 @dataclass
 class Block:
     start_frame: int                # on the session timeline (25 fps from the start)
-    motion: np.ndarray              # (n, D) the backend's units (rig: 58-d, clipped to the valid ranges)
-    frames: np.ndarray | None       # (n, S, S, 3) uint8, None when rendering is off
+    motion: np.ndarray              # (n, D) the backend's units (rig: 58-d relative to rest, clipped)
+    frames: np.ndarray | None       # (n, H, W, 3) uint8 (the portrait's framing), None when not rendering
     avatar_audio: np.ndarray        # (n * 640,) float32 16 kHz: what the avatar says during these frames
     timings: BlockTimings = field(default_factory=BlockTimings)
     has_user: bool = True           # False: talking-only block (no user input in it)
@@ -112,7 +109,7 @@ class TimedFrame:
     index: int                      # frame on the session timeline
     time: float                     # seconds on the session timeline
     motion: np.ndarray              # (D,)
-    image: np.ndarray | None        # (S, S, 3) uint8
+    image: np.ndarray | None        # (H, W, 3) uint8
     audio: np.ndarray               # (640,) the avatar audio of this frame
 
 
@@ -174,9 +171,10 @@ def with_block_size(model: torch.nn.Module, block_size: int | None) -> torch.nn.
 
 def make_backend(record: dict | None, directory: Path | None, options: SessionOptions,
                  device: torch.device, dtype: torch.dtype) -> MotionBackend:
-    """The checkpoint's motion backend, placed on the session's device (rig: frames of output_size)."""
+    """The checkpoint's motion backend, placed on the session's device (rig: the portrait's own framing,
+    its longer side at most output_size)."""
     if (record or {}).get("backend", "rig") == "rig":
-        return RigBackend(RigBackendConfig(size=options.output_size))
+        return RigBackend(RigBackendConfig(max_side=options.output_size))
     backend = backend_from_record(record, directory)
     from avatar_forcing.motion.lia.backend import LiaBackend
 
@@ -198,9 +196,10 @@ def load_portrait(portrait: str | Path | np.ndarray | None) -> np.ndarray:
     return np.asarray(portrait)
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, S, S, 3) -> (T, size, size, 3): a backend with a native frame size (LIA) meets output_size."""
-    if frames.shape[1] == size:
+def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
+    """(T, S, S, 3) -> (T, size, size, 3): a backend with a native square frame size (LIA) meets
+    output_size (None: as the backend renders)."""
+    if size is None or frames.shape[1] == size:
         return frames
     import cv2
 
@@ -246,7 +245,8 @@ class AvatarSession:
                  stats: MotionStats | None = None, reference_motion: np.ndarray | None = None,
                  backend: MotionBackend | None = None, audio_features: AudioFeatures | None = None):
         """`model` + `stats`: an in-memory model instead of a checkpoint. `reference_motion` (D,): skip the
-        portrait's encoding (only with ``render=False``; tests and motion-only front ends). `backend` and
+        portrait's encoding (only with ``render=False``; tests and motion-only front ends; for the rig it
+        is the rest, zero). `backend` and
         `audio_features` override what the checkpoint asks for (default for an in-memory model: the rig and
         log-mel)."""
         from avatar_forcing.model.config import SamplerConfig
@@ -274,14 +274,9 @@ class AvatarSession:
         self.identity: PortraitIdentity | None = None
         if opts.render or reference_motion is None:
             self.identity = self.backend.encode_portrait(load_portrait(portrait))  # raises NoFaceError (rig)
-            reference_motion = self.identity.reference_motion
-            if self.backend.name == "rig":  # generated motion moves around the training data's neutral
-                self.identity.state.retarget(self.stats.mean)
+            reference_motion = self.identity.reference_motion  # rig: the rest (zero), never the photo's own
         self.reference_motion = check_motion(reference_motion, self.motion_dim, "reference motion")[0]
-        normalized = self.stats.normalize(self.reference_motion)
-        if self.backend.name == "rig":
-            normalized = np.clip(normalized, -REFERENCE_CLIP_STD, REFERENCE_CLIP_STD)
-        reference = torch.as_tensor(normalized, device=self.device)
+        reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=self.device)
         schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
                                 first_block=opts.first_block, schedule=schedule)
@@ -299,6 +294,15 @@ class AvatarSession:
             if size != dim:
                 raise CheckpointError(f"the {self.backend.name} motion backend has {dim} numbers per frame "
                                       f"but {what} has {size}: checkpoint and backend do not belong together")
+
+    @property
+    def frame_shape(self) -> tuple[int, int] | None:
+        """(height, width) of the rendered frames (None without a portrait)."""
+        if self.identity is None:
+            return None
+        if isinstance(self.backend, RigBackend) or self.options.output_size is None:
+            return self.identity.size
+        return self.options.output_size, self.options.output_size
 
     @property
     def renderer(self):
@@ -322,6 +326,8 @@ class AvatarSession:
             self.user_audio = _AudioStream("user audio", self.audio_features)
             self.avatar_audio = _AudioStream("avatar audio", self.audio_features)
             self.user_motion = MotionInput(self.options.max_gap_s, self.motion_dim)
+            # the rig's user motion is relative to the user's own resting face, estimated online
+            self.user_rest = OnlineRest() if isinstance(self.backend, RigBackend) else None
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
             self.advanced_frames = 0     # the clock set by advance_to
@@ -397,11 +403,14 @@ class AvatarSession:
         motion = self._encoder.encode(arr, int(round(t * 1000)))
         with self._lock:
             self._track_ms += (time.perf_counter() - start) * 1000
+            if motion is not None and self.user_rest is not None:
+                motion = self.user_rest.update(motion)
             self.user_motion.add(t, motion, self.committed)
 
     def push_user_motion(self, motion: np.ndarray, timestamp: float | None = None) -> None:
         """The user's motion (n, motion_dim) at 25 fps (an avatar, a 3D face tracker, a motion file),
-        continuing the stream or starting at `timestamp` seconds."""
+        continuing the stream or starting at `timestamp` seconds. Rig: relative to the user's rest, as
+        `avatar-forcing track` writes it (motion/neutral.py)."""
         t = None if timestamp is None else check_timestamp(timestamp, "user motion")
         with self._lock:
             self._check_open()
@@ -500,7 +509,7 @@ class AvatarSession:
                                          has_user=has_user)
         motion = self.stats.denormalize(motion[0].float().cpu().numpy())
         if isinstance(self.backend, RigBackend):  # physical units with hard limits
-            motion = clip_to_range(motion)
+            motion = clip_relative(motion)
         timings.dfot_ms = (time.perf_counter() - start) * 1000
 
         frames = None

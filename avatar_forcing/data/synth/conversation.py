@@ -1,7 +1,8 @@
 """Assemble one synthetic conversation: script + speech -> two audio tracks, two motion tracks, labels.
 
-Each participant's motion = their resting face + mouth (own phonemes) + talking head (own prosody) +
-smiles/laughter + blinks + listening reactions to the other (rules in listening.py) + idle motion.
+Each participant's motion (relative to their resting face, which is stored beside it) = mouth (own phonemes) +
+talking head (own prosody) + smiles/laughter + blinks + listening reactions to the other (rules in
+listening.py) + idle motion.
 Everything is drawn from one generator seeded by (seed, split, index), so a conversation is a pure
 function of those three numbers.
 """
@@ -20,6 +21,7 @@ from avatar_forcing.data.synth.signals import envelope, frame_times, smooth_nois
 from avatar_forcing.data.synth.speech import Utterance, Voice, draw_voices, script
 from avatar_forcing.data.synth.talking import blinks, laugh_motion, prosody, smile_curve, talking_head
 from avatar_forcing.data.synth.visemes import MOUTH_COLUMNS, mouth_track, viseme_segments
+from avatar_forcing.motion.neutral import clip_relative
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, clip_to_range, idx
 
 SPLIT_CODES = {"train": 0, "heldout": 1}
@@ -155,7 +157,7 @@ def generate(
                     event("gaze_shift", u.start - 0.1, u.start - 0.1, "own_turn_start", direction=direction)
                 )
 
-        m = np.tile(rests[p], (frames, 1))
+        m = np.zeros((frames, MOTION_DIM), np.float32)  # relative to the speaker's rest (motion/neutral.py)
         segs = viseme_segments(
             [
                 (u.start + ph.start, u.start + ph.end, ph.symbol)
@@ -184,7 +186,7 @@ def generate(
         m[:, idx("log_scale")] += LOG_SCALE_DRIFT * smooth_noise(rng, frames, cfg.fps, 3.0, 1)[:, 0]
         participants.append(
             Participant(
-                motion=clip_to_range(m),
+                motion=clip_relative(m),
                 features=log_mel(audio[p]).astype(np.float16),
                 mask=np.ones(frames, bool),
                 rest=clip_to_range(rests[p][None])[0],

@@ -93,7 +93,7 @@ class LiaBackend:
     def encode_portrait(self, rgb: np.ndarray) -> PortraitIdentity:
         latent, feats = self.generator.encode(self._input([check_frame(rgb, "portrait")]))
         reference = self.generator.motion(latent)[0].float().cpu().numpy()
-        return PortraitIdentity(reference, self.size, LiaIdentity(latent, feats))
+        return PortraitIdentity(reference, (self.size, self.size), LiaIdentity(latent, feats))
 
     @torch.no_grad()
     def encode_frames(self, frames: Iterable[np.ndarray]) -> np.ndarray:
