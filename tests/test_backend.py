@@ -78,4 +78,4 @@ def test_rig_backend_round_trip(astronaut):
     identity = rig.encode_portrait(astronaut)
     assert identity.reference_motion.shape == (MOTION_DIM,)
     video = rig.decode(identity, np.stack([identity.reference_motion] * 2))
-    assert video.shape == (2, identity.size, identity.size, 3) and video.dtype == np.uint8
+    assert video.shape == (2, *identity.size, 3) and video.dtype == np.uint8

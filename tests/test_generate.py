@@ -34,7 +34,7 @@ def test_frames_at_fps_holds_and_repeats():
     assert got == [0, 0, 0, 1, 1, 2, 2, 2]
 
 
-def test_generate_writes_a_decodable_mp4_with_audio(tmp_path, astronaut):
+def test_generate_writes_a_decodable_mp4_with_audio(tmp_path, astronaut_face):
     pytest.importorskip("avatar_forcing.motion.renderer")
     import torch
 
@@ -47,7 +47,7 @@ def test_generate_writes_a_decodable_mp4_with_audio(tmp_path, astronaut):
     audio = (np.sin(np.arange(int(sr * seconds)) / sr * 2 * np.pi * 220) * 0.3).astype(np.float32)
     options = SessionOptions(output_size=128, nfe=1, random_init=True)
     with pytest.warns(UserWarning, match="UNTRAINED"):
-        result = generate(astronaut, audio, tmp_path / "out.mp4", options=options, progress=False,
+        result = generate(astronaut_face, audio, tmp_path / "out.mp4", options=options, progress=False,
                           user_motion=np.zeros((10, MOTION_DIM), np.float32), side_by_side=True,
                           export_prefix=tmp_path / "motion")
     assert result.frames == 23 and result.motion.shape == (23, MOTION_DIM)

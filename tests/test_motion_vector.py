@@ -16,11 +16,24 @@ def test_save_load_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     values = rng.uniform(0, 1, (30, 58)).astype(np.float32)
     mask = rng.uniform(size=30) > 0.2
-    mv.save_motion(tmp_path / "m.npz", mv.MotionTrack(values, 25.0, mask))
+    track = mv.MotionTrack(values, 25.0, mask)
+    with pytest.raises(InputError, match="relative"):  # files hold relative motion only
+        mv.save_motion(tmp_path / "m.npz", track)
+    relative = track.relative_to_rest()
+    mv.save_motion(tmp_path / "m.npz", relative)
     back = mv.load_motion(tmp_path / "m.npz")
-    np.testing.assert_array_equal(back.values, values)
+    np.testing.assert_array_equal(back.values, relative.values)
+    np.testing.assert_array_equal(back.rest, relative.rest)
     np.testing.assert_array_equal(back.mask, mask)
+    np.testing.assert_allclose(back.values + back.rest, values, atol=1e-6)
     assert back.fps == 25.0
+
+
+def test_version_1_files_of_absolute_motion_load_relative(tmp_path):
+    values = np.random.default_rng(1).uniform(0, 1, (40, 58)).astype(np.float32)
+    np.savez(tmp_path / "old.npz", motion=values, fps=np.float32(25), version=np.int32(1))
+    back = mv.load_motion(tmp_path / "old.npz")
+    np.testing.assert_allclose(back.values + back.rest, values, atol=1e-6)
 
 
 def test_wrong_shape_and_garbage_are_clear_errors(tmp_path):

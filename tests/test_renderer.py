@@ -99,7 +99,7 @@ def test_every_control_is_bounded(renderer):
     assert (low <= 0).all() and (high > 0).all() and len(low) == NUM_BLENDSHAPES
     xy = renderer.face_landmarks(ask(mouthPucker=1.0, mouthFunnel=1.0))
     width = np.linalg.norm(xy[MOUTH_CORNERS["L"][0]] - xy[MOUTH_CORNERS["R"][0]])
-    assert width >= 0.74 * renderer.rig.mouth_width
+    assert width >= 0.6 * renderer.rig.mouth_width  # real mouths reach 0.53-0.88 (1st pct., DATA.md)
 
 
 def test_rig_units_are_the_portraits_own(astronaut):

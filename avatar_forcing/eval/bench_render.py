@@ -18,7 +18,7 @@ from avatar_forcing.motion.vector import MOTION_DIM, idx
 
 
 def _motion_sequence(frames: int) -> np.ndarray:
-    """Talking-like relative motion: the jaw opens and closes, the head turns a little, blinks now and then."""
+    """Talking-like relative motion: the jaw opens and closes, the head turns, a blink now and then."""
     t = np.arange(frames) / 25.0
     m = np.zeros((frames, MOTION_DIM), np.float32)
     m[:, idx("jawOpen")] = 0.15 * (1 + np.sin(2 * np.pi * 3 * t))

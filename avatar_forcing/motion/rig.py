@@ -87,32 +87,38 @@ class RigConfig:
     corner), lids in fractions of each eye's own opening, brows, cheeks and nose in face widths. The two
     sides of every paired control share one number, so the rig is symmetric by construction."""
 
-    jaw_drop: float = 0.6  # lower lip / chin travel at jawOpen = 1
+    # Real-face geometry per unit of each blendshape, the mean over the nine real videos of
+    # docs/benchmarks/real_faces.json (scripts/measure_real_faces.py), each person counting once:
+    # lip gap 0.82 mouth widths per jawOpen; mouth width -0.21 per pucker, -0.17 per funnel, +0.32 per
+    # smile, +0.47 per stretch, -0.08 per jawOpen; corner lift 0.22 per smile; eye opening -1.81 per
+    # blink and -0.65 per squint; brow height 0.074 face widths per browInnerUp.
+    jaw_drop: float = 0.82  # lower lip / chin travel at jawOpen = 1
+    jaw_narrow: float = 0.04  # per corner: the mouth narrows a little as the jaw drops
     jaw_line: float = 0.01  # face widths above the mouth centre where the moving jaw begins ...
     jaw_fade: float = 0.06  # ... and below it where it moves fully
     jaw_width: float = 0.42  # sideways falloff of the jaw's motion toward the ears (face widths)
-    jaw_corner_follow: float = 0.5  # the mouth corners move half as much as the lower lip
+    jaw_corner_follow: float = 0.5  # the mouth corners drop half as much as the lower lip
     mouth_close_lift: float = 0.15
-    pucker_inward: float = 0.08  # per corner: pucker 1 leaves 0.84 of the mouth width
-    funnel_inward: float = 0.045  # per corner, and the lips part a little:
+    pucker_inward: float = 0.105  # per corner
+    funnel_inward: float = 0.085  # per corner, and the lips part a little:
     funnel_open: float = 0.06
-    smile_out: float = 0.12
-    smile_up: float = 0.13
+    smile_out: float = 0.16
+    smile_up: float = 0.22
     frown_down: float = 0.1
-    stretch_out: float = 0.1
+    stretch_out: float = 0.235
     press_up: float = 0.035
     upper_up: float = 0.07
     lower_down: float = 0.08
     roll_lower: float = 0.05
     corner_radius: float = 0.33  # falloff radius around a mouth corner
-    blink_cover: float = 0.85  # upper lid travels this fraction of the eye opening
-    blink_lower_rise: float = 0.1
+    blink_cover: float = 1.55  # upper lid travel per unit, as a fraction of the eye opening ...
+    blink_lower_rise: float = 0.25  # ... and the lower lid's: the eye is shut at eyeBlink 0.55
     blink_crease_follow: float = 0.35
     wide_lift: float = 0.3
-    squint_rise: float = 0.3
-    squint_lower: float = 0.1
-    brow_inner_up: float = 0.05  # face widths from here on
-    brow_outer_up: float = 0.045
+    squint_rise: float = 0.45
+    squint_lower: float = 0.2
+    brow_inner_up: float = 0.074  # face widths from here on
+    brow_outer_up: float = 0.065
     brow_down: float = 0.035
     brow_radius: float = 0.09
     cheek_up: float = 0.03
@@ -132,6 +138,7 @@ class RigConfig:
         ("browOuterUp", -0.5, 1.0),
         ("jawOpen", -0.1, 1.0),
         ("mouthClose", 0.0, 0.6),
+        ("eyeBlink", 0.0, 0.56),  # shut: more would push the lid through the lower lid
     )
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +218,9 @@ class FaceRig:
         below[lower] = 1.0
         below[corners] = c.jaw_corner_follow
         self._set("jawOpen", below[:, None] * self._mouth(0, c.jaw_drop))
+        for side, sign in (("R", 1.0), ("L", -1.0)):
+            narrow = self._mouth(sign * c.jaw_narrow, 0)
+            self._set("jawOpen", self._radial(MOUTH_CORNERS[side][:1], narrow, radius))
         self._set("mouthClose", self._points(lower, self._mouth(0, -c.mouth_close_lift)))
         self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._mouth(0, -c.roll_lower)))
 
@@ -297,8 +307,15 @@ class FaceRig:
 
     def displacement(self, amounts: np.ndarray) -> np.ndarray:
         """(478, 2) pixel displacement for 52 blendshape amounts (relative to the portrait's rest), each
-        clipped to where it still looks like a face."""
-        return np.tensordot(self.clip(amounts), self.basis, axes=1)
+        clipped to where it still looks like a face; lids that the controls together would cross meet."""
+        disp = np.tensordot(self.clip(amounts), self.basis, axes=1)
+        for side in "RL":
+            up, lo = list(EYE_UPPER[side]), list(EYE_LOWER[side])
+            overlap = ((self.rest[up] + disp[up]) - (self.rest[lo] + disp[lo])) @ self.ey  # > 0: crossed
+            shut = np.maximum(overlap, 0.0)[:, None] * self.ey / 2
+            disp[up] -= shut
+            disp[lo] += shut
+        return disp
 
     def clip(self, amounts: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(amounts, np.float64), *self._bounds)

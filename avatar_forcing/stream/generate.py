@@ -213,6 +213,8 @@ def _user_panel(backend: MotionBackend, user_video, user_values: np.ndarray | No
         from avatar_forcing.media.video import read_video
 
         return (fit_height(rgb, height) for rgb in frames_at_fps(read_video(user_video)))
+    if isinstance(backend, RigBackend):  # the user's photo at its own size, then scaled to the avatar's
+        backend = RigBackend()
     identity = backend.encode_portrait(default_portrait(mirrored=True) if user_portrait is None
                                        else user_portrait)
     values = user_values if user_values is not None else identity.reference_motion[None]

@@ -72,12 +72,17 @@ class TalkingConfig:
     head_drift: float = 0.05  # radians of slow wandering yaw/roll while speaking
     head_drift_seconds: float = 1.5
     speaking_smile_prob: float = 0.25  # per sentence
-    speaking_smile: Range = (0.3, 0.6)
+    speaking_smile: Range = (0.2, 0.4)  # real speakers: median p95 of 0.37 while talking (real_faces.json)
     laugh_smile: Range = (0.75, 0.95)
     laugh_jaw: float = 0.1  # on top of the "ha" visemes, which already open the jaw
     laugh_bob: float = 0.06  # radians of head bob while laughing
     laugh_tilt_back: float = 0.08
     f0_range: Range = (70.0, 400.0)  # Hz searched by the pitch tracker
+    brow_f0_gain: float = 0.8  # brow raise per octave of f0 above the speaker's median
+    brow_emphasis_gain: float = 2.0  # and per unit of (high-passed) loudness
+    brow_seconds: float = 0.12  # brows move smoothly
+    brow_outer_follow: float = 0.9  # the outer brows rise with the inner ones ...
+    brow_eye_wide: float = 0.5  # ... and the eyes open a little wider
 
 
 @dataclass
@@ -142,6 +147,29 @@ class SpeakerStyleConfig:
 
 
 @dataclass
+class RealUnitsConfig:
+    """Per-channel gains that put the corpus in the units MediaPipe reads on real people: the pooled 95th
+    percentile of relative motion on the real talking people of ../shared/real/videos
+    (docs/benchmarks/real_faces.json, all nine videos, never one) over the corpus's own 95th percentile while
+    speaking at gain 1. Fitted by ``scripts/fit_synth_units.py``; a channel missing here keeps gain 1.
+    Channels the tracker never reads on real faces (cheekSquint) get 0."""
+
+    gains: dict[str, float] = field(default_factory=lambda: dict(REAL_UNIT_GAINS))
+
+
+# Written by scripts/fit_synth_units.py (see RealUnitsConfig).
+REAL_UNIT_GAINS: dict[str, float] = {
+    "jawOpen": 1.32, "mouthFunnel": 0.57, "mouthPucker": 1.98, "mouthClose": 0.1,
+    "mouthStretchLeft": 0.24, "mouthStretchRight": 0.24, "mouthPressLeft": 0.31, "mouthPressRight": 0.31,
+    "mouthRollLower": 0.18, "mouthUpperUpLeft": 2.9, "mouthUpperUpRight": 2.9,
+    "mouthLowerDownLeft": 0.85, "mouthLowerDownRight": 0.85, "eyeSquintLeft": 1.81, "eyeSquintRight": 1.81,
+    "eyeWideLeft": 0.68, "eyeWideRight": 0.68, "browInnerUp": 0.98, "browOuterUpLeft": 1.11,
+    "browOuterUpRight": 1.11, "cheekSquintLeft": 0.0, "cheekSquintRight": 0.0,
+    "pitch": 1.54, "yaw": 0.64, "roll": 1.08,
+}
+
+
+@dataclass
 class SynthConfig:
     fps: int = 25
     sample_rate: int = 16000
@@ -154,6 +182,7 @@ class SynthConfig:
     blinks: BlinkConfig = field(default_factory=BlinkConfig)
     listening: ListeningConfig = field(default_factory=ListeningConfig)
     style: SpeakerStyleConfig = field(default_factory=SpeakerStyleConfig)
+    units: RealUnitsConfig = field(default_factory=RealUnitsConfig)
 
 
 PRESETS: dict[str, SynthConfig] = {

@@ -19,7 +19,14 @@ from avatar_forcing.data.synth.config import SpeakerStyleConfig, SynthConfig
 from avatar_forcing.data.synth.listening import Cues, event, glance, react
 from avatar_forcing.data.synth.signals import envelope, frame_times, smooth_noise
 from avatar_forcing.data.synth.speech import Utterance, Voice, draw_voices, script
-from avatar_forcing.data.synth.talking import blinks, laugh_motion, prosody, smile_curve, talking_head
+from avatar_forcing.data.synth.talking import (
+    blinks,
+    laugh_motion,
+    prosody,
+    smile_curve,
+    talking_brows,
+    talking_head,
+)
 from avatar_forcing.data.synth.visemes import MOUTH_COLUMNS, mouth_track, viseme_segments
 from avatar_forcing.motion.neutral import clip_relative
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, clip_to_range, idx
@@ -101,7 +108,7 @@ def generate(
 
     # --- each participant's own behaviour (talking) and the cues the other reacts to ---
     cues = [Cues(), Cues()]
-    own_head, speaking, smiles, laugh_jaw, own_events = [], [], [], [], [[], []]
+    own_head, speaking, smiles, laugh_jaw, brows, own_events = [], [], [], [], [], [[], []]
     for p in range(2):
         mine = [u for u in utterances if u.speaker == p]
         sentences = [u for u in mine if u.kind == "sentence"]
@@ -109,6 +116,7 @@ def generate(
         act = _activity(t, sentences)
         loud, octaves, voiced = prosody(audio[p], frames, spf, cfg.sample_rate, cfg.talking)
         head = talking_head(loud, octaves, voiced, act, cfg.fps, rng, cfg.talking, gain)
+        brows.append(talking_brows(loud, octaves, voiced, act, cfg.fps, cfg.talking, gain))
         smile = np.zeros(frames)
         jaw = np.zeros(frames)
         for u in sentences:
@@ -179,11 +187,16 @@ def generate(
         for ch, v in gaze.items():
             m[:, idx(ch)] += v
         brow = smooth_noise(rng, frames, cfg.fps, cfg.listening.idle_seconds, 1)[:, 0]
-        m[:, idx("browInnerUp")] += cfg.listening.idle_brow * np.abs(brow) * gain
+        m[:, idx("browInnerUp")] += cfg.listening.idle_brow * np.abs(brow) * gain + brows[p]
+        for side in ("Left", "Right"):
+            m[:, idx("browOuterUp" + side)] += cfg.talking.brow_outer_follow * brows[p]
+            m[:, idx("eyeWide" + side)] += cfg.talking.brow_eye_wide * brows[p]
         m[:, idx("pitch") : idx("roll") + 1] += head
         m[:, idx("tx")] += POSE_TRANSLATION[0] * head[:, 1]
         m[:, idx("ty")] += POSE_TRANSLATION[1] * head[:, 0]
         m[:, idx("log_scale")] += LOG_SCALE_DRIFT * smooth_noise(rng, frames, cfg.fps, 3.0, 1)[:, 0]
+        for name, g in cfg.units.gains.items():  # into the units of real people (RealUnitsConfig)
+            m[:, idx(name)] *= g
         participants.append(
             Participant(
                 motion=clip_relative(m),

@@ -63,6 +63,16 @@ def talking_head(
     return pose * (gain * speaking[:, None])
 
 
+def talking_brows(loud: np.ndarray, octaves: np.ndarray, voiced: np.ndarray, speaking: np.ndarray,
+                  fps: float, cfg: TalkingConfig, gain: float) -> np.ndarray:
+    """Brow raise (frames,) in [0, 1] while speaking: brows rise with pitch accents and stressed syllables
+    (eyebrow movements accompany F0 rises: Cave et al. 1996; Granstrom & House 2005)."""
+    emphasis = np.maximum(lowpass(loud - lowpass(loud, fps, 0.5), fps, 0.06), 0.0)
+    rise = np.maximum(lowpass(np.where(voiced, octaves, 0.0), fps, 0.15), 0.0)
+    raise_ = cfg.brow_f0_gain * rise + cfg.brow_emphasis_gain * emphasis
+    return np.clip(lowpass(raise_, fps, cfg.brow_seconds) * gain * speaking, 0.0, 1.0)
+
+
 def blinks(
     frames: int, fps: float, rng: np.random.Generator, cfg: BlinkConfig, rate_per_minute: float
 ) -> tuple[np.ndarray, list[float]]:
