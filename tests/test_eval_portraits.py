@@ -128,6 +128,15 @@ def test_picked_frames_are_apart_and_taken_round_robin():
     assert [(p.audio, p.jaw) for p in chosen] == [("x", 0.9), ("y", 0.7), ("x", 0.5)]
 
 
+def test_silent_audio_is_left_out(tmp_path):
+    rng = np.random.default_rng(0)
+    tracks = {"speech": 0.1 * rng.standard_normal(32000), "hiss": 1e-4 * rng.standard_normal(32000),
+              "zeros": np.zeros(32000)}
+    files = [tmp_path / f"{name}.wav" for name in tracks]
+    kept = ev.load_speech(files, ev.PortraitsConfig(seconds=1.0), lambda p: tracks[p.stem])
+    assert list(kept) == ["speech"] and len(kept["speech"]) == ev.SAMPLE_RATE
+
+
 def test_default_audio_files_are_the_videos_with_sound():
     if not REAL_VIDEOS.is_dir():
         pytest.skip("../shared/real is not here")

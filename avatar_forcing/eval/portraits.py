@@ -66,6 +66,9 @@ class PortraitsConfig:
     listen_low_high: tuple[float, float] = (10.0, 90.0)  # smile range = p90 - p10
     calm_speakers: tuple[str, ...] = ("d3", "d14", "d20")  # speakers whose mouth stays wide: judged alone
     listen_preferred: str = "d3.mp4"
+    # an audio track quieter than this (RMS over the seconds used) is silence, not speech: d3, d9 and d18
+    # carry such tracks; speech sits at ~0.04-0.2
+    silent_rms: float = 0.005
     # the rest median: at most this many frames (every k-th), computed in row bands to bound memory
     median_max_frames: int = 100
     median_band_rows: int = 64
@@ -711,6 +714,25 @@ def default_listen_video(videos: Path, cfg: PortraitsConfig) -> Path | None:
     return None
 
 
+def is_silent(pcm: np.ndarray, cfg: PortraitsConfig = PortraitsConfig()) -> bool:
+    return len(pcm) == 0 or float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) < cfg.silent_rms
+
+
+def load_speech(files: Sequence[Path], cfg: PortraitsConfig, load: Callable[[Path], np.ndarray]
+                ) -> dict[str, np.ndarray]:
+    """The first `seconds` of each file; silent ones are left out, with a message (they say nothing about
+    lip sync: the REST phase already covers a silent avatar)."""
+    samples = round(cfg.seconds * SAMPLE_RATE)
+    out = {}
+    for path in files:
+        pcm = load(path)[:samples]
+        if is_silent(pcm, cfg):
+            print(f"{path.name}: its first {cfg.seconds:g} s of audio are silent: left out of SPEECH")
+            continue
+        out[path.stem] = pcm
+    return out
+
+
 def portrait_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural)
 
@@ -764,8 +786,8 @@ def portraits_run(args: argparse.Namespace) -> int:
     audio_files = [Path(a) for a in args.audio] if args.audio else default_audio_files(videos)
     if not audio_files:
         print(f"no audio files (none given, none with audio in {videos}): SPEECH is skipped")
-    samples = round(cfg.seconds * SAMPLE_RATE)
-    audios = {p.stem: load_audio(p)[:samples] for p in audio_files}
+    audios = load_speech(audio_files, cfg, load_audio)
+    audio_files = [p for p in audio_files if p.stem in audios]
     speakers = {p.stem: speaker_reference(p, cfg) for p in tqdm(audio_files, desc="real speakers")}
 
     if args.listen_video == "none":
