@@ -1,0 +1,1 @@
+"""Adapters to other frameworks, each behind its own optional extra (`pip install avatar-forcing[X]`)."""
