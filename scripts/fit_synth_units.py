@@ -51,8 +51,8 @@ def speaking_frames(conv, p: int) -> np.ndarray:
 
 def corpus_motion(n: int, cfg: FitConfig, gains: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     base = PRESETS["default"]
-    synth = dataclasses.replace(base, dialogue=dataclasses.replace(base.dialogue, duration=(cfg.seconds,) * 2),
-                                units=RealUnitsConfig(gains))
+    dialogue = dataclasses.replace(base.dialogue, duration=(cfg.seconds,) * 2)
+    synth = dataclasses.replace(base, dialogue=dialogue, units=RealUnitsConfig(gains))
     motion, speaking = [], []
     for i in tqdm(range(n), desc="synth", unit="conv"):
         conv = generate_fresh(0, "train", i, synth)
@@ -63,7 +63,8 @@ def corpus_motion(n: int, cfg: FitConfig, gains: dict[str, float]) -> tuple[np.n
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=Path("docs/benchmarks/real_faces.json"))
     parser.add_argument("--conversations", type=int, default=6)
     parser.add_argument("--check", action="store_true", help="measure with the shipped gains instead of 1")

@@ -43,7 +43,9 @@ def test_forward_matches(model):
     d = load_file(DATA / "ft_small_forward.safetensors")
     m = projected(model)
     with torch.no_grad():
-        assert torch.equal(m.t_embedder(d["in.t"].double() / 1000), d["inter.t_embed"])
+        # float32 matmuls: equal to rounding (the kernels' summation order differs between CPUs)
+        torch.testing.assert_close(m.t_embedder(d["in.t"].double() / 1000), d["inter.t_embed"],
+                                   rtol=1e-5, atol=1e-6)
         v = m(
             d["in.x"], d["in.t"].double() / 1000, d["in.wa"], d["in.wa_user"], d["in.motion_user"], d["in.wr"]
         )

@@ -1,4 +1,5 @@
-"""The portrait renderer: the neutral, framing, symmetry, bounds, bad portraits, fold-overs, still background."""
+"""The portrait renderer: the neutral, framing, symmetry, bounds, bad portraits, fold-overs, still
+background."""
 
 import cv2
 import numpy as np

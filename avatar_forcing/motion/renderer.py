@@ -22,8 +22,9 @@ import numpy as np
 
 from avatar_forcing.errors import NoFaceError
 from avatar_forcing.motion.eyes import EyelidConfig, draw_eyelid, eye_look
-from avatar_forcing.motion.mouth import MouthConfig, draw_mouth, mouth_opening
+from avatar_forcing.motion.mouth import MouthConfig, draw_mouth, mouth_look, mouth_opening
 from avatar_forcing.motion.rig import (
+    CHEEK,
     EYE_CORNERS,
     EYE_CREASE,
     EYE_LOWER,
@@ -56,7 +57,7 @@ class RenderConfig:
     ring_points: int = 28
     neck_follow: float = 0.5  # ring points below the chin follow the head this much less
     region_margin: float = 0.15  # the warped region reaches this far beyond the outer ring (face widths)
-    max_rotation: float = 0.35  # radians of head rotation from rest the warp shows (more only tears)
+    max_rotation: float = 0.25  # radians of head rotation from rest the warp shows (more only tears)
     max_shift: float = 0.15  # head translation from rest, face widths
     max_log_scale: float = 0.1
     rig: RigConfig = field(default_factory=RigConfig)
@@ -139,6 +140,11 @@ class PortraitRenderer:
         self._upper = np.array(LIP_UPPER_INNER)
         self._lower = np.array(LIP_LOWER_INNER)
         self.rest_opening = mouth_opening(self.landmarks[self._upper, :2], self.landmarks[self._lower, :2])
+        cheeks = np.round(self.landmarks[list(CHEEK["R"] + CHEEK["L"]), :2]).astype(int)
+        cheeks = np.clip(cheeks, 0, [shape[1] - 1, shape[0] - 1])
+        self.mouth_look = mouth_look(self.patch, self.landmarks[self._upper, :2],
+                                     self.landmarks[self._lower, :2], self.patch[cheeks[:, 1], cheeks[:, 0]],
+                                     cfg.mouth)
         self._eyes = []  # per eye: crease, upper and lower lid (corner..corner), rest gap, colours
         for side in "RL":
             outer, inner = EYE_CORNERS[side]
@@ -213,9 +219,8 @@ class PortraitRenderer:
             patch = draw_eyelid(
                 patch, xy[crease], xy[upper], xy[lower], closure, look, self.face_width, self.cfg.eyelid
             )
-        patch = draw_mouth(
-            patch, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening, self.cfg.mouth
-        )
+        patch = draw_mouth(patch, xy[self._upper], xy[self._lower], self.face_width, self.rest_opening,
+                           self.mouth_look, self.cfg.mouth)
         frame = self.image.copy()
         frame[self.region] = patch
         return frame

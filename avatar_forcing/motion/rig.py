@@ -136,7 +136,7 @@ class RigConfig:
         ("browInnerUp", -0.5, 1.0),
         ("browDown", -0.5, 1.0),
         ("browOuterUp", -0.5, 1.0),
-        ("jawOpen", -0.1, 1.0),
+        ("jawOpen", -0.1, 0.8),  # beyond, the chin stretches past any real mouth
         ("mouthClose", 0.0, 0.6),
         ("eyeBlink", 0.0, 0.56),  # shut: more would push the lid through the lower lid
     )
