@@ -15,9 +15,10 @@ class AvatarServiceConfig:
     # Track every Nth frame of the user's camera (MediaPipe ~15 ms a frame); the engine holds the last
     # observation in between. 2 = 12.5 Hz, well above nod and expression rates.
     track_every: int = 2
-    # When the engine falls this far behind, the user's camera frames are no longer tracked (the
-    # costly part of an input frame) until it catches up; audio is always pushed.
-    max_backlog_s: float = 1.2
+    # Overload: input frames further behind real time than this (None: the playout delay) could not be
+    # shown in time any more and are skipped, not generated (the picture repeats, the voice plays on);
+    # at half of it the user's camera is no longer tracked (the costly part of an input frame).
+    max_backlog_s: float | None = None
     # Ask the input transport for the user's camera (UserImageRequestFrame upstream), as Pipecat's
     # vision services do, whenever no picture arrived for this long (SmallWebRTC then sends every frame).
     request_user_video: bool = True
@@ -28,7 +29,7 @@ class AvatarServiceConfig:
     # over `mouth_ramp_frames` (no pop), and let go over `mouth_release_frames` once frames generated
     # from silence take over.
     close_mouth_on_interrupt: bool = True
-    mouth_ramp_frames: int = 3
+    mouth_ramp_frames: int = 2
     mouth_release_frames: int = 5
     # Tests and benchmarks: the frame index as a 16-bit code in the top-left corner, so a viewer can
     # tell which frame it shows (repeats, lip-sync offset, barge-in timing).

@@ -29,7 +29,7 @@ class MouthClosure:
 
     first_frame: int
     speech_until: int
-    ramp: int = 3
+    ramp: int = 2
     release: int = 5
 
     def weight(self, index: int) -> float:

@@ -1,11 +1,12 @@
 """The engine off the event loop: one worker thread pushes each 40 ms input frame into the AvatarSession,
 steps it and publishes the frames it generates; the event loop only hands frames over and reads results.
 
-Frame n of the session timeline is input frame n: pushes are lock-stepped (one frame of user audio, one
-of avatar audio, at most one camera picture per 40 ms), so frame n's picture and its voice are the same
-timeline slot and leave together. A barge-in is handled here too, between two steps: the speech still
-queued in the engine is silenced and the frames already generated with it get their mouth closed
-(mouth.py).
+Pushes are lock-stepped (one frame of user audio, one of avatar audio, at most one camera picture per
+40 ms), so a generated frame and its voice belong to the same timeline slot and leave together. Under
+overload, input frames that could no longer be shown in time are skipped (never pushed): the engine's
+frame counter then runs behind the timeline, and a map turns engine frames back into timeline frames.
+A barge-in is handled here too, between two steps: the speech still queued in the engine is silenced and
+the frames already generated with it get their mouth closed (mouth.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class RunnerStats:
     frames: int = 0
     tracked: int = 0
     untracked: int = 0  # camera frames not tracked because the engine was behind
+    skipped: int = 0    # input frames not generated at all (overload)
     rerendered: int = 0
     silenced_s: float = 0.0
     step_ms: float = 0.0  # last block
@@ -69,8 +71,8 @@ class RunnerStats:
 class EngineRunner:
     """Drives `session` (an AvatarSession) on a daemon thread; `submit` / `interrupt` from the loop."""
 
-    def __init__(self, session, *, track_every: int = 2, max_backlog_s: float = 1.2,
-                 close_mouth_on_interrupt: bool = True, mouth_ramp_frames: int = 3,
+    def __init__(self, session, *, track_every: int = 2, max_backlog_s: float = 0.6,
+                 close_mouth_on_interrupt: bool = True, mouth_ramp_frames: int = 2,
                  mouth_release_frames: int = 5, stamp_frames: bool = False, keep_frames: int = 100,
                  on_error: Callable[[str], None] | None = None):
         self.session = session
@@ -92,11 +94,17 @@ class EngineRunner:
         self._pushed = 0           # input frames pushed into the engine
         self._generated = 0        # frames generated (the engine's next block starts here)
         self._last_tracked = -track_every
+        self._engine_to_timeline: dict[int, int] = {}
+        self._t0 = time.monotonic()  # timeline frame 0 in real time (set by start)
         self._closure: MouthClosure | None = None
+        self.next_shown = 0  # the loop's output cursor (written there, read here: an int, atomic)
         self._thread = threading.Thread(target=self._run, name="avatar-engine", daemon=True)
 
     # --- event loop side ------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, t0: float | None = None) -> None:
+        """`t0`: the monotonic time of timeline frame 0 (what "behind real time" is measured from)."""
+        if t0 is not None:
+            self._t0 = t0
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -146,9 +154,9 @@ class EngineRunner:
                         items.append(self._inbox.get_nowait())
                     except queue.Empty:
                         break
-                for item in items:
-                    if item is None or self._stop.is_set():
-                        return
+                if None in items or self._stop.is_set():
+                    return
+                for item in self._shed(items):
                     if isinstance(item, Interrupt):
                         self._interrupt(item)
                     else:
@@ -160,9 +168,25 @@ class EngineRunner:
             if self.on_error is not None:
                 self.on_error(self.stats.error)
 
+    def _lag(self, index: int) -> int:
+        """Frames between timeline frame `index` and real time."""
+        return int((time.monotonic() - self._t0) * FPS) - index
+
+    def _shed(self, items: list) -> list:
+        """Input frames too far behind real time are dropped, but the newest half second is always kept
+        so the engine keeps moving."""
+        frames = [i for i, item in enumerate(items) if isinstance(item, InputFrame)]
+        late = [i for i in frames if self._lag(items[i].index) > self.max_backlog]
+        if not late:
+            return items
+        keep_from = late[-1] + 1 if len(late) < len(frames) else frames[max(0, len(frames) - FPS // 2)]
+        drop = {i for i in late if i < keep_from}
+        self.stats.skipped += len(drop)
+        return [item for i, item in enumerate(items) if i not in drop]
+
     def _push(self, frame: InputFrame) -> None:
         engine = self.session
-        behind = self._pushed - self._generated > self.max_backlog
+        behind = self._lag(frame.index) > self.max_backlog // 2
         if frame.image is not None and self._pushed - self._last_tracked >= self.track_every:
             if behind:
                 self.stats.untracked += 1
@@ -172,6 +196,7 @@ class EngineRunner:
                 self.stats.tracked += 1
         engine.push_user_audio(frame.user_pcm, frame.user_rate)
         engine.push_avatar_audio(frame.avatar_pcm, frame.avatar_rate)
+        self._engine_to_timeline[self._pushed] = frame.index
         self._pushed += 1
 
     def _drain(self) -> None:
@@ -183,15 +208,16 @@ class EngineRunner:
             self.stats.step_ms = (time.perf_counter() - start) * 1000
             motion = np.asarray(block.motion, np.float32)
             frames = block.frames
-            first = block.start_frame
-            indices = np.arange(first, first + len(motion))
+            # engine frames -> timeline frames (-1: padding past the last input, not shown)
+            indices = np.array([self._engine_to_timeline.pop(block.start_frame + i, -1)
+                                for i in range(len(motion))])
             weights = self._weights(indices)
             if weights.any():
                 motion = close_mouth(motion, self.rest, weights)
                 frames = render_motion(self.session, motion, self.size)
                 self.stats.rerendered += len(motion)
             self._publish(indices, frames, motion)
-            self._generated = max(self._generated, first + len(motion))
+            self._generated = max(self._generated, int(indices.max()) + 1)
             self.stats.blocks += 1
             self.stats.frames += len(motion)
 
@@ -205,6 +231,8 @@ class EngineRunner:
         ready = time.monotonic()
         with self._lock:
             for i, index in enumerate(indices):
+                if index < 0:
+                    continue
                 rgb = frames[i] if frames is not None else np.zeros((*self.size, 3), np.uint8)
                 if self.stamp_frames:
                     rgb = stamp(rgb, int(index))
@@ -216,10 +244,12 @@ class EngineRunner:
         if not self.close_mouth_on_interrupt:
             return
         # Frames before `_generated` were generated from the old speech; the ones still queued in the
-        # engine were just silenced, so the model closes the mouth from there on by itself.
-        self._closure = MouthClosure(item.first_frame, self._generated, self.ramp, self.release)
+        # engine were just silenced, so the model closes the mouth from there on by itself. The closure
+        # starts at the next frame to be shown now (this thread may have been inside a step meanwhile).
+        first = max(item.first_frame, self.next_shown + 1)
+        self._closure = MouthClosure(first, self._generated, self.ramp, self.release)
         with self._lock:
-            stale = sorted(i for i in self._outputs if item.first_frame <= i < self._generated)
+            stale = sorted(i for i in self._outputs if first <= i < self._generated)
             pending = [self._outputs[i] for i in stale]
         if not pending:
             return

@@ -180,14 +180,15 @@ class AvatarVideoService(FrameProcessor):
                                                    self._options)
         cfg = self.config
         loop = asyncio.get_running_loop()
+        backlog = cfg.playout_delay_s if cfg.max_backlog_s is None else cfg.max_backlog_s
         self.runner = EngineRunner(
-            self.session, track_every=cfg.track_every, max_backlog_s=cfg.max_backlog_s,
+            self.session, track_every=cfg.track_every, max_backlog_s=backlog,
             close_mouth_on_interrupt=cfg.close_mouth_on_interrupt, mouth_ramp_frames=cfg.mouth_ramp_frames,
             mouth_release_frames=cfg.mouth_release_frames, stamp_frames=cfg.stamp_frames,
             on_error=lambda message: loop.call_soon_threadsafe(self._engine_failed, message))
-        self.runner.start()
-        self._running = True
         self._t0 = time.monotonic()
+        self.runner.start(self._t0)
+        self._running = True
         self.stats.started = time.time()
         self._clock_task = self.create_task(self._clock(), "avatar-clock")
         self._output_task = self.create_task(self._output(), "avatar-output")
@@ -264,6 +265,7 @@ class AvatarVideoService(FrameProcessor):
                 self._next_output += 1
             await self._emit(self._next_output, picture=True)
             self._next_output += 1
+            self.runner.next_shown = self._next_output
 
     async def _emit(self, index: int, picture: bool) -> None:
         voice = self._audio.pop(index, None)
