@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,16 @@ log = logging.getLogger("pipecat_bot")
 PAGE = Path(__file__).with_name("pipecat_bot.html")
 GREETING = ("Hello, and welcome! I am an avatar made from a single photo. I can talk, and I can listen "
             "to you too. Tell me, how has your day been so far?")
+
+
+def one_media_stream(sdp: str) -> str:
+    """The answer with the avatar's audio and video in one MediaStream. aiortc gives every sender a stream
+    of its own, and a browser only lip-syncs tracks of the same stream (RTCP sender reports map both
+    onto one clock); without this the voice plays ~0.1 s after the picture."""
+    streams = re.findall(r"^a=msid:(\S+) ", sdp, flags=re.M)
+    if not streams:
+        return sdp
+    return re.sub(r"msid:\S+ ", f"msid:{streams[0]} ", sdp)
 
 
 @dataclass
@@ -122,7 +133,9 @@ class BotServer:
         await connection.initialize(sdp=body["sdp"], type=body["type"])
         bot = await self.start_bot(connection)
         self.bots.append(bot)
-        return web.json_response(connection.get_answer())
+        answer = connection.get_answer()
+        answer["sdp"] = one_media_stream(answer["sdp"])
+        return web.json_response(answer)
 
     async def start_bot(self, connection: SmallWebRTCConnection) -> BotRun:
         cfg = self.cfg
