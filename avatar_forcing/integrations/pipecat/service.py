@@ -65,6 +65,7 @@ class FrameRecord:
     speaking: bool          # its 40 ms of avatar voice held speech
     rms: float              # of that voice
     jaw_open: float | None  # of the frame shown (rig motion only)
+    onset_s: float | None = None  # where in its 40 ms the voice first exceeds 0.02 (speech onsets)
 
 
 @dataclass
@@ -290,7 +291,9 @@ class AvatarVideoService(FrameProcessor):
         jaw = float(out.motion[JAW_OPEN]) if out.motion.shape[-1] == MOTION_DIM else None
         rms = float(np.sqrt(np.mean(voice.pcm**2))) if voice is not None and voice.speaking else 0.0
         speaking = bool(voice is not None and voice.speaking)
-        self.stats.frames.append(FrameRecord(index, now, out.index, speaking, rms, jaw))
+        loud = np.flatnonzero(np.abs(voice.pcm) > 0.02) if speaking else ()
+        onset = float(loud[0]) / voice.rate if len(loud) else None
+        self.stats.frames.append(FrameRecord(index, now, out.index, speaking, rms, jaw, onset))
         self.runner.prune(index)
 
     async def _maybe_request_image(self) -> None:
