@@ -265,3 +265,17 @@ def test_untrained_model_is_never_silent(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="UNTRAINED"):
         AvatarSession(options=SessionOptions(render=False, random_init=True), reference_motion=np.zeros(58))
     warnings.resetwarnings()
+
+
+def test_silence_avatar_audio_stops_queued_speech_at_once():
+    session = make_session()
+    session.push_avatar_audio(speech(1.2, 4), SR)
+    first = session.step()
+    assert first is not None and np.abs(first.avatar_audio).max() > 0
+    silenced = session.silence_avatar_audio()  # the user barges in
+    assert silenced == pytest.approx(1.2 - len(first) / 25, abs=0.05)
+    session.push_avatar_audio(speech(0.4, 5), SR)  # a new reply keeps its place after the silence
+    session.finish()
+    rest = [b.avatar_audio for b in iter(session.step, None)]
+    tail = np.concatenate(rest)
+    assert np.abs(tail[: int(silenced * SR)]).max() == 0 and np.abs(tail[int(silenced * SR):]).max() > 0

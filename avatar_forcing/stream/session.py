@@ -295,6 +295,13 @@ class AvatarSession:
                 raise CheckpointError(f"the {self.backend.name} motion backend has {dim} numbers per frame "
                                       f"but {what} has {size}: checkpoint and backend do not belong together")
 
+    def render(self, motion: np.ndarray) -> np.ndarray:
+        """(n, D) motion in the backend's units -> (n, H, W, 3) frames, as `step` renders them."""
+        if self.identity is None:
+            raise InputError("this session has no portrait to render (it was made with render=False)")
+        return resize_frames(self.backend.decode(self.identity, motion), None if isinstance(
+            self.backend, RigBackend) else self.options.output_size)
+
     @property
     def frame_shape(self) -> tuple[int, int] | None:
         """(height, width) of the rendered frames (None without a portrait)."""
@@ -416,6 +423,16 @@ class AvatarSession:
             self._check_open()
             self.user_motion.add_rows(motion, t, self.committed)
 
+    def silence_avatar_audio(self) -> float:
+        """Turn the avatar speech queued for frames not yet generated into silence (a barge-in: the avatar
+        stops talking at once and listens); later pushes keep their place. Returns the seconds silenced."""
+        with self._lock:
+            silenced = 0
+            for chunk in self.avatar_audio.buffer.chunks:
+                silenced += len(chunk.pcm)
+                chunk.pcm = np.zeros_like(chunk.pcm)
+        return silenced / SAMPLE_RATE
+
     def advance_to(self, t: float) -> None:
         """Move the session clock to at least `t` seconds (a wall clock): blocks up to t become due even
         if inputs are missing; what is missing is a null condition."""
@@ -515,7 +532,7 @@ class AvatarSession:
         frames = None
         if self.options.render and self.identity is not None:
             start = time.perf_counter()
-            frames = resize_frames(self.backend.decode(self.identity, motion), self.options.output_size)
+            frames = self.render(motion)
             timings.render_ms = (time.perf_counter() - start) * 1000
         self.blocks += 1
         return Block(block_start, motion, frames, avatar_pcm, timings, has_user)
