@@ -6,7 +6,8 @@ import pytest
 from avatar_forcing.data.synth import PRESETS, generate_fresh, plan_corpus, text_bank
 from avatar_forcing.data.synth.conversation import generate
 from avatar_forcing.data.synth.visemes import viseme_of
-from avatar_forcing.motion.vector import RANGE_HIGH, RANGE_LOW, idx
+from avatar_forcing.motion.neutral import RELATIVE_HIGH, RELATIVE_LOW, rest_of_track
+from avatar_forcing.motion.vector import idx
 
 CFG = PRESETS["tiny"]
 
@@ -45,7 +46,8 @@ def test_motion_is_in_range_and_labels_are_well_formed(convs):
     for conv in convs:
         conv.check()
         for p, part in enumerate(conv.participants):
-            assert (part.motion >= RANGE_LOW).all() and (part.motion <= RANGE_HIGH).all()
+            assert (part.motion >= RELATIVE_LOW).all() and (part.motion <= RELATIVE_HIGH).all()
+            assert np.abs(rest_of_track(part.motion)).max() < 1e-5  # relative to its rest, as tracked
             for e in conv.meta["events"][p]:
                 assert e["type"] in {"nod", "smile_mirror", "laugh_response", "gaze_shift", "backchannel"}
                 assert e["cause_time"] <= e["time"] + 1e-6

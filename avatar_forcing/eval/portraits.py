@@ -74,6 +74,7 @@ class PortraitsConfig:
     median_band_rows: int = 64
     # contact sheet
     thumb_height: int = 256
+    thumb_view: float = 1.1  # speech and listening thumbnails show the face: this many face widths around
     diff_gain: float = 4.0
     jaw_frames: int = 6
     narrow_frames: int = 2
@@ -236,8 +237,10 @@ class Recorder:
     """Re-tracks frames as a session produces them (video mode, 40 ms apart); keeps only what is asked:
     thumbnails, or every k-th full frame."""
 
-    def __init__(self, limit: int, cfg: PortraitsConfig, thumbs: bool = False, keep_every: int = 0):
+    def __init__(self, limit: int, cfg: PortraitsConfig, thumbs: bool = False, keep_every: int = 0,
+                 view: tuple[slice, slice] | None = None):
         self.limit, self.cfg, self.thumbs, self.keep_every = limit, cfg, thumbs, keep_every
+        self.view = view  # the part of each frame the thumbnails show (None: all of it)
         self.motion: list[np.ndarray] = []
         self.landmarks: list[np.ndarray] = []
         self.result = Retracked(np.zeros((0, MOTION_DIM)), np.zeros((0, NUM_LANDMARKS, 3)))
@@ -256,7 +259,8 @@ class Recorder:
         self.landmarks.append(np.full((NUM_LANDMARKS, 3), np.nan) if obs is None
                               else obs.landmarks.astype(np.float64))
         if self.thumbs:
-            self.result.thumbs.append(thumbnail(rgb, self.cfg.thumb_height))
+            shown = rgb if self.view is None else np.ascontiguousarray(rgb[self.view])
+            self.result.thumbs.append(thumbnail(shown, self.cfg.thumb_height))
         if self.keep_every and k % self.keep_every == 0:
             self.result.kept.append(rgb.copy())
 
@@ -265,6 +269,14 @@ class Recorder:
         if self.motion:
             self.result.motion, self.result.landmarks = np.stack(self.motion), np.stack(self.landmarks)
         return self.result
+
+
+def face_view(session, cfg: PortraitsConfig) -> tuple[slice, slice]:
+    """The face's neighbourhood in the session's frames (thumbnails big enough to judge a mouth)."""
+    r = session.renderer
+    (cx, cy), half = r.landmarks_full[:, :2].mean(0), cfg.thumb_view * r.face_width
+    y0, x0 = max(int(cy - half), 0), max(int(cx - half), 0)
+    return slice(y0, min(int(cy + half), r.height)), slice(x0, min(int(cx + half), r.width))
 
 
 def drain(session, recorder: Recorder, bar: tqdm | None = None) -> None:
@@ -293,7 +305,7 @@ def rest_phase(session, cfg: PortraitsConfig) -> Retracked:
 
 def speech_phase(session, pcm: np.ndarray, name: str, cfg: PortraitsConfig) -> Retracked:
     total = -(-len(pcm) // (SAMPLE_RATE // FPS))
-    recorder = Recorder(total, cfg, thumbs=True)
+    recorder = Recorder(total, cfg, thumbs=True, view=face_view(session, cfg))
     session.reset()
     session.push_avatar_audio(pcm, SAMPLE_RATE)
     session.finish()
@@ -323,7 +335,7 @@ def listen_phase(session, video: Path, cfg: PortraitsConfig) -> Retracked:
 
     total = round(cfg.seconds * FPS)
     pcm = load_audio(video)[: round(cfg.seconds * SAMPLE_RATE)]
-    recorder = Recorder(total, cfg, thumbs=True)
+    recorder = Recorder(total, cfg, thumbs=True, view=face_view(session, cfg))
     session.reset()
     pushed = 0
     with tqdm(total=total, desc="  listening", unit="frame", leave=False) as bar:

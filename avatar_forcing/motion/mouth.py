@@ -29,8 +29,8 @@ class MouthConfig:
     reference_light: float = 170.0  # ... the skin luminance that light gives
     light_range: tuple[float, float] = (0.45, 1.1)  # how far the photo's light may scale it
     own_teeth_opening: float = 0.06  # a rest opening this wide (mouth widths) shows the portrait's teeth
-    upper_teeth: float = 0.16  # visible height of the upper teeth at most (mouth widths) ...
-    upper_teeth_share: float = 0.4  # ... and at most this share of the opening
+    upper_teeth: float = 0.2  # visible height of the upper teeth at most (mouth widths) ...
+    upper_teeth_share: float = 0.45  # ... and at most this share of the opening
     upper_teeth_span: float = 0.36  # half-width of the upper arch (mouth widths from the centre)
     lower_teeth: float = 0.06
     lower_teeth_share: float = 0.12

@@ -97,7 +97,7 @@ class RigConfig:
     jaw_line: float = 0.01  # face widths above the mouth centre where the moving jaw begins ...
     jaw_fade: float = 0.06  # ... and below it where it moves fully
     jaw_width: float = 0.42  # sideways falloff of the jaw's motion toward the ears (face widths)
-    jaw_corner_follow: float = 0.5  # the mouth corners drop half as much as the lower lip
+    jaw_corner_follow: float = 0.3  # the mouth corners drop less than the lower lip (not an O)
     mouth_close_lift: float = 0.15
     pucker_inward: float = 0.105  # per corner
     funnel_inward: float = 0.085  # per corner, and the lips part a little:

@@ -28,7 +28,7 @@ from avatar_forcing.data.synth.talking import (
     talking_head,
 )
 from avatar_forcing.data.synth.visemes import MOUTH_COLUMNS, mouth_track, viseme_segments
-from avatar_forcing.motion.neutral import clip_relative
+from avatar_forcing.motion.neutral import clip_relative, rest_of_track
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, clip_to_range, idx
 
 SPLIT_CODES = {"train": 0, "heldout": 1}
@@ -197,12 +197,16 @@ def generate(
         m[:, idx("log_scale")] += LOG_SCALE_DRIFT * smooth_noise(rng, frames, cfg.fps, 3.0, 1)[:, 0]
         for name, g in cfg.units.gains.items():  # into the units of real people (RealUnitsConfig)
             m[:, idx(name)] *= g
+        # The one definition of rest (motion/neutral.py), as for a tracked person: e.g. a speaker whose
+        # head tilts with their pitch accents rests where it usually is, not at the drawn offset.
+        settled = rest_of_track(m)
+        m -= settled
         participants.append(
             Participant(
                 motion=clip_relative(m),
                 features=log_mel(audio[p]).astype(np.float16),
                 mask=np.ones(frames, bool),
-                rest=clip_to_range(rests[p][None])[0],
+                rest=clip_to_range((rests[p] + settled)[None])[0],
                 audio=audio[p] if keep_audio else None,
             )
         )
