@@ -54,7 +54,7 @@ def test_compose_marks_the_speaker():
 def test_demo_command_writes_video_with_audio(tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "demo.mp4"
-    assert main(["demo", "--seconds", "2", "--size", "96", "--nfe", "2", "-o", str(out)]) == 0
+    assert main(["demo", "--seconds", "2", "--size", "256", "--nfe", "2", "-o", str(out)]) == 0  # the face needs 32 px
     printed = capsys.readouterr().out
     assert str(out) in printed and "real-time factor" in printed
     with av.open(str(out)) as container:
@@ -63,7 +63,7 @@ def test_demo_command_writes_video_with_audio(tmp_path, capsys):
         container.seek(0)
         samples = sum(f.samples for f in container.decode(audio=0))
     assert frames == 2 * FPS
-    assert (video.width, video.height) == (2 * 96, 96 + CaptionStyle().bar_height(96))
+    assert (video.width, video.height) == (2 * 256, 256 + CaptionStyle().bar_height(256))
     assert abs(samples / audio.rate - 2.0) < 0.1  # AAC pads a little
 
 

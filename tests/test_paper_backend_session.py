@@ -90,7 +90,10 @@ def test_one_session_code_path_for_both_backends(kind, lia, astronaut_face):
     assert block.motion.shape == (10, dim) and np.isfinite(block.motion).all()
     assert s.user_motion.dropped == 0 and s._encoder is None  # frame encoder made on demand, closed
     if render:
-        assert block.frames.shape == (10, 64, 64, 3) and block.frames.dtype == np.uint8
+        # LIA: squares of output_size; the rig (a backend given as it is): the portrait's own framing
+        expected = (64, 64) if kind == "lia" else astronaut_face.shape[:2]
+        assert block.frames.shape == (10, *expected, 3) and block.frames.dtype == np.uint8
+        assert s.frame_shape == expected
         if kind == "lia":
             reference = lia.encode_portrait(astronaut_face).reference_motion
             np.testing.assert_allclose(s.reference_motion, reference, atol=1e-6)

@@ -93,7 +93,8 @@ class RigConfig:
     # smile, +0.47 per stretch, -0.08 per jawOpen; corner lift 0.22 per smile; eye opening -1.81 per
     # blink and -0.65 per squint; brow height 0.074 face widths per browInnerUp.
     jaw_drop: float = 0.82  # lower lip / chin travel at jawOpen = 1
-    jaw_narrow: float = 0.04  # per corner: the mouth narrows a little as the jaw drops
+    jaw_narrow: float = 0.04  # per corner: the mouth narrows a little as the jaw drops ...
+    jaw_narrow_top: float = 0.1  # ... below this height above the mouth centre (face widths)
     jaw_line: float = 0.01  # face widths above the mouth centre where the moving jaw begins ...
     jaw_fade: float = 0.06  # ... and below it where it moves fully
     jaw_width: float = 0.42  # sideways falloff of the jaw's motion toward the ears (face widths)
@@ -218,9 +219,11 @@ class FaceRig:
         below[lower] = 1.0
         below[corners] = c.jaw_corner_follow
         self._set("jawOpen", below[:, None] * self._mouth(0, c.jaw_drop))
+        # the narrowing stays around the mouth, and the upper lip stays with the skull
+        above = np.concatenate([np.flatnonzero(fy < -c.jaw_narrow_top), upper])
         for side, sign in (("R", 1.0), ("L", -1.0)):
             narrow = self._mouth(sign * c.jaw_narrow, 0)
-            self._set("jawOpen", self._radial(MOUTH_CORNERS[side][:1], narrow, radius))
+            self._set("jawOpen", self._radial(MOUTH_CORNERS[side][:1], narrow, radius, exclude=above))
         self._set("mouthClose", self._points(lower, self._mouth(0, -c.mouth_close_lift)))
         self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._mouth(0, -c.roll_lower)))
 
