@@ -53,8 +53,8 @@ def test_compose_marks_the_speaker():
 
 def test_demo_command_writes_video_with_audio(tmp_path, capsys):
     torch.set_num_threads(1)
-    out = tmp_path / "demo.mp4"
-    assert main(["demo", "--seconds", "2", "--size", "256", "--nfe", "2", "-o", str(out)]) == 0  # the face needs 32 px
+    out = tmp_path / "demo.mp4"  # a 256 px panel: the face needs 32 px
+    assert main(["demo", "--seconds", "2", "--size", "256", "--nfe", "2", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "real-time factor" in printed
     with av.open(str(out)) as container:
