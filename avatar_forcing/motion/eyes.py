@@ -1,7 +1,8 @@
-"""Closed eyelids. As a blink closes the eye, the warp drags the lashes down over the eye and leaves a
-smear, so a lid is painted over the whole region between the lid crease and the lower lid: the
-portrait's own lid skin, shaded darker toward the lid margin, soft toward the crease, with a lash line
-(the portrait's own lash colour) along the margin."""
+"""Eyelids. As a blink closes the eye, the warp drags the lashes down over the eye and leaves a smear, so
+the lid is painted, opaque, over the region between the lid crease and the lid's margin where it now is
+(the meeting line of the lids once shut): the portrait's own lid skin, shaded darker toward the margin,
+soft toward the crease, with a lash line (the portrait's own lash colour) along the margin. What is still
+open below the margin stays the portrait's own eye."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EyelidConfig:
-    start: float = 0.3  # the painted lid appears once the eye is this much closed ...
-    full: float = 0.75  # ... and is opaque from this much closed
+    start: float = 0.12  # the painted lid appears once the eye is this much closed ...
+    full: float = 0.3  # ... and is opaque from this much closed
     skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths)
     margin_shade: float = 0.2  # the lid darkens by this much toward its margin
     lash_width: float = 0.007  # face widths
@@ -54,7 +55,9 @@ def draw_eyelid(image: np.ndarray, crease: np.ndarray, upper: np.ndarray, lower:
     if strength <= 0.0:
         return image
     top = np.concatenate([upper[:1], crease, upper[-1:]])
-    region = np.concatenate([top, lower[::-1]])
+    margin = (upper + lower) / 2 if closure >= 1.0 else upper  # where the lid's edge is
+    margin = np.concatenate([upper[:1], margin[1:-1], upper[-1:]])
+    region = np.concatenate([top, margin[::-1]])
     pad = int(face_width * (cfg.crease_feather * 3 + cfg.lash_width)) + 3
     x0, y0 = np.maximum(np.floor(region.min(0)).astype(int) - pad, 0)
     x1, y1 = np.ceil(region.max(0)).astype(int) + pad
@@ -69,14 +72,13 @@ def draw_eyelid(image: np.ndarray, crease: np.ndarray, upper: np.ndarray, lower:
         cv2.fillPoly(mask, [np.round((polygon - off) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
         return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(sigma, 0.5))
 
-    # Opaque from the lower lid up to a third of the way to the crease, fading out toward the crease.
-    half = np.concatenate([upper[:1], (crease + 2 * upper[1:-1]) / 3, upper[-1:]])
-    core = fill(np.concatenate([half, lower[::-1]]), cfg.feather * face_width)
+    # Opaque from the margin up to a third of the way to the crease, fading out toward the crease.
+    half = np.concatenate([upper[:1], (crease + 2 * margin[1:-1]) / 3, upper[-1:]])
+    core = fill(np.concatenate([half, margin[::-1]]), cfg.feather * face_width)
     soft = fill(region, cfg.crease_feather * face_width)
     alpha = strength * np.maximum(core, soft)[..., None]
 
-    # Lid shading: darker toward the margin (the meeting line of the lids when closed).
-    margin = (upper + lower) / 2 if closure >= 1.0 else upper
+    # Lid shading: darker toward the margin.
     yy = np.arange(shape[0], dtype=np.float32)[:, None] + y0
     top_y, margin_y = float(top[:, 1].mean()), float(margin[:, 1].mean())
     t = np.clip((yy - top_y) / max(margin_y - top_y, 1.0), 0, 1)[..., None]
