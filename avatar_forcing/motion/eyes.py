@@ -16,6 +16,7 @@ import numpy as np
 class EyelidConfig:
     start: float = 0.12  # the painted lid appears once the eye is this much closed ...
     full: float = 0.3  # ... and is opaque from this much closed
+    shut: float = 0.9  # from this much closed the lids meet
     skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths)
     margin_shade: float = 0.2  # the lid darkens by this much toward its margin
     lash_width: float = 0.007  # face widths
@@ -55,7 +56,8 @@ def draw_eyelid(image: np.ndarray, crease: np.ndarray, upper: np.ndarray, lower:
     if strength <= 0.0:
         return image
     top = np.concatenate([upper[:1], crease, upper[-1:]])
-    margin = (upper + lower) / 2 if closure >= 1.0 else upper  # where the lid's edge is
+    # where the lid's edge is: the meeting line of the lids once (nearly) shut, no slit of iris below it
+    margin = (upper + lower) / 2 if closure >= cfg.shut else upper
     margin = np.concatenate([upper[:1], margin[1:-1], upper[-1:]])
     region = np.concatenate([top, margin[::-1]])
     pad = int(face_width * (cfg.crease_feather * 3 + cfg.lash_width)) + 3

@@ -36,15 +36,17 @@ class MouthConfig:
     lower_teeth_share: float = 0.12
     lower_teeth_span: float = 0.24
     tooth_width: float = 0.085  # mouth widths between tooth gaps (incisors)
-    tooth_gap_shade: float = 0.12  # darkening along a gap ...
+    tooth_gap_shade: float = 0.05  # darkening along a gap (faint: strong gaps read as a comb) ...
     tooth_gap_px: float = 0.6  # ... of about this width (pixels)
     lip_shadow: float = 0.35  # the lip's shadow on the teeth just below (above) it
     corner_shade: float = 0.75  # darkening into the corners
-    tongue: RGB = (150, 68, 72)
+    tongue: RGB = (168, 84, 86)
     tongue_width: float = 0.26  # half-width, mouth widths
-    tongue_height: float = 0.3  # share of the opening
+    tongue_height: float = 0.45  # share of the opening
     tongue_opacity: float = 0.85
-    feather: float = 0.006  # edge softness (face widths)
+    feather: float = 0.01  # edge softness (face widths)
+    reference_chroma: float = 40.0  # skin this colourful takes the paint's colours as they are; a grey
+    # photo (chroma 0) gets grey paint
 
 
 def _fill(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
@@ -64,6 +66,8 @@ def mouth_opening(upper: np.ndarray, lower: np.ndarray) -> float:
 @dataclass(frozen=True)
 class MouthLook:
     teeth: np.ndarray  # RGB float32
+    colour: float = 1.0  # how colourful the photo is: 0 = black and white, 1 = as the config's colours
+    light: float = 1.0  # the photo's light on skin relative to the reference light
 
 
 def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np.ndarray,
@@ -71,16 +75,19 @@ def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np
     """Sample the rest portrait once: its own teeth if its mouth is open enough to show them, else tooth
     white scaled to the light on its skin (``skin``: (N, 3) pixels of the face)."""
     width = max(float(np.linalg.norm(upper[-1] - upper[0])), 1.0)
+    pixels = skin.astype(np.float32)
+    chroma = float(np.median(pixels.max(1) - pixels.min(1)))
+    colour = float(np.clip(chroma / cfg.reference_chroma, 0.0, 1.0))
+    luma = float(np.median(pixels @ np.array([0.299, 0.587, 0.114], np.float32)))
+    light = float(np.clip(luma / cfg.reference_light, *cfg.light_range))
     if mouth_opening(upper, lower) > cfg.own_teeth_opening * width:
         mask = np.zeros(image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 1)
         inside = image[mask > 0].astype(np.float32)
         if len(inside) >= 8:
             bright = inside.sum(1) >= np.percentile(inside.sum(1), 75)
-            return MouthLook(inside[bright].mean(0))
-    light = float(np.median(skin.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)))
-    scale = float(np.clip(light / cfg.reference_light, *cfg.light_range))
-    return MouthLook(np.array(cfg.teeth, np.float32) * scale)
+            return MouthLook(inside[bright].mean(0), colour, light)
+    return MouthLook(np.array(cfg.teeth, np.float32) * light, colour, light)
 
 
 def draw_mouth(
@@ -152,6 +159,9 @@ def draw_mouth(
         m = (edge * (tall > 0.5))[..., None]
         paint = paint * (1 - m) + teeth_rgb * shade[..., None] * m
     paint *= 1 - cfg.corner_shade * corners
+    if look is not None:  # the photo's own light and colourfulness (a grey photo gets a grey mouth)
+        grey = paint @ np.array([0.299, 0.587, 0.114], np.float32)
+        paint = grey[..., None] + look.colour * (paint - grey[..., None])
 
     off = np.array([x0, y0], np.float64)
     alpha = _fill(shape, ring - off)
