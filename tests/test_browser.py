@@ -214,4 +214,5 @@ def test_real_avatar_talks_and_reacts_in_chromium(browser):
     assert fps > 5 and stats["audio"]["bytesReceived"] > 0  # 2 shared cores: frames arrive, not 25 fps
     assert latency is not None and latency > 0
     assert talking[:, jaw].std() > 2 * quiet[:, jaw].std() and talking[:, jaw].max() > 0.15
-    assert np.abs(listening - quiet).mean() > 1e-3 and pose_shift > 1e-3
+    # the user's voice changes what the avatar does (many of the 58 channels never move: look at the largest)
+    assert np.abs(listening - quiet).max() > 5e-3 and pose_shift > 1e-3
