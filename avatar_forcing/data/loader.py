@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from avatar_forcing.data.augment import UserAugmentConfig, augment_user_audio, augment_user_motion
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
 from avatar_forcing.motion.vector import MOTION_DIM, MotionStats
@@ -39,6 +40,7 @@ class LoaderConfig:
     pool: int = 8  # conversations held in memory at once; windows are shuffled within a pool
     coverage: float = 1.0  # windows per conversation and role = coverage * frames / window
     seed: int = 0
+    augment: UserAugmentConfig | None = None  # webcam/microphone corruption of the user side (training)
 
 
 @dataclass
@@ -48,21 +50,28 @@ class Plan:
     ref: ConversationRef
     avatar: int
     start: int
+    key: int = 0  # seeds this sample's augmentation (drawn when planned, so resuming repeats it)
 
 
-def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats: MotionStats
+def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats: MotionStats,
+                augment: UserAugmentConfig | None = None, rng: np.random.Generator | None = None
                 ) -> dict[str, np.ndarray]:
-    """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view."""
+    """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view; ``augment``
+    (with ``rng``) corrupts the user side as a webcam and a microphone would (data/augment.py)."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
+    user_motion, user_audio = you.motion[start:end], you.features[start:end].astype(np.float32)
+    if augment is not None and rng is not None and rng.random() < augment.prob:
+        user_motion = augment_user_motion(user_motion, rng, augment)
+        user_audio = augment_user_audio(user_audio, rng, augment)
 
     in_range = np.arange(window) < end - start
     ref = np.zeros(MOTION_DIM, np.float32)  # the rest
     return {
         "motion": _pad(stats.normalize(me.motion[start:end]), window),
         "avatar_audio": _pad(me.features[start:end].astype(np.float32), window),
-        "user_audio": _pad(you.features[start:end].astype(np.float32), window),
-        "user_motion": _pad(stats.normalize(you.motion[start:end]), window),
+        "user_audio": _pad(user_audio, window),
+        "user_motion": _pad(stats.normalize(user_motion), window),
         "reference": stats.normalize(ref[None])[0],
         "motion_mask": in_range & _pad(me.mask[start:end], window).astype(bool),
         "user_mask": in_range & _pad(you.mask[start:end], window).astype(bool),
@@ -129,7 +138,7 @@ class TrainStream(IterableDataset):
                     for avatar in (0, 1):
                         for _ in range(count):
                             start = int(rng.integers(0, max(ref.frames - cfg.window, 0) + 1))
-                            pool.append(Plan(ref, avatar, start))
+                            pool.append(Plan(ref, avatar, start, int(rng.integers(2**62))))
                 for i in rng.permutation(len(pool)):
                     yield pool[i]
             epoch += 1
@@ -156,6 +165,8 @@ class TrainStream(IterableDataset):
                     plan.start,
                     self.cfg.window,
                     self.corpus.stats,
+                    self.cfg.augment,
+                    np.random.default_rng([self.cfg.seed, SPLIT_STREAM, plan.key]),
                 )
             )
             if len(batch) == bs:

@@ -39,6 +39,8 @@ class TrainConfig:
     # rate, the user at p_drop_user); "drop_always": user condition always dropped (the ablation model (a)).
     user_condition: str = "normal"
     p_drop_user: float = FlowConfig.p_drop_user
+    # Corrupt each training window's user side as a webcam and a microphone would (data/augment.py).
+    augment_user: bool = False
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable

@@ -17,6 +17,7 @@ from torch import nn
 
 from avatar_forcing import config as config_io
 from avatar_forcing.audio.features import FEATURE_DIM, LogMelConfig
+from avatar_forcing.data.augment import UserAugmentConfig
 from avatar_forcing.data.loader import HeldoutWindows, LoaderConfig, TrainLoader
 from avatar_forcing.errors import ConfigError, InputError
 from avatar_forcing.model.config import FlowConfig, ModelConfig, model_preset
@@ -107,7 +108,8 @@ def build_trainer(
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
     mcfg = mcfg or model_preset(tcfg.model_preset)
     check_config(mcfg)
-    loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed)
+    loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
+                              augment=UserAugmentConfig() if tcfg.augment_user else None)
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats

@@ -53,10 +53,12 @@ class DialogueConfig:
     backchannel_prob: float = 0.45  # after each phrase end of the speaker (not the last of a turn)
     backchannel_delay: Range = (0.2, 0.7)
     backchannels: tuple[str, ...] = ("mm-hmm", "yeah", "right", "uh-huh", "okay", "I see", "mhm", "sure")
-    laugh_prob: float = 0.12  # a turn ends with laughter
+    laugh_prob: float = 0.2  # a turn ends with laughter
     laugh_texts: tuple[str, ...] = ("ha ha ha", "ha ha", "ha ha ha ha", "heh heh")
     laugh_response_prob: float = 0.35  # the listener laughs along (audibly) as well as smiling
     start_silence: Range = (0.3, 1.0)
+    lull_prob: float = 0.12  # after a turn nobody speaks for a while: the listener's face settles at rest
+    lull: Range = (2.5, 6.0)
 
 
 @dataclass
@@ -71,7 +73,7 @@ class TalkingConfig:
     head_pitch_gain: float = 0.05  # radians of head raise per octave of f0 above the speaker's mean
     head_drift: float = 0.05  # radians of slow wandering yaw/roll while speaking
     head_drift_seconds: float = 1.5
-    speaking_smile_prob: float = 0.25  # per sentence
+    speaking_smile_prob: float = 0.35  # per sentence
     speaking_smile: Range = (0.2, 0.4)  # real speakers: median p95 of 0.37 while talking (real_faces.json)
     laugh_smile: Range = (0.75, 0.95)
     laugh_jaw: float = 0.1  # on top of the "ha" visemes, which already open the jaw
@@ -101,9 +103,9 @@ class ListeningConfig:
     nod_amplitude: Range = (0.1, 0.18)  # radians, head down
     nod_duration: Range = (0.45, 0.7)
     double_nod_prob: float = 0.3
-    smile_mirror_prob: float = 0.85  # per speaker smile
+    smile_mirror_prob: float = 0.9  # per speaker smile
     smile_lag: Range = (0.3, 0.7)
-    smile_mirror_gain: Range = (0.6, 0.9)  # listener smile relative to the speaker's
+    smile_mirror_gain: Range = (0.8, 1.1)  # listener smile relative to the speaker's
     smile_hold: Range = (0.8, 2.0)
     laugh_response_lag: Range = (0.3, 0.7)
     laugh_response_smile: Range = (0.7, 0.95)

@@ -139,6 +139,8 @@ def script(
             now = max(v.end for v in out[-2:])
         if rng.random() < cfg.overlap_prob:
             now -= rng.uniform(*cfg.overlap)
+        elif rng.random() < cfg.lull_prob:
+            now += rng.uniform(*cfg.lull)
         else:
             now += rng.uniform(*cfg.turn_gap)
         speaker, turn = listener, turn + 1

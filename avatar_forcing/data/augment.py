@@ -1,0 +1,83 @@
+"""What a webcam and a microphone do to the user channels, applied to training windows (issue 16).
+
+At inference the user comes through MediaPipe on a live camera and through a browser microphone (Opus);
+in the corpus the user is a clean synthetic track and a clean eSpeak voice. Each training window's user
+side is corrupted the way the real path corrupts it, so the model does not learn to rely on detail that
+a camera never delivers:
+  * motion: a per-person gain (people and framings differ in how far the tracker reads them), a resting
+    offset (the online rest is an estimate), tracker jitter, and held frames (dropped or skipped frames:
+    the server tracks every 2nd frame);
+  * audio (log-mel features): microphone gain, a noise floor with a random tilt, and a band limit (cheap
+    microphones and low-bitrate codecs).
+The magnitudes come from what MediaPipe reads on the real videos (docs/benchmarks/real_faces.json:
+pose jitter 0.1-0.35 deg, people's head std 2-4 deg), never from one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avatar_forcing.audio.features import LogMelConfig
+from avatar_forcing.motion.vector import NUM_BLENDSHAPES
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class UserAugmentConfig:
+    prob: float = 0.8                         # of a training window's user side being corrupted at all
+    # motion (physical units, relative to the user's rest)
+    gain: Range = (0.6, 1.4)                  # per window: how strongly this user's face reads
+    offset_blendshape: float = 0.03           # std of the rest estimate's error
+    offset_pose: float = 0.02                 # radians (~1.1 deg) / face widths / log ratio
+    jitter_blendshape: float = 0.015          # per-frame tracker noise
+    jitter_pose: float = 0.005                # radians (~0.3 deg, real_faces.json jitter_upper)
+    hold_prob: float = 0.5                    # a window with held frames ...
+    hold_every: tuple[int, int] = (2, 4)      # ... tracked every k-th frame only
+    # audio (log-mel features, LogMelConfig units: dB / db_scale around db_center)
+    gain_db: Range = (-12.0, 6.0)
+    noise_db: Range = (-80.0, -45.0)          # noise floor power per mel band
+    noise_tilt_db: Range = (-20.0, 0.0)       # over the mel bands, low to high (hum-like to hiss-like)
+    noise_fluctuation_db: float = 2.0         # a noise floor is not flat in time either
+    band_limit_prob: float = 0.3
+    band_limit_mel: tuple[int, int] = (50, 75)  # first attenuated mel band (of 80)
+    band_limit_db: float = -30.0
+
+
+def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig) -> np.ndarray:
+    """(N, 58) relative motion -> a corrupted copy."""
+    n, dim = motion.shape
+    out = motion * rng.uniform(*cfg.gain)
+    pose = slice(NUM_BLENDSHAPES, dim)
+    offset = np.empty(dim, np.float32)
+    offset[:NUM_BLENDSHAPES] = rng.normal(0.0, cfg.offset_blendshape, NUM_BLENDSHAPES)
+    offset[pose] = rng.normal(0.0, cfg.offset_pose, dim - NUM_BLENDSHAPES)
+    jitter = np.empty((n, dim), np.float32)
+    jitter[:, :NUM_BLENDSHAPES] = rng.normal(0.0, cfg.jitter_blendshape, (n, NUM_BLENDSHAPES))
+    jitter[:, pose] = rng.normal(0.0, cfg.jitter_pose, (n, dim - NUM_BLENDSHAPES))
+    out = out + offset + jitter
+    out[:, :NUM_BLENDSHAPES] = np.clip(out[:, :NUM_BLENDSHAPES], -1.0, 1.0)  # relative weights: [-1, 1]
+    if rng.random() < cfg.hold_prob:
+        every = int(rng.integers(cfg.hold_every[0], cfg.hold_every[1] + 1))
+        phase = int(rng.integers(every))
+        tracked = np.maximum((np.arange(n) - phase) // every * every + phase, 0)
+        out = out[tracked]
+    return out.astype(np.float32)
+
+
+def augment_user_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
+                       mel: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(N, hops x n_mels) log-mel features -> the same voice through another microphone."""
+    n = len(features)
+    db = features.reshape(n, mel.hops_per_frame, mel.n_mels) * mel.db_scale + mel.db_center
+    db = db + rng.uniform(*cfg.gain_db)
+    if rng.random() < cfg.band_limit_prob:
+        first = int(rng.integers(cfg.band_limit_mel[0], cfg.band_limit_mel[1] + 1))
+        db[..., first:] += cfg.band_limit_db
+    floor = rng.uniform(*cfg.noise_db) + np.linspace(0.0, rng.uniform(*cfg.noise_tilt_db), mel.n_mels)
+    noise = floor + rng.normal(0.0, cfg.noise_fluctuation_db, db.shape)
+    power = 10.0 ** (db / 10.0) + 10.0 ** (noise / 10.0)
+    db = 10.0 * np.log10(np.maximum(power, mel.log_floor))
+    return ((db - mel.db_center) / mel.db_scale).reshape(n, -1).astype(np.float32)

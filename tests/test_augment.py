@@ -1,0 +1,65 @@
+"""The webcam/microphone corruption of the user side of training windows (data/augment.py)."""
+
+import dataclasses
+
+import numpy as np
+
+from avatar_forcing.audio.features import LogMelConfig, log_mel
+from avatar_forcing.data.augment import UserAugmentConfig, augment_user_audio, augment_user_motion
+from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, idx
+
+
+def test_motion_keeps_the_expression_and_adds_what_a_tracker_adds():
+    rng = np.random.default_rng(0)
+    motion = np.zeros((50, MOTION_DIM), np.float32)
+    motion[20:40, idx("mouthSmileLeft")] = 0.6
+    cfg = dataclasses.replace(UserAugmentConfig(), hold_prob=1.0, hold_every=(2, 2))
+    out = augment_user_motion(motion, rng, cfg)
+    assert out.shape == motion.shape and out.dtype == np.float32
+    smile = out[:, idx("mouthSmileLeft")]
+    assert smile[25:35].mean() - smile[:15].mean() > 0.6 * cfg.gain[0] - 0.1  # the smile survives
+    assert np.abs(out[:, :NUM_BLENDSHAPES]).max() <= 1.0
+    assert (out[1:] == out[:-1]).all(axis=1).sum() >= 24  # every 2nd frame is a held copy
+    assert out[:, idx("pitch")].std() > 0  # jitter and offset move a still head
+
+
+def test_motion_augmentation_is_a_function_of_the_generator():
+    motion = np.random.default_rng(1).normal(0, 0.1, (50, MOTION_DIM)).astype(np.float32)
+    a = augment_user_motion(motion, np.random.default_rng(5), UserAugmentConfig())
+    b = augment_user_motion(motion, np.random.default_rng(5), UserAugmentConfig())
+    c = augment_user_motion(motion, np.random.default_rng(6), UserAugmentConfig())
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_audio_raises_silence_to_a_noise_floor_and_keeps_speech_on_top():
+    mel = LogMelConfig()
+    rate = mel.sample_rate
+    t = np.arange(rate) / rate
+    pcm = np.concatenate([np.zeros(rate), 0.3 * np.sin(2 * np.pi * 220 * t)]).astype(np.float32)
+    feats = log_mel(pcm)
+    cfg = dataclasses.replace(UserAugmentConfig(), gain_db=(0.0, 0.0), band_limit_prob=0.0)
+    out = augment_user_audio(feats, np.random.default_rng(0), cfg)
+    half = len(feats) // 2
+    db = out * mel.db_scale + mel.db_center
+    assert db[:half].mean() > cfg.noise_db[0] - 10  # digital silence became a microphone's hiss
+    assert db[:half].mean() < cfg.noise_db[1] + 5
+    assert out[half:].max() > out[:half].max() + 0.3  # the voice stands above it
+    assert np.abs(out[half:].max() - feats[half:].max()) < 0.05  # and keeps its level
+
+
+def test_loader_corrupts_only_the_user_side_and_reproducibly(tmp_path):
+    from avatar_forcing.data.loader import LoaderConfig, TrainLoader
+    from tests.train_helpers import make_corpus
+
+    corpus = make_corpus(tmp_path / "corpus")
+
+    def first(augment):
+        cfg = LoaderConfig(window=50, batch_size=4, seed=3, augment=augment)
+        return next(iter(TrainLoader(corpus, cfg)))
+
+    clean, aug, again = first(None), first(UserAugmentConfig(prob=1.0)), first(UserAugmentConfig(prob=1.0))
+    for key in ("motion", "avatar_audio"):
+        assert np.array_equal(clean[key].numpy(), aug[key].numpy())
+    for key in ("user_motion", "user_audio"):
+        assert not np.array_equal(clean[key].numpy(), aug[key].numpy())
+        assert np.array_equal(aug[key].numpy(), again[key].numpy())
