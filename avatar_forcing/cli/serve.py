@@ -55,17 +55,29 @@ def check_engine(cfg: ServerConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from avatar_forcing.serve.app import build_app
+    from avatar_forcing.serve.app import QuietAccessLogger, build_app
 
     cfg = config_from_args(args)
+    quiet_logs()
     check_engine(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not _is_loopback(cfg.host):
         print(f"warning: serving on {cfg.host}, reachable from other machines"
               + ("" if cfg.token else " and WITHOUT a token (--token)"))
     print(f"avatar-forcing: open http://{cfg.host}:{cfg.port}/  (max {cfg.max_sessions} sessions)")
-    web.run_app(build_app(cfg), host=cfg.host, port=cfg.port, print=None)
+    web.run_app(build_app(cfg), host=cfg.host, port=cfg.port, print=None, access_log_class=QuietAccessLogger)
     return 0
+
+
+NOISY_LOGGERS = ("aioice", "aiortc", "mediapipe", "absl")  # every ICE check and codec event at INFO
+
+
+def quiet_logs() -> None:
+    """Third-party chatter at WARNING; MediaPipe's C++ (glog/absl) lines only from ERROR up."""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("GLOG_minloglevel", "2")  # read by MediaPipe's glog when it first loads
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its TensorFlow Lite delegate lines
 
 
 def _is_loopback(host: str) -> bool:

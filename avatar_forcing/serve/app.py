@@ -14,8 +14,9 @@ Routes (all JSON; errors are ``{"error": code, "message": text}`` with a fitting
   GET    /api/sessions/{id}/stats            live figures (fps, latency, motion)
   DELETE /api/sessions/{id}                  end the session
 
-With a token configured, every /api route needs ``Authorization: Bearer TOKEN`` (or ``?token=``
-for WebSockets, which browsers cannot give headers).
+With a token configured, every /api route needs ``Authorization: Bearer TOKEN``. Browsers cannot give
+a WebSocket headers, so the speech WebSocket also takes it as a subprotocol ``bearer.TOKEN`` (next to
+``avatar-forcing``). Never in the URL: query strings end up in access logs and browser history.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractAccessLogger
 
 from avatar_forcing.errors import AvatarForcingError, BusyError, InputError, NoFaceError
 from avatar_forcing.serve.config import ServerConfig
@@ -38,6 +40,17 @@ from avatar_forcing.serve.sessions import BadOffer, ServeSession, SessionManager
 from avatar_forcing.serve.speech import parse_pcm_frame
 
 EngineFactory = Callable[[np.ndarray], object]  # portrait RGB -> AvatarSession (blocking; run in a thread)
+WS_PROTOCOL = "avatar-forcing"
+TOKEN_PROTOCOL_PREFIX = "bearer."
+JSON_LIMIT_BYTES = 1024 * 1024  # JSON bodies (offers, text to say); uploads are bounded per route
+
+
+class QuietAccessLogger(AbstractAccessLogger):
+    """Method, path (never the query string, never headers), status, time."""
+
+    def log(self, request, response, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %.3f s', request.remote, request.method, request.path,
+                         response.status, time)
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
@@ -49,12 +62,34 @@ def default_engine_factory(cfg: ServerConfig) -> EngineFactory:
     from avatar_forcing.stream.session import AvatarSession
 
     threads = cfg.torch_threads or max(1, (os.cpu_count() or 1) // (2 * cfg.max_sessions))
-    options = SessionOptions(output_size=cfg.size, random_init=cfg.random_init, threads=threads)
+    # render=False: the serve worker renders frame by frame itself (the first frame of a block leaves one
+    # render after the DFoT, not ten) and only the frames it sends (serve/worker.py)
+    options = SessionOptions(output_size=cfg.size, random_init=cfg.random_init, threads=threads, render=False)
 
     def make(portrait: np.ndarray):
-        return AvatarSession(checkpoint=cfg.checkpoint, portrait=portrait, options=options)
+        engine = AvatarSession(checkpoint=cfg.checkpoint, portrait=portrait, options=options)
+        warm_up(engine)
+        return engine
 
     return make
+
+
+WARMUP_BLOCKS = 2  # torch's first passes and the first render are several times slower than the rest
+
+
+def warm_up(engine) -> None:
+    """Run a couple of silent blocks and a render, then rewind: the session's first blocks run at their
+    steady speed instead of being late (which would slip the clock and degrade the session at once)."""
+    samples = engine.block_size * WARMUP_BLOCKS * 640
+    rng = np.random.default_rng(0)
+    noise = (1e-3 * rng.standard_normal(samples)).astype(np.float32)  # not silence: no idle skipping
+    engine.push_user_audio(noise, 16000)
+    engine.push_avatar_audio(noise, 16000)
+    for _ in range(WARMUP_BLOCKS):
+        block = engine.step()
+        if block is not None and engine.frame_shape is not None:
+            engine.render(block.motion[:1])
+    engine.reset()
 
 
 def builtin_portrait(name: str) -> np.ndarray:
@@ -108,19 +143,22 @@ class Server:
         sdp, kind = body.get("sdp"), body.get("type", "offer")
         if not isinstance(sdp, str) or kind != "offer":
             raise InputError('the body needs "sdp" (a string) and "type": "offer"')
-        portrait = self.portrait(str(body.get("portrait", self.cfg.builtin_portraits[0])))
+        portrait = self.portrait(str(body.get("portrait") or self.cfg.builtin_portraits[0]))
         self.manager.reserve()
         session = engine = None
         try:
+            session = ServeSession(self.manager, self.cfg)
+            await session.accept_offer(sdp, kind)  # a bad offer costs no engine
             engine = await asyncio.get_running_loop().run_in_executor(None, self.engine_factory, portrait)
-            session = ServeSession(self.manager, engine, self.cfg)
+            if session.closed:  # the server shut down meanwhile
+                raise BadOffer("the session ended during set-up")
             self.manager.add(session)
-            answer = await session.answer(sdp, kind)
+            answer = await session.answer(engine)
         except BaseException:
             if session is not None:
+                if session.engine is None and engine is not None and hasattr(engine, "close"):
+                    engine.close()
                 await session.close("setup failed")
-            elif engine is not None and hasattr(engine, "close"):
-                engine.close()
             raise
         finally:
             self.manager.release_reservation()
@@ -129,8 +167,7 @@ class Server:
     def session(self, request: web.Request) -> ServeSession:
         session = self.manager.get(request.match_info["sid"])
         if session is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "no_session", "message": "no such session"}),
-                                   content_type="application/json")
+            raise NoSession("no such session")
         return session
 
     async def say(self, request: web.Request) -> web.Response:
@@ -147,7 +184,8 @@ class Server:
 
     async def speech_ws(self, request: web.Request) -> web.WebSocketResponse:
         session = self.session(request)
-        ws = web.WebSocketResponse(max_msg_size=self.cfg.max_ws_frame_bytes, heartbeat=20)
+        ws = web.WebSocketResponse(max_msg_size=self.cfg.max_ws_frame_bytes, heartbeat=20,
+                                   protocols=(WS_PROTOCOL,))
         await ws.prepare(request)
         async for msg in ws:
             try:
@@ -190,12 +228,17 @@ class Server:
     async def guard(self, request: web.Request, handler):
         """Bearer-token check, and user errors turned into JSON answers (the server never dies)."""
         if self.cfg.token and request.path.startswith("/api/"):
-            header = request.headers.get("Authorization", "")
-            given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
-            if not hmac.compare_digest(given.encode(), self.cfg.token.encode()):
+            if not hmac.compare_digest(given_token(request).encode(), self.cfg.token.encode()):
                 return error(401, "unauthorized", "a valid bearer token is required")
         try:
             return await handler(request)
+        except NoSession as exc:
+            return error(404, "no_session", str(exc))
+        except web.HTTPException as exc:  # aiohttp's own (413 over client_max_size, 405...): JSON too
+            if not request.path.startswith("/api/") or exc.status < 400:
+                raise
+            code = "too_large" if exc.status == 413 else exc.reason.lower().replace(" ", "_")
+            return error(exc.status, code, exc.text or exc.reason)
         except BusyError as exc:
             return error(503, "busy", f"{exc}; try again in {self.cfg.retry_after_s} s",
                          headers={"Retry-After": str(self.cfg.retry_after_s)})
@@ -212,7 +255,7 @@ class Server:
 
     def build(self) -> web.Application:
         # uploads are bounded per route (read_limited); this only caps JSON bodies and the like
-        app = web.Application(middlewares=[self.guard], client_max_size=1024 * 1024)
+        app = web.Application(middlewares=[self.guard], client_max_size=JSON_LIMIT_BYTES)
         app.router.add_get("/", self.index)
         app.router.add_get("/api/health", self.health)
         app.router.add_get("/api/portraits", self.list_portraits)
@@ -230,6 +273,23 @@ class Server:
 
 class PayloadTooLarge(InputError):
     pass
+
+
+class NoSession(InputError):
+    pass
+
+
+def given_token(request: web.Request) -> str:
+    """The bearer token from the Authorization header, or from a WebSocket subprotocol ``bearer.TOKEN``
+    (browsers cannot set headers on a WebSocket). Never from the query string."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer "):]
+    for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        protocol = protocol.strip()
+        if protocol.startswith(TOKEN_PROTOCOL_PREFIX):
+            return protocol[len(TOKEN_PROTOCOL_PREFIX):]
+    return ""
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -250,6 +310,9 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 async def read_json(request: web.Request) -> dict:
     try:
         body = await request.json()
+    except web.HTTPRequestEntityTooLarge:
+        limit = JSON_LIMIT_BYTES
+        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("the request body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -8,6 +8,55 @@ from pathlib import Path
 STATIC_DIR = Path(__file__).with_name("static")
 
 
+@dataclass(frozen=True)
+class DegradeStep:
+    """One rung of the real-time ladder: what a session gives up to keep up with real time."""
+
+    name: str
+    nfe: int  # Euler steps per block (the DFoT's cost is about proportional to nfe + 1)
+    track_every: int  # track every Nth webcam frame (MediaPipe ~15-20 ms a frame on one core)
+    frame_stride: int  # render and send every Nth frame: 1 = 25 fps, 2 = 12.5 fps (render + encode halve)
+
+
+# Measured on 2 shared cores (docs/SERVING.md): a 10-frame block costs ~85 ms of DFoT at nfe 10, ~110 ms
+# of rendering at 512 px and ~85 ms of tracking at track_every 2; VP8 encoding ~8 ms a frame sent.
+DEFAULT_STEPS: tuple[DegradeStep, ...] = (
+    DegradeStep("full", nfe=10, track_every=2, frame_stride=1),
+    DegradeStep("fewer-steps", nfe=6, track_every=2, frame_stride=1),
+    DegradeStep("light", nfe=4, track_every=4, frame_stride=1),
+    DegradeStep("half-rate", nfe=4, track_every=4, frame_stride=2),
+    DegradeStep("minimal", nfe=3, track_every=6, frame_stride=3),
+)
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """How a session keeps its real-time budget (serve/realtime.py).
+
+    After every block the session measures its real-time factor (wall time the generation thread spent
+    on the block / the block's duration), smoothed; above ``degrade_rtf`` (or when a frame was late on
+    screen) it steps down the ladder, below ``recover_rtf`` for ``recover_blocks`` blocks it steps back up.
+    """
+
+    steps: tuple[DegradeStep, ...] = DEFAULT_STEPS
+    degrade_rtf: float = 0.75  # leaves room for encoding, decoding and tracking on the same cores
+    recover_rtf: float = 0.45  # well below degrade_rtf: a step up costs ~1.3-2x, so no oscillation
+    smoothing: float = 0.5  # EWMA weight of the newest block
+    hold_blocks: int = 2  # blocks to wait after a change before judging again (its effect must show)
+    recover_blocks: int = 8  # consecutive calm blocks (3.2 s) before stepping back up
+    start_step: int = 0
+    # Playout: the adaptive delay shrinks again in the avatar's silences, skipping one silent frame
+    # in `catchup_every` while more than `catchup_margin_s` over the target, if frames are ready ahead.
+    catchup_margin_s: float = 0.02
+    catchup_every: int = 3
+    catchup_ready_frames: int = 3  # frames that must already be ready beyond the skipped one
+    late_tolerance_s: float = 0.04  # a frame sent later than this behind its due time slips the clock
+    silence_level: float = 1e-3  # peak avatar-audio level below which a frame counts as silent
+    # The voice may trail its frame by one packet (20 ms, the packet grid); a silent packet further
+    # behind is dropped so that the voice stays within this of its picture.
+    max_audio_lag_s: float = 0.03
+
+
 @dataclass
 class ServerConfig:
     # network: loopback by default; exposing the server is an explicit choice (see docs/SERVING.md)
@@ -41,12 +90,18 @@ class ServerConfig:
     fps: int = 25
     size: int = 512  # longer side of the avatar's frames (the portrait keeps its framing)
     sample_rate: int = 16000
-    playout_delay_s: float = 0.6  # output runs this far behind the input: block (0.4) + look-ahead + compute
-    max_backlog_s: float = 1.2  # a worker further behind than this skips input (video degrades, audio not)
+    # Target delay of the output behind the input: block (0.4 s) + DFoT (~0.1 s) + the first frame's
+    # render. The actual delay adapts: it grows when a frame is late (video and voice wait together)
+    # and shrinks back to this in the avatar's silences.
+    playout_delay_s: float = 0.5
+    max_backlog_s: float = 1.2  # a worker further behind than this skips input (picture and voice alike)
     tick_s: float = 0.02  # how often input is moved onto the session timeline
-    # Track every Nth webcam frame (MediaPipe costs ~15 ms a frame); the engine holds the last observation
-    # in between. 2 = 12.5 Hz, still well above head-motion and expression rates (nods ~1-3 Hz).
-    track_every: int = 2
+    # How often the webcam is tracked, the NFE and the output rate come from the degradation ladder
+    # (realtime.steps): at full quality every 2nd frame is tracked (12.5 Hz, well above nods at 1-3 Hz).
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    # A client that sends nothing (no media, no RTCP, no data channel) for this long is gone: its slot
+    # is freed. Browsers send RTCP receiver reports about every second, so 5 s is never a live client.
+    silence_timeout_s: float = 5.0
     stats_interval_s: float = 0.5  # how often stats events are sent
     user_vad_rms: float = 0.01  # RMS above which the user counts as speaking
 

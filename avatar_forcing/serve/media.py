@@ -19,25 +19,45 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from avatar_forcing.serve.config import RealtimeConfig
 from avatar_forcing.serve.speech import AvatarVoice
-from avatar_forcing.serve.timeline import InputFrame, Timeline
+from avatar_forcing.serve.timeline import InputFrame, OutputFrame, Released, Timeline
 
 VIDEO_CLOCK = 90_000  # RTP clock rate of video
 AUDIO_PACKET_S = 0.02  # one Opus packet
+POLL_S = 0.005  # how often a track looks for a frame it waits for
+MAX_AUDIO_BURST_S = 0.2  # audio later than this (a stalled loop) resumes from now instead of bursting
 
 
 @dataclass
 class MediaMetrics:
     """What the tracks measured; read by the stats events and the load test."""
 
-    video_sent: int = 0
-    video_repeated: int = 0  # frames shown again because the right one was not ready (degraded)
+    video_sent: int = 0  # every one a new frame: the track waits rather than repeat one
+    video_repeated: int = 0  # frames sent twice: always 0 by construction, reported to show it
+    video_skipped: int = 0  # frames never generated (shed under overload): picture and voice skip them
+    video_caught_up: int = 0  # silent frames skipped to bring the delay back to its target
+    slips: int = 0  # times a frame was late and the clock (picture and voice) waited for it
+    delay_ms: float = 0.0  # the current playout delay
     audio_sent: int = 0
+    audio_waited: int = 0  # audio packets sent as silence because their frame was not released yet
+    audio_dropped: int = 0  # silent packets dropped because the voice trailed its picture
     user_audio_frames: int = 0
     user_video_frames: int = 0
     e2e_ms: deque = field(default_factory=lambda: deque(maxlen=200))  # user sample -> first frame sent
     ready_ms: deque = field(default_factory=lambda: deque(maxlen=200))  # user sample -> frame computed
     motion: deque = field(default_factory=lambda: deque(maxlen=250))  # motion vectors of sent frames
+    av_offset_ms: deque = field(default_factory=lambda: deque(maxlen=500))  # voice sent - its frame sent
+    sent_times: deque = field(default_factory=lambda: deque(maxlen=250))  # when frames left (unique fps)
+    headroom_ms: deque = field(default_factory=lambda: deque(maxlen=250))  # due - ready, per frame
+
+    def unique_fps(self, window_s: float = 2.0) -> float:
+        """New frames sent per second over the last ``window_s``."""
+        if len(self.sent_times) < 2:
+            return 0.0
+        now = time.monotonic()
+        recent = [t for t in self.sent_times if now - t <= window_s]
+        return len(recent) / window_s if recent and now - self.sent_times[0] >= window_s else 0.0
 
 
 class UserAudio:
@@ -119,89 +139,172 @@ async def feed_timeline(timeline: Timeline, user_audio: UserAudio, user_video: U
 
 
 class AvatarVideoTrack(MediaStreamTrack):
+    """The avatar's picture, and the master of the session's playout clock (see serve/timeline.py).
+
+    Never sends a frame twice: when frame ``n`` is late it waits for it (the clock slips, the audio
+    track sends silence meanwhile), so every frame sent is a new one.
+    """
+
     kind = "video"
 
-    def __init__(self, timeline: Timeline, metrics: MediaMetrics, shape: tuple[int, int]):
+    def __init__(self, timeline: Timeline, metrics: MediaMetrics, shape: tuple[int, int],
+                 realtime: RealtimeConfig):
         super().__init__()
         self.timeline = timeline
         self.metrics = metrics
-        self.blank = np.zeros((*shape, 3), np.uint8)  # (height, width) of the avatar's frames
+        self.rt = realtime
+        self.blank = np.zeros((*shape, 3), np.uint8)  # (height, width): an engine that does not render
         self._index = 0
-        self._last_block = -1
+        self._since_catchup = 0
+        self._last_pts = -1
 
     async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        tl = self.timeline
-        due = tl.start + tl.playout_delay_s + self._index / tl.fps
-        wait = due - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        else:  # we are late (a slow encoder or loop): skip ahead rather than fall further behind
-            self._index = max(self._index, tl.playout_index(time.monotonic()))
-        out = tl.output_at(self._index)
-        now = time.monotonic()
-        if out is None:
-            rgb = self.blank
-        else:
-            rgb = out.rgb if out.rgb is not None else self.blank
-            if out.block > self._last_block:  # first frame of a new block leaves now
-                self._last_block = out.block
-                arrival = tl.arrival.get(out.block_start)
-                if arrival is not None:
-                    self.metrics.e2e_ms.append((now - arrival) * 1000)
-                    self.metrics.ready_ms.append((out.ready - arrival) * 1000)
-            self.metrics.motion.append(out.motion)
-        self.metrics.video_repeated += int(out is None or self._index not in tl.outputs)
+        tl, rt = self.timeline, self.rt
+        while tl.start == float("inf"):  # the media clock starts when the peer connects
+            await self._check_live()
+            await asyncio.sleep(POLL_S)
+        while True:
+            await self._check_live()
+            n = self._index
+            tl.prune(n)
+            wait = tl.due(n) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            out = tl.lookup(n)
+            while out is None:  # not generated yet: wait for it (the voice waits with it)
+                await self._check_live()
+                await asyncio.sleep(POLL_S)
+                out = tl.lookup(n)
+            now = time.monotonic()
+            self._index += 1
+            if out == Released.SKIPPED:
+                tl.release(n, Released.SKIPPED, now)
+                self.metrics.video_skipped += 1
+                continue
+            late = now - tl.due(n)
+            self.metrics.headroom_ms.append((tl.due(n) - out.ready) * 1000 if out.shown else float("nan"))
+            if late > rt.late_tolerance_s:  # slip: later frames follow this one at 25 fps, no burst
+                tl.delay_s += late
+                tl.slips += 1
+                self.metrics.slips += 1
+            elif self._catch_up(n):
+                continue
+            if not out.shown:
+                tl.release(n, Released.HELD, now)
+                continue
+            tl.release(n, Released.SHOWN, now)
+            return self._frame(n, out, now)
+
+    def _catch_up(self, n: int) -> bool:
+        """Skip silent frame ``n`` while the delay is over its target and later frames are ready."""
+        tl, rt = self.timeline, self.rt
+        self._since_catchup += 1
+        if (tl.delay_s - tl.target_delay_s <= rt.catchup_margin_s or self._since_catchup < rt.catchup_every
+                or not tl.silent(n, rt.silence_level) or not tl.ready_ahead(n + rt.catchup_ready_frames)):
+            return False
+        self._since_catchup = 0
+        tl.delay_s = max(tl.target_delay_s, tl.delay_s - 1 / tl.fps)
+        tl.release(n, Released.SKIPPED, time.monotonic())
+        self.metrics.video_caught_up += 1
+        return True
+
+    def _frame(self, n: int, out: OutputFrame, now: float) -> av.VideoFrame:
+        tl, m = self.timeline, self.metrics
+        arrival = tl.arrival.get(n)
+        if arrival is not None:
+            m.e2e_ms.append((now - arrival) * 1000)
+            m.ready_ms.append((out.ready - arrival) * 1000)
+        m.motion.append(out.motion)
+        m.video_sent += 1
+        m.sent_times.append(now)
+        m.delay_ms = tl.delay_s * 1000
+        rgb = out.rgb if out.rgb is not None else self.blank
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = int(self._index * VIDEO_CLOCK / tl.fps)
+        # RTP time follows the due time (start + delay + n / fps): consistent with when it is sent, so a
+        # receiver pairs it with the audio sent at the same moment
+        pts = max(self._last_pts + 1, int(round((tl.due(n) - tl.start) * VIDEO_CLOCK)))
+        self._last_pts = pts
+        frame.pts = pts
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self.metrics.video_sent += 1
-        tl.prune(self._index - tl.keep_frames)
-        self._index += 1
         return frame
+
+    async def _check_live(self) -> None:
+        if self.readyState != "live" or self.timeline.closed:
+            raise MediaStreamError
 
 
 class AvatarAudioTrack(MediaStreamTrack):
+    """The avatar's voice, in real time (continuous RTP time). Only audio whose frame the video track
+    has released is sent; until then the packet is silence (the voice waits for the lips)."""
+
     kind = "audio"
 
-    def __init__(self, timeline: Timeline, metrics: MediaMetrics, sample_rate: int):
+    def __init__(self, timeline: Timeline, metrics: MediaMetrics, sample_rate: int,
+                 realtime: RealtimeConfig):
         super().__init__()
         self.timeline = timeline
         self.metrics = metrics
+        self.rt = realtime
         self.sample_rate = sample_rate
         self.packet = int(AUDIO_PACKET_S * sample_rate)
         self.samples_per_frame = sample_rate // timeline.fps
-        self._sample = 0
+        self._sent = 0  # samples sent (RTP time)
+        self._content = 0  # next sample of the avatar's voice on the timeline
+        self._t0: float | None = None
 
     async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
         tl = self.timeline
-        due = tl.start + tl.playout_delay_s + self._sample / self.sample_rate
+        while tl.start == float("inf"):
+            self._check_live()
+            await asyncio.sleep(POLL_S)
+        self._check_live()
+        if self._t0 is None:
+            self._t0 = tl.start + tl.target_delay_s
+        due = self._t0 + self._sent / self.sample_rate
         wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        pcm = self._samples(self._sample, self.packet)
+        elif -wait > MAX_AUDIO_BURST_S:  # the loop stalled: resume from now instead of bursting
+            self._t0 += -wait
+        pcm = self._next_packet()
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.packet)
         frame.planes[0].update((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
         frame.sample_rate = self.sample_rate
-        frame.pts = self._sample
+        frame.pts = self._sent
         frame.time_base = fractions.Fraction(1, self.sample_rate)
-        self._sample += self.packet
+        self._sent += self.packet
         self.metrics.audio_sent += 1
         return frame
 
-    def _samples(self, start: int, n: int) -> np.ndarray:
-        """Samples ``[start, start + n)`` of the avatar's voice; silence where the timeline has none."""
-        out = np.zeros(n, np.float32)
-        spf = self.samples_per_frame
-        pos = start
-        while pos < start + n:
-            index, offset = divmod(pos, spf)
-            take = min(spf - offset, start + n - pos)
-            chunk = self.timeline.avatar_audio.get(index)
+    def _next_packet(self) -> np.ndarray:
+        """The next released packet of the voice, or silence when its frame is not released yet."""
+        tl, spf = self.timeline, self.samples_per_frame
+        while True:
+            index, offset = divmod(self._content, spf)
+            if index >= tl.released_upto:
+                self.metrics.audio_waited += 1
+                return np.zeros(self.packet, np.float32)
+            if tl.released.get(index) == Released.SKIPPED:  # skipped by the video: so is its audio
+                self._content = (index + 1) * spf
+                continue
+            take = min(self.packet, spf - offset)  # packets never straddle frames (640 = 2 x 320)
+            out = np.zeros(self.packet, np.float32)
+            chunk = tl.avatar_audio.get(index)
             if chunk is not None:
-                out[pos - start:pos - start + take] = chunk[offset:offset + take]
-            pos += take
+                out[:take] = chunk[offset:offset + take]
+            behind = (tl.released_upto * spf - self._content) / self.sample_rate - 1 / tl.fps
+            if behind > self.rt.max_audio_lag_s and float(np.abs(out).max()) < self.rt.silence_level:
+                self._content += take  # trailing its picture: drop silence (never speech) to catch up
+                self.metrics.audio_dropped += 1
+                continue
+            break
+        if offset == 0:
+            sent = tl.video_sent_at.get(index)
+            if sent is not None:  # + : voice after the lips, - : voice ahead of the lips
+                self.metrics.av_offset_ms.append((time.monotonic() - sent) * 1000)
+        self._content += take
         return out
+
+    def _check_live(self) -> None:
+        if self.readyState != "live" or self.timeline.closed:
+            raise MediaStreamError

@@ -29,13 +29,15 @@ from avatar_forcing.serve.media import (
     consume_video,
     feed_timeline,
 )
+from avatar_forcing.serve.realtime import RealtimeState
 from avatar_forcing.serve.speech import AvatarVoice, decode_audio_file, speak_text
 from avatar_forcing.serve.timeline import Timeline
-from avatar_forcing.serve.worker import EngineWorker
+from avatar_forcing.serve.worker import EngineWorker, WorkerStats
 
 log = logging.getLogger("avatar_forcing.serve")
 JAW_OPEN = idx("jawOpen")
 STATS_WINDOW = 50  # frames (2 s) over which motion statistics are reported
+LIVENESS_POLL_S = 1.0  # how often the watchdog looks at the bytes received
 
 
 class BadOffer(InputError):
@@ -52,11 +54,15 @@ def percentile(values, q: float) -> float | None:
 
 
 class ServeSession:
-    def __init__(self, manager: SessionManager, engine, cfg: ServerConfig):
+    """One client. Set up in two steps, so that no engine is built for an offer that cannot be used:
+    ``await accept_offer(sdp)`` (checks the SDP), then ``await answer(engine)``."""
+
+    def __init__(self, manager: SessionManager, cfg: ServerConfig):
         self.id = secrets.token_urlsafe(16)
         self.manager = manager
         self.cfg = cfg
-        self.engine = engine
+        self.engine = None
+        self.worker: EngineWorker | None = None
         self.created = time.monotonic()
         self.pc = RTCPeerConnection(rtc_configuration(cfg))
         self.timeline = Timeline(start=float("inf"), fps=cfg.fps, playout_delay_s=cfg.playout_delay_s)
@@ -64,9 +70,9 @@ class ServeSession:
         self.voice = AvatarVoice(cfg.sample_rate, cfg.max_audio_seconds)
         self.user_audio = UserAudio(cfg.sample_rate)
         self.user_video = UserVideo()
-        self.worker = EngineWorker(engine, self.timeline, cfg.fps, cfg.sample_rate, cfg.max_backlog_s,
-                                   on_error=self._worker_failed, track_every=cfg.track_every)
+        self.offered: set[str] = set()
         self.channel = None
+        self.messages = 0  # data-channel messages received (a sign of life)
         self.tasks: list[asyncio.Task] = []
         self.closed = False
         self.close_reason: str | None = None
@@ -81,7 +87,7 @@ class ServeSession:
         @pc.on("datachannel")
         def on_datachannel(channel):
             self.channel = channel
-            channel.on("message", lambda message: self._spawn(self._on_message(message)))
+            channel.on("message", self._on_channel_message)
             self.send_event({"type": "ready", "session": self.id})
 
         @pc.on("track")
@@ -99,26 +105,37 @@ class ServeSession:
             elif state in ("failed", "closed"):
                 await self.close(f"connection {state}")
 
-    async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
-        """Apply the client's offer and return our answer (all ICE candidates gathered: no trickle)."""
+    async def accept_offer(self, sdp: str, kind: str) -> None:
+        """Apply the client's offer; BadOffer if it cannot be used (before any engine is built)."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-            offered = {t.kind for t in self.pc.getTransceivers()}
-            if "video" not in offered:
-                raise BadOffer("the offer has no video section, so the avatar cannot be sent")
-            shape = getattr(self.engine, "frame_shape", None) or (self.cfg.size, self.cfg.size)
-            self.pc.addTrack(AvatarVideoTrack(self.timeline, self.metrics, shape))
-            if "audio" in offered:  # a client may want the picture only
-                self.pc.addTrack(AvatarAudioTrack(self.timeline, self.metrics, self.cfg.sample_rate))
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        except BadOffer:
-            raise
         except Exception as exc:  # aiortc raises ValueError and friends on malformed SDP
             raise BadOffer(f"the SDP offer could not be used: {exc or type(exc).__name__}") from None
+        self.offered = {t.kind for t in self.pc.getTransceivers()}
+        if "video" not in self.offered:
+            raise BadOffer("the offer has no video section, so the avatar cannot be sent")
+
+    async def answer(self, engine) -> RTCSessionDescription:
+        """Attach the engine and return our answer (all ICE candidates gathered: no trickle)."""
+        self.engine = engine
+        self.worker = EngineWorker(engine, self.timeline, self.cfg.fps, self.cfg.sample_rate,
+                                   self.cfg.max_backlog_s, on_error=self._worker_failed,
+                                   realtime=self.cfg.realtime)
+        shape = getattr(engine, "frame_shape", None) or (self.cfg.size, self.cfg.size)
+        try:
+            self.pc.addTrack(AvatarVideoTrack(self.timeline, self.metrics, shape, self.cfg.realtime))
+            if "audio" in self.offered:  # a client may want the picture only
+                self.pc.addTrack(AvatarAudioTrack(self.timeline, self.metrics, self.cfg.sample_rate,
+                                                  self.cfg.realtime))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:
+            raise BadOffer(f"the SDP offer could not be answered: {exc or type(exc).__name__}") from None
         self._spawn(self._watchdog())
         return self.pc.localDescription
 
     def _start_media(self) -> None:
+        if self.worker is None:
+            return
         self.timeline.start = time.monotonic()
         self.worker.start()
         self._spawn(feed_timeline(self.timeline, self.user_audio, self.user_video, self.voice,
@@ -137,10 +154,16 @@ class ServeSession:
         self.voice.feed(pcm)
         return pcm.size / self.cfg.sample_rate
 
+    def _on_channel_message(self, message) -> None:
+        self.messages += 1
+        self._spawn(self._on_message(message))
+
     async def _on_message(self, message) -> None:
         try:
             data = json.loads(message)
             kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "ping":  # a heartbeat: counted as a sign of life, nothing else
+                return
             if kind == "say":
                 seconds = await self.say(str(data.get("text", "")))
                 self.send_event({"type": "speech_queued", "seconds": round(seconds, 2)})
@@ -161,15 +184,29 @@ class ServeSession:
                 pass
 
     def stats(self) -> dict:
-        m, w = self.metrics, self.worker.stats
+        m = self.metrics
+        w = self.worker.stats if self.worker is not None else WorkerStats()
+        rt = self.worker.controller.state if self.worker is not None else RealtimeState()
+        steps = self.cfg.realtime.steps
         motion = np.asarray(list(m.motion)[-STATS_WINDOW:]) if m.motion else np.zeros((0, 58))
+        alive = self.worker is not None and self.worker.alive
+        offsets = np.abs(np.asarray(m.av_offset_ms)) if m.av_offset_ms else None
         return {
             "session": self.id,
-            "connection": self.pc.connectionState,
-            "seconds": round(time.monotonic() - self.timeline.start, 2) if self.worker.alive else 0.0,
+            "connection": self.pc.connectionState if self.pc is not None else "closed",
+            "seconds": round(time.monotonic() - self.timeline.start, 2) if alive else 0.0,
             "video_sent": m.video_sent, "video_repeated": m.video_repeated, "audio_sent": m.audio_sent,
+            "unique_fps": round(m.unique_fps(), 1),
+            "video_skipped": m.video_skipped, "video_caught_up": m.video_caught_up, "slips": m.slips,
+            "delay_ms": round(m.delay_ms), "audio_waited": m.audio_waited,
+            "av_offset_ms_p95": percentile(offsets, 95) if offsets is not None else None,
+            "av_offset_ms_mean": float(np.mean(m.av_offset_ms)) if m.av_offset_ms else None,
+            "step": rt.step, "step_name": steps[rt.step].name, "steps": len(steps),
+            "worst_step": rt.worst_step, "step_changes": rt.changes,
+            "rtf": round(rt.rtf, 3) if rt.rtf is not None else None,
             "user_audio_frames": m.user_audio_frames, "user_video_frames": m.user_video_frames,
             "blocks": w.blocks, "frames_generated": w.frames_generated, "frames_skipped": w.frames_skipped,
+            "frames_rendered": w.frames_rendered,
             "compute_ms_p50": percentile(w.compute_ms, 50),
             "e2e_ms_last": m.e2e_ms[-1] if m.e2e_ms else None,
             "e2e_ms_p50": percentile(m.e2e_ms, 50), "e2e_ms_p95": percentile(m.e2e_ms, 95),
@@ -183,8 +220,7 @@ class ServeSession:
 
     def _update_speaking(self) -> None:
         tl = self.timeline
-        index = tl.playout_index(time.monotonic())
-        chunk = tl.avatar_audio.get(index)
+        chunk = tl.avatar_audio.get(tl.released_upto - 1)
         avatar = bool(chunk is not None and np.abs(chunk).max() > 1e-3) or self.voice.queued_seconds > 0
         user = self.user_audio.recent_rms > self.cfg.user_vad_rms
         if (avatar, user) != (self.speaking["avatar"], self.speaking["user"]):
@@ -198,16 +234,39 @@ class ServeSession:
             self.send_event({"type": "stats", **self.stats()})
 
     async def _watchdog(self) -> None:
-        await asyncio.sleep(self.cfg.ice_timeout_s)
-        if self.pc.connectionState != "connected":
-            await self.close("ICE did not complete in time")
-            return
-        await asyncio.sleep(max(0.0, self.cfg.max_session_s - self.cfg.ice_timeout_s))
-        self.send_event({"type": "error", "code": "time_limit",
-                         "message": "the session time limit was reached"})
-        await self.close("time limit")
+        """ICE time-out, a silent client (no bytes at all for silence_timeout_s) and the time limit."""
+        cfg = self.cfg
+        deadline = self.created + cfg.max_session_s
+        last_bytes, heard = -1, time.monotonic()
+        while not self.closed:
+            await asyncio.sleep(min(LIVENESS_POLL_S, cfg.silence_timeout_s / 2))
+            now = time.monotonic()
+            if self.pc.connectionState != "connected":
+                if now - self.created > cfg.ice_timeout_s:
+                    await self.close("ICE did not complete in time")
+                    return
+                continue
+            received = await self._bytes_received() + self.messages
+            if received != last_bytes:
+                last_bytes, heard = received, now
+            elif now - heard > cfg.silence_timeout_s:  # a killed browser sends nothing, not even RTCP
+                await self.close(f"the client was silent for {cfg.silence_timeout_s:.0f} s")
+                return
+            if now > deadline:
+                self.send_event({"type": "error", "code": "time_limit",
+                                 "message": "the session time limit was reached"})
+                await self.close("time limit")
+                return
+
+    async def _bytes_received(self) -> int:
+        """Bytes the peer sent us (media, RTCP, data channel): every sign of life counts."""
+        report = await self.pc.getStats()
+        return sum(getattr(s, "bytesReceived", 0) or 0 for s in report.values() if s.type == "transport")
 
     def _worker_failed(self, message: str) -> None:
+        if self.closed:
+            return
+
         def report():
             self.send_event({"type": "error", "code": "engine", "message": message})
             self._spawn(self.close(f"engine error: {message}"))
@@ -233,22 +292,47 @@ class ServeSession:
         self.send_event({"type": "closed", "reason": reason})
         self.timeline.close()
         self.voice.clear()
-        current = asyncio.current_task()
+        current = asyncio.current_task()  # close() may run inside one of the session's own tasks
         for task in list(self.tasks):
             if task is not current:
                 task.cancel()
         await asyncio.gather(*[t for t in self.tasks if t is not current], return_exceptions=True)
-        await self.pc.close()
+        pc = self.pc
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+        await pc.close()
         await self._loop.run_in_executor(None, self._release_engine)
-        self.manager.remove(self)
+        self._break_cycles()
+        self.manager.remove(self)  # the slot is free once everything is released
 
     def _release_engine(self) -> None:
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
         close = getattr(self.engine, "close", None)
         if close is not None:
             close()
         self.engine = None
-        self.worker.engine = None
+        if self.worker is not None:
+            self.worker.engine = None
+            self.worker.on_error = None
+
+    def _break_cycles(self) -> None:
+        """Drop every reference back to this session, so that it (and whatever it still holds) is freed
+        by reference counting the moment the last outside reference goes, not at the next GC."""
+        self.pc.remove_all_listeners()
+        if self.channel is not None:
+            self.channel.remove_all_listeners()
+        for sender in self.pc.getSenders():
+            track = sender.track
+            if track is not None:
+                track.timeline = track.metrics = None
+                if hasattr(track, "blank"):
+                    track.blank = None
+        self.timeline.close()
+        self.metrics.motion.clear()
+        self.channel = None
+        self.tasks.clear()
 
 
 class SessionManager:

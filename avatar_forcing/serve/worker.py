@@ -1,16 +1,22 @@
 """Inference off the event loop: two worker threads per session drive its AvatarSession.
 
 The input thread takes the timeline's new input frames and pushes them into the engine (webcam frames
-are tracked there); the generation thread steps the engine and publishes every block it finishes. On
-two cores tracking overlaps generation and rendering (MediaPipe, OpenCV and torch release the GIL).
-The input thread stays at most ``ahead_frames`` ahead of generation; when the session falls more than
-``max_backlog_s`` behind real time (an overloaded machine) it skips the oldest input frames instead of
-queueing forever: those frames are never generated, the video track repeats the newest frame it has
-(video degrades) and the audio track, which reads the timeline directly, plays on untouched.
+are tracked there); the generation thread steps the engine (motion) and renders the block's frames one
+by one, publishing each as soon as it is drawn, so the first frame of a block leaves one render after
+the DFoT instead of ten. On two cores tracking overlaps generation and rendering (MediaPipe, OpenCV
+and torch release the GIL).
+
+After every block a :class:`RealtimeController` judges the real-time factor and picks the step of the
+degradation ladder (NFE, tracking rate, output frame stride) that the next block uses. The input thread
+stays at most ``ahead_frames`` ahead of generation; when the session still falls more than
+``max_backlog_s`` behind real time it skips the oldest input frames: those frames are never generated,
+and the tracks skip their picture and their voice alike (serve/timeline.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections import deque
@@ -19,16 +25,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avatar_forcing.serve.config import RealtimeConfig
+from avatar_forcing.serve.realtime import RealtimeController
 from avatar_forcing.serve.timeline import InputFrame, OutputFrame, Timeline
+
+log = logging.getLogger("avatar_forcing.serve")
 
 
 @dataclass
 class WorkerStats:
     blocks: int = 0
     frames_generated: int = 0
+    frames_rendered: int = 0
     frames_skipped: int = 0  # input frames dropped under overload
-    compute_ms: deque = field(default_factory=lambda: deque(maxlen=50))  # per block, engine.step()
+    compute_ms: deque = field(default_factory=lambda: deque(maxlen=50))  # per block: DFoT + render, wall
     error: str | None = None
+
+
+def set_nfe(engine, nfe: int) -> bool:
+    """Change an AvatarSession's Euler steps between blocks (the sampler config is frozen: replace it).
+    Engines without a streaming generator (test doubles) take an ``nfe`` attribute if they have one."""
+    generator = getattr(engine, "generator", None)
+    if generator is not None and hasattr(generator, "cfg") and hasattr(generator, "times"):
+        from avatar_forcing.model.flow import sampling_schedule
+
+        if generator.cfg.nfe != nfe:
+            generator.cfg = dataclasses.replace(generator.cfg, nfe=nfe)
+            generator.times, generator.sigmas = sampling_schedule(generator.cfg)
+        return True
+    if hasattr(engine, "nfe"):
+        engine.nfe = nfe
+        return True
+    return False
 
 
 class EngineWorker:
@@ -36,7 +64,7 @@ class EngineWorker:
 
     def __init__(self, engine, timeline: Timeline, fps: int, sample_rate: int, max_backlog_s: float,
                  on_error: Callable[[str], None] | None = None, ahead_frames: int | None = None,
-                 track_every: int = 1):
+                 track_every: int | None = None, realtime: RealtimeConfig | None = None):
         self.engine = engine
         self.timeline = timeline
         self.fps = fps
@@ -44,12 +72,18 @@ class EngineWorker:
         self.max_backlog = int(max_backlog_s * fps)
         self.on_error = on_error
         self.stats = WorkerStats()
+        # no ladder given: one fixed step (tests of the plumbing); track_every overrides the step's
+        self.controller = RealtimeController(realtime or RealtimeConfig(steps=RealtimeConfig().steps[:1]))
+        self._slips_seen = 0
         self._engine_to_timeline: dict[int, int] = {}  # engine frame -> timeline frame (skips shift them)
         self._engine_frames = 0
         # Webcam frames are tracked at most every `track_every` engine frames; the engine holds the last
         # observation in between (sample and hold), so tracking costs 1/track_every of a 25 fps camera.
-        self.track_every = track_every
-        self._last_tracked = -track_every
+        self._fixed_track_every = track_every
+        self.track_every = track_every or self.controller.step.track_every
+        self.frame_stride = self.controller.step.frame_stride
+        self._last_tracked = -self.track_every
+        set_nfe(engine, self.controller.step.nfe)
         # Two blocks: the next block's inputs are in while the current one is generated.
         self.ahead_frames = ahead_frames if ahead_frames is not None else 2 * engine.block_size
         self._map_lock = threading.Lock()
@@ -135,19 +169,47 @@ class EngineWorker:
             block = self.engine.step()
             if block is None:
                 return
-            self.stats.compute_ms.append((time.perf_counter() - t) * 1000)
-            ready = time.monotonic()
-            motion = block.motion
-            with self._map_lock:
-                start = self._engine_to_timeline.get(block.start_frame, -1)
-                indices = [self._engine_to_timeline.pop(block.start_frame + i, None)
-                           for i in range(len(block.motion))]
-            frames = block.frames if block.frames is not None else [None] * len(block.motion)
-            for i, (rgb, index) in enumerate(zip(frames, indices, strict=True)):
-                if index is None:
-                    continue
-                m = np.asarray(motion[i], np.float32)
-                self.timeline.put_output(index, OutputFrame(
-                    rgb=rgb, block=self.stats.blocks, block_start=start, ready=ready, motion=m))
+            self._publish(block)
+            busy = time.perf_counter() - t
+            self.stats.compute_ms.append(busy * 1000)
             self.stats.blocks += 1
-            self.stats.frames_generated += len(frames)
+            self.stats.frames_generated += len(block.motion)
+            self._adapt(busy, len(block.motion) / self.fps)
+
+    def _publish(self, block) -> None:
+        """Each frame of the block onto the timeline as soon as it is drawn (only every `frame_stride`th
+        is drawn; the others are held: their motion and voice play on, their picture is not sent)."""
+        with self._map_lock:
+            start = self._engine_to_timeline.get(block.start_frame, -1)
+            indices = [self._engine_to_timeline.pop(block.start_frame + i, None)
+                       for i in range(len(block.motion))]
+        render = getattr(self.engine, "render", None) if block.frames is None else None
+        stride = self.frame_stride
+        for i, index in enumerate(indices):
+            if index is None or self._stop.is_set():
+                continue
+            motion = np.asarray(block.motion[i], np.float32)
+            shown = index % stride == 0
+            rgb = None
+            if shown and block.frames is not None:
+                rgb = block.frames[i]
+            elif shown and render is not None and getattr(self.engine, "frame_shape", None) is not None:
+                rgb = render(motion[None])[0]
+            if rgb is not None:
+                self.stats.frames_rendered += 1
+            self.timeline.put_output(index, OutputFrame(
+                rgb=rgb, block=self.stats.blocks, block_start=start, ready=time.monotonic(), motion=motion,
+                shown=shown))
+
+    def _adapt(self, busy_s: float, block_s: float) -> None:
+        """Judge the block's real-time factor; apply the ladder's step to the next block."""
+        slips = self.timeline.slips
+        late, self._slips_seen = slips > self._slips_seen, slips
+        if not self.controller.observe(busy_s, block_s, late):
+            return
+        step = self.controller.step
+        log.info("real-time step -> %s (nfe %d, track every %d, every %d frame(s) sent), block %.0f ms",
+                 step.name, step.nfe, step.track_every, step.frame_stride, busy_s * 1000)
+        set_nfe(self.engine, step.nfe)
+        self.track_every = self._fixed_track_every or step.track_every
+        self.frame_stride = step.frame_stride
