@@ -7,6 +7,8 @@ MEMBERS = {
     "model": ("avatar_forcing.eval.evaluate:evaluate", "run checkpoints through the streaming engine"),
     "portraits": ("avatar_forcing.eval.portraits:portraits",
                   "real portraits at rest, talking and listening, re-tracked by MediaPipe"),
+    "reactions": ("avatar_forcing.eval.reactions:reactions",
+                  "the listening avatar's reactions to real videos as the user, model vs talking-only"),
 }
 
 

@@ -1,0 +1,495 @@
+"""The listening avatar on real people: each real video plays the USER (its frames as the webcam, its
+audio as the microphone) while the avatar stays silent; MediaPipe re-tracks the rendered frames (what a
+viewer sees) and the avatar's reactions are measured against the user's own tracked face and voice.
+
+    avatar-forcing eval reactions [--videos DIR] [--portrait FILE] [--model CHECKPOINT] [--baseline]
+                                  [--seconds S] [-o out/eval_reactions]
+
+Per video (all at 25 fps on one timeline, user and avatar frame k at k / 25 s):
+  * smile_range: p90 - p10 of the avatar's re-tracked smile (mean of mouthSmileLeft/Right);
+    smile_lag_r: the best Pearson r of the avatar's smile against the user's over lags 0..1.6 s (the
+    avatar following), with its lag smile_lag_s;
+  * yaw_ratio, roll_ratio: the avatar's re-tracked yaw / roll std over the user's tracked std;
+  * nods after the user's phrase ends: phrase ends from the user's audio (``phrase_ends``), nods from the
+    re-tracked pitch (metrics.detect_nods); nod_precision = nods starting within the response window after
+    some phrase end, nod_recall = phrase ends answered by a nod; *_chance = the same for nods placed at
+    random times at the same rate (see ``chance_scores``);
+  * longest_freeze_s: the longest run of frames whose re-tracked landmarks move less than
+    ``freeze_motion`` face widths per frame (flagged when >= ``freeze_flag_s``).
+``--baseline`` runs the talking-only condition too: the same model and portrait with no user input at all
+(no webcam, no microphone), so every block is generated with the user condition dropped. Its output does
+not depend on the video, so it is generated once, for the longest video, and each video is scored on its
+prefix (the session reseeds its noise at every reset: the prefix is what a run of that length gives).
+Writes table.md, table.json, and per video a plot (PNG) and a side-by-side video (user | avatar, MP4 with
+the user's audio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from avatar_forcing.errors import InputError
+from avatar_forcing.eval.metrics import (
+    LipSyncConfig,
+    NodConfig,
+    audio_envelope,
+    detect_nods,
+    lagged_correlation,
+    nod_response,
+    smile,
+)
+from avatar_forcing.eval.portraits import (
+    REAL_DIR,
+    SAMPLE_RATE,
+    PortraitsConfig,
+    Recorder,
+    Retracked,
+    _cell,
+    _jsonable,
+    _natural,
+    drain,
+    face_view,
+    face_width_2d,
+    listen_metrics,
+    rest_phase,
+    tile,
+    video_frames,
+)
+from avatar_forcing.motion.tracker import fill_gaps
+from avatar_forcing.motion.vector import FPS, idx
+
+MODEL, BASELINE = "model", "baseline"
+
+
+@dataclass(frozen=True)
+class ReactionsConfig:
+    seconds: float | None = None        # per video; None: the whole video
+    seed: int = 0
+    max_lag_s: float = 1.6              # the avatar's smile may follow the user's by up to this
+    # voice activity on the user's RMS envelope (40 ms frames): a frame is voiced when its RMS is above
+    # both an absolute floor (silent tracks: portraits.PortraitsConfig.silent_rms) and a fraction of the
+    # clip's loud level (so a quiet recording still has phrases)
+    vad_floor_rms: float = 0.005
+    vad_relative: float = 0.1           # -20 dB under the loud level
+    vad_loud_percentile: float = 95.0   # the loud level
+    min_pause_s: float = 0.3            # a phrase ends where speech is followed by at least this silence
+    min_phrase_s: float = 0.3           # shorter voiced bursts (clicks, breaths) are not phrases
+    nod: NodConfig = field(default_factory=NodConfig)  # nod peaks and the 1.5 s response window
+    # a frame is still when its landmarks move less than this on average (face widths per frame:
+    # 2e-4 = 0.5 % of the face per second; a listening avatar's median is ~5e-4)
+    freeze_motion: float = 2e-4
+    freeze_flag_s: float = 2.0
+    portraits: PortraitsConfig = field(default_factory=PortraitsConfig)  # thumbnails, smile percentiles
+    video_label: str = "user | avatar"
+
+
+# ---- signals -------------------------------------------------------------------------------------------
+
+def filled(x: np.ndarray) -> np.ndarray:
+    """A 1-D signal with its NaN (untracked) frames interpolated; all NaN if fewer than 2 are finite."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    if ok.sum() < 2:
+        return np.full_like(x, np.nan)
+    return fill_gaps(x[:, None], ok)[:, 0]
+
+
+def smile_lag(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()
+              ) -> tuple[float, float]:
+    """(best r, its lag in s) of avatar_smile[t + lag] against user_smile[t], lag 0..max_lag_s."""
+    lags = range(round(cfg.max_lag_s * FPS) + 1)
+    r, lag = lagged_correlation(filled(user_smile), filled(avatar_smile), lags)
+    return r, lag / FPS
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def voiced_segments(pcm: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()) -> list[tuple[float, float]]:
+    """(start, end) seconds of the user's phrases: voiced frames, pauses shorter than min_pause_s bridged,
+    phrases shorter than min_phrase_s dropped."""
+    env = audio_envelope(pcm, LipSyncConfig(sample_rate=SAMPLE_RATE, fps=FPS))
+    if not len(env):
+        return []
+    level = max(cfg.vad_floor_rms, cfg.vad_relative * float(np.percentile(env, cfg.vad_loud_percentile)))
+    voiced = env >= level
+    for a, b in _runs(~voiced):
+        if a > 0 and b < len(voiced) and (b - a) / FPS < cfg.min_pause_s:  # a pause inside a phrase
+            voiced[a:b] = True
+    return [(a / FPS, b / FPS) for a, b in _runs(voiced) if (b - a) / FPS >= cfg.min_phrase_s]
+
+
+def phrase_ends(pcm: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()) -> np.ndarray:
+    """Times (s) where a phrase is followed by at least min_pause_s of silence inside the clip."""
+    duration = len(pcm) / SAMPLE_RATE
+    return np.array([end for _, end in voiced_segments(pcm, cfg) if end + cfg.min_pause_s <= duration])
+
+
+def chance_scores(events: np.ndarray, nods: int, duration: float, window: float) -> tuple[float, float]:
+    """(precision, recall) of `nods` nods at independent uniform times: a nod answers with the probability
+    that it lands in the union of the windows after the events; an event is answered unless all nods miss
+    its window."""
+    if not len(events) or duration <= 0:
+        return float("nan"), float("nan")
+    covered = np.zeros(max(1, round(duration * FPS)), bool)
+    for e in events:
+        covered[round(e * FPS): round((e + window) * FPS)] = True
+    recall = 1.0 - (1.0 - min(1.0, window / duration)) ** nods
+    return float(covered.mean()), float(recall)
+
+
+def nod_scores(pitch: np.ndarray, ends: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()
+               ) -> dict[str, float]:
+    """Nods in the re-tracked pitch against the phrase ends whose whole response window is in the clip;
+    precision and recall are NaN without such an event (nothing to answer)."""
+    duration = len(pitch) / FPS
+    events = np.asarray(ends, np.float64)
+    events = events[events <= duration - cfg.nod.window_s]
+    pitch = filled(pitch)
+    if not np.isfinite(pitch).all():
+        return dict(nod_precision=math.nan, nod_recall=math.nan, nods=math.nan,
+                    phrase_ends=float(len(events)), nod_precision_chance=math.nan, nod_recall_chance=math.nan)
+    score = nod_response(pitch, events, cfg.nod)
+    precision_chance, recall_chance = chance_scores(events, score.nods, duration, cfg.nod.window_s)
+    judged = len(events) > 0
+    return dict(nod_precision=score.precision if judged else math.nan, nod_recall=score.recall,
+                nods=float(score.nods), phrase_ends=float(len(events)),
+                nod_precision_chance=precision_chance, nod_recall_chance=recall_chance)
+
+
+def landmark_motion(landmarks: np.ndarray) -> np.ndarray:
+    """(T - 1,) mean displacement of the landmarks from each frame to the next, in face widths (NaN where
+    either frame is untracked)."""
+    lm = np.asarray(landmarks, np.float64)
+    if len(lm) < 2:
+        return np.zeros(0)
+    step = np.linalg.norm(np.diff(lm[:, :, :2], axis=0), axis=2).mean(1)
+    widths = np.array([face_width_2d(f) for f in lm[1:]])
+    return step / widths
+
+
+def longest_freeze(landmarks: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()) -> tuple[float, float]:
+    """(seconds, start s) of the longest run of still frames (an untracked frame breaks a run)."""
+    motion = landmark_motion(landmarks)
+    still = np.isfinite(motion) & (motion < cfg.freeze_motion)
+    runs = _runs(still)
+    if not runs:
+        return 0.0, 0.0
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    return (b - a + 1) / FPS, a / FPS  # b - a steps span b - a + 1 frames
+
+
+def reaction_metrics(user: Retracked, avatar: Retracked, ends: np.ndarray,
+                     cfg: ReactionsConfig = ReactionsConfig()) -> dict[str, float]:
+    """The avatar's reactions to one user (both (T, 58) on one 25 fps timeline)."""
+    n = min(len(user), len(avatar))
+    user, avatar = prefix(user, n), prefix(avatar, n)
+    mine, theirs = listen_metrics(avatar, cfg.portraits), listen_metrics(user, cfg.portraits)
+    r, lag = smile_lag(smile(user.motion), smile(avatar.motion), cfg)
+    freeze, freeze_at = longest_freeze(avatar.landmarks, cfg)
+
+    def ratio(key: str) -> float:
+        return mine[key] / theirs[key] if theirs[key] > 0 else math.nan
+
+    return {
+        "smile_range": mine["smile_range"], "smile_lag_r": r, "smile_lag_s": lag,
+        "yaw_ratio": ratio("yaw_std_deg"), "roll_ratio": ratio("roll_std_deg"),
+        **nod_scores(avatar.motion[:, idx("pitch")], ends, cfg),
+        "longest_freeze_s": freeze, "freeze_at_s": freeze_at, "frozen": float(freeze >= cfg.freeze_flag_s),
+        "tracked": avatar.tracked,
+    }
+
+
+def user_summary(user: Retracked, ends: np.ndarray, cfg: ReactionsConfig) -> dict[str, float]:
+    theirs = listen_metrics(user, cfg.portraits)
+    return {"smile_range": theirs["smile_range"], "yaw_std_deg": theirs["yaw_std_deg"],
+            "roll_std_deg": theirs["roll_std_deg"], "phrase_ends": float(len(ends)), "tracked": user.tracked}
+
+
+# ---- running the session -------------------------------------------------------------------------------
+
+def webcam(video: Path, seconds: float) -> Iterator[tuple[np.ndarray, float]]:
+    """The video as a 25 fps webcam: at tick k (k / 25 s) the latest frame shown by then, up to `seconds`
+    (a 30 fps video drops one frame in six), so user and avatar share one timeline."""
+    total = round(seconds * FPS)
+    k, last = 0, None
+    for rgb, t in video_frames(video, seconds):
+        while last is not None and k < total and k / FPS < t:
+            yield last, k / FPS
+            k += 1
+        last = rgb
+    while last is not None and k < total:  # the last frame stays on screen until the video's end
+        yield last, k / FPS
+        k += 1
+
+
+def listen_to(session, video: Path, pcm: np.ndarray, seconds: float, cfg: ReactionsConfig
+              ) -> tuple[Retracked, Retracked]:
+    """(user, avatar) re-tracked: each webcam frame with the microphone up to its time, generating whatever
+    is due as a live session would; the avatar says nothing."""
+    total = round(seconds * FPS)
+    user = Recorder(total, cfg.portraits, thumbs=True)
+    avatar = Recorder(total, cfg.portraits, thumbs=True, view=face_view(session, cfg.portraits))
+    session.reset()
+    pushed = 0
+    with tqdm(total=total, desc=f"  {video.stem} listening", unit="frame", leave=False) as bar:
+        for rgb, t in webcam(video, seconds):
+            user.add(rgb)
+            upto = min(len(pcm), round(t * SAMPLE_RATE))
+            if upto > pushed:
+                session.push_user_audio(pcm[pushed:upto], SAMPLE_RATE)
+                pushed = upto
+            session.push_user_frame(rgb, t)
+            drain(session, avatar, bar)
+        if pushed < len(pcm):
+            session.push_user_audio(pcm[pushed:], SAMPLE_RATE)
+        session.advance_to(seconds)
+        session.finish()
+        drain(session, avatar, bar)
+    return user.close(), avatar.close()
+
+
+def talking_only(session, seconds: float, cfg: ReactionsConfig) -> Retracked:
+    """No user input at all (no webcam, no microphone) and a silent avatar: every block drops the user
+    condition. This is the portraits eval's REST phase, for `seconds`."""
+    return rest_phase(session, replace(cfg.portraits, rest_seconds=seconds))
+
+
+def prefix(seq: Retracked, frames: int) -> Retracked:
+    return Retracked(seq.motion[:frames], seq.landmarks[:frames])
+
+
+# ---- pictures ------------------------------------------------------------------------------------------
+
+def write_plot(path: Path, name: str, pcm: np.ndarray, ends: np.ndarray, user: Retracked,
+               avatars: dict[str, Retracked], cfg: ReactionsConfig) -> None:
+    """User vs avatar(s) over time: audio envelope with phrases, smile, yaw, roll, pitch with nods."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    env = audio_envelope(pcm, LipSyncConfig(sample_rate=SAMPLE_RATE, fps=FPS))
+    t = np.arange(len(user)) / FPS
+    colours = {MODEL: "tab:red", BASELINE: "tab:grey"}
+    fig, axes = plt.subplots(5, 1, figsize=(12, 10), sharex=True)
+    axes[0].plot(np.arange(len(env)) / FPS, env, color="black", lw=0.8)
+    for a, b in voiced_segments(pcm, cfg):
+        axes[0].axvspan(a, b, color="tab:blue", alpha=0.15)
+    axes[0].set_ylabel("user audio RMS\n(phrases shaded)")
+    axes[1].plot(t, smile(user.motion), color="tab:blue", label="user")
+    for key, seq in avatars.items():
+        axes[1].plot(t[: len(seq)], smile(seq.motion), color=colours[key], label=f"avatar ({key})")
+    axes[1].set_ylabel("smile")
+    for ax, channel in zip(axes[2:], ("yaw", "roll", "pitch"), strict=True):
+        user_deg = np.degrees(user.motion[:, idx(channel)])
+        ax.plot(t, user_deg - np.nanmedian(user_deg), color="tab:blue", label="user")
+        for key, seq in avatars.items():
+            deg = np.degrees(seq.motion[:, idx(channel)])
+            ax.plot(t[: len(seq)], deg - np.nanmedian(deg), color=colours[key], label=f"avatar ({key})")
+        ax.set_ylabel(f"{channel} deg\n(minus median)")
+    for key, seq in avatars.items():
+        nods = detect_nods(filled(seq.motion[:, idx("pitch")]), cfg.nod) if len(seq) > 1 else []
+        for n in nods:
+            axes[4].axvline(n, color=colours[key], ls=":", lw=1.2)
+    for ax in axes:
+        for e in ends:
+            ax.axvline(e, color="tab:green", lw=1.0, alpha=0.7)
+    axes[1].legend(loc="upper right", fontsize=8)
+    axes[4].set_xlabel("s (green: user phrase ends; dotted: avatar nods)")
+    fig.suptitle(f"{name}: the avatar listening to a real user")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_side_by_side(path: Path, user: Retracked, avatar: Retracked, pcm: np.ndarray,
+                       cfg: ReactionsConfig) -> None:
+    """user | avatar (its face), one frame per 25 fps tick, with the user's audio."""
+    from avatar_forcing.media.video import VideoWriter
+
+    frames = min(len(user.thumbs), len(avatar.thumbs))
+    audio = pcm[: round(frames / FPS * SAMPLE_RATE)]
+    with VideoWriter(path, fps=FPS, audio=audio, sample_rate=SAMPLE_RATE) as writer:
+        for k in range(frames):
+            left = tile(user.thumbs[k], f"user {k / FPS:.1f}s", cfg.portraits)
+            right = tile(avatar.thumbs[k], "avatar", cfg.portraits)
+            gap = np.full((left.shape[0], cfg.portraits.tile_gap, 3), cfg.portraits.background, np.uint8)
+            writer.write(np.concatenate([left, gap, right], 1))
+
+
+def save_signals(path: Path, pcm: np.ndarray, user: Retracked, avatars: dict[str, Retracked]) -> None:
+    """The tracked signals behind a video's numbers (to re-score without re-running the model)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"user_audio": pcm, "user_motion": user.motion, "user_landmarks": user.landmarks}
+    for key, seq in avatars.items():
+        arrays |= {f"{key}_motion": seq.motion, f"{key}_landmarks": seq.landmarks}
+    np.savez_compressed(path, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+
+
+# ---- table ---------------------------------------------------------------------------------------------
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (  # key, header, format
+    ("smile_range", "smile p90-p10", ".3f"),
+    ("smile_lag_r", "smile lag r", ".2f"),
+    ("smile_lag_s", "lag s", ".2f"),
+    ("yaw_ratio", "yaw std / user's", ".2f"),
+    ("roll_ratio", "roll std / user's", ".2f"),
+    ("phrase_ends", "phrase ends", ".0f"),
+    ("nods", "nods", ".0f"),
+    ("nod_precision", "nod precision", ".2f"),
+    ("nod_recall", "nod recall", ".2f"),
+    ("nod_precision_chance", "precision at chance", ".2f"),
+    ("nod_recall_chance", "recall at chance", ".2f"),
+    ("longest_freeze_s", "longest freeze s", ".2f"),
+    ("tracked", "tracked", ".2f"),
+)
+
+
+def overall(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each number over the videos where it is finite."""
+    out = {}
+    for key in rows[0] if rows else ():
+        values = [r[key] for r in rows if np.isfinite(r[key])]
+        out[key] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def markdown_table(videos: list[dict], summary: dict[str, dict[str, float]], cfg: ReactionsConfig) -> str:
+    lines = ["| video | run | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(COLUMNS)]
+
+    def row(label: str, run: str, m: dict[str, float]) -> str:
+        cells = [_cell(m[k], f) for k, _, f in COLUMNS]
+        if m["longest_freeze_s"] >= cfg.freeze_flag_s:
+            cells[-2] += " FROZEN"
+        return f"| {label} | {run} | " + " | ".join(cells) + " |"
+
+    for v in videos:
+        for run in (MODEL, BASELINE):
+            if run in v:
+                lines.append(row(v["name"], run, v[run]))
+    for run, m in summary.items():
+        lines.append(row("**mean**", run, m))
+    return "\n".join(lines)
+
+
+# ---- command -------------------------------------------------------------------------------------------
+
+def video_seconds(path: Path, cap: float | None) -> float:
+    """The video's length (its frames over its rate when declared), at most `cap`."""
+    from avatar_forcing.media.video import probe
+
+    info = probe(path)
+    length = info.frames / info.fps if info.frames and info.fps else info.duration_s
+    if length <= 0:  # undeclared: count the frames
+        length = sum(1 for _ in webcam(path, math.inf)) / FPS if cap is None else cap
+    return length if cap is None else min(length, cap)
+
+
+def user_audio(path: Path, seconds: float) -> np.ndarray:
+    """The video's audio track for `seconds`, zero-padded; silence for a video without one."""
+    from avatar_forcing.audio.io import load_audio
+    from avatar_forcing.media.video import probe
+
+    samples = round(seconds * SAMPLE_RATE)
+    pcm = load_audio(path)[:samples] if probe(path).has_audio else np.zeros(0, np.float32)
+    return np.pad(pcm, (0, samples - len(pcm))).astype(np.float32)
+
+
+def reactions_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--videos", default=str(REAL_DIR / "videos"),
+                        help="folder of real videos to play the user (each .mp4)")
+    parser.add_argument("--limit-videos", type=int, default=None, metavar="N", help="only the first N videos")
+    parser.add_argument("--portrait", default=None, metavar="FILE",
+                        help="the avatar's portrait (default: the built-in portrait)")
+    parser.add_argument("--model", default=None, metavar="CHECKPOINT",
+                        help="checkpoint directory (default: the shipped model)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run the talking-only condition (no user input at all) as chance level")
+    parser.add_argument("--seconds", type=float, default=None, help="at most this much of each video")
+    parser.add_argument("--seed", type=int, default=ReactionsConfig.seed)
+    parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
+
+
+def reactions_run(args: argparse.Namespace) -> int:
+    from avatar_forcing.stream.options import SessionOptions
+    from avatar_forcing.stream.session import AvatarSession
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise InputError("--seconds must be positive")
+    folder = Path(args.videos)
+    if not folder.is_dir():
+        print(f"no video folder at {folder}: nothing to evaluate (eval reactions needs real videos)")
+        return 0
+    paths = sorted(folder.glob("*.mp4"), key=_natural)[: args.limit_videos]
+    if not paths:
+        print(f"no .mp4 videos in {folder}: nothing to evaluate")
+        return 0
+    cfg = ReactionsConfig(seconds=args.seconds, seed=args.seed,
+                          portraits=replace(PortraitsConfig(), seed=args.seed))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lengths = {p: video_seconds(p, cfg.seconds) for p in paths}
+
+    session = AvatarSession(args.model, args.portrait, SessionOptions(seed=cfg.seed))
+    videos: list[dict] = []
+    try:
+        if session.renderer is None:
+            raise InputError("eval reactions needs the rig backend (this checkpoint decodes another motion)")
+        base = None
+        if args.baseline:  # independent of the user: one run, each video scored on its prefix
+            print(f"talking-only baseline: {max(lengths.values()):.1f} s")
+            base = talking_only(session, max(lengths.values()), cfg)
+        for path in tqdm(paths, desc="videos"):
+            seconds = lengths[path]
+            pcm = user_audio(path, seconds)
+            ends = phrase_ends(pcm, cfg)
+            user, avatar = listen_to(session, path, pcm, seconds, cfg)
+            entry = {"name": path.stem, "seconds": seconds, "phrase_end_times": ends.tolist(),
+                     "user": user_summary(user, ends, cfg), MODEL: reaction_metrics(user, avatar, ends, cfg)}
+            avatars = {MODEL: avatar}
+            if base is not None:
+                avatars[BASELINE] = prefix(base, len(user))
+                entry[BASELINE] = reaction_metrics(user, avatars[BASELINE], ends, cfg)
+            write_plot(out / f"{path.stem}.png", path.stem, pcm, ends, user, avatars, cfg)
+            write_side_by_side(out / f"{path.stem}.mp4", user, avatar, pcm, cfg)
+            save_signals(out / "signals" / f"{path.stem}.npz", pcm, user, avatars)
+            videos.append(entry)
+            del user, avatar, avatars  # the thumbnails of a long video are large
+    finally:
+        session.close()
+
+    summary = {run: overall([v[run] for v in videos]) for run in (MODEL, BASELINE) if run in videos[0]}
+    table = markdown_table(videos, summary, cfg)
+    notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
+             f"{args.model or 'shipped default'}; seed {cfg.seed}; "
+             f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
+             f"baseline = the same model with no user input (talking only). Freeze: landmarks moving < "
+             f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s.")
+    (out / "table.md").write_text(f"# eval reactions\n\n{notes}\n\n{table}\n")
+    (out / "table.json").write_text(json.dumps(_jsonable({
+        "config": {"videos": [str(p) for p in paths], "portrait": args.portrait, "model": args.model,
+                   "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
+                   "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
+                   "min_phrase_s": cfg.min_phrase_s, "nod_window_s": cfg.nod.window_s,
+                   "freeze_motion": cfg.freeze_motion, "freeze_flag_s": cfg.freeze_flag_s},
+        "videos": videos,
+        "overall": summary,
+    }), indent=1))
+    print(table)
+    print(f"wrote {out / 'table.md'}, {out / 'table.json'} and a plot and a video per video in {out}")
+    return 0
+
