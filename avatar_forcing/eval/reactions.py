@@ -105,7 +105,8 @@ def filled(x: np.ndarray) -> np.ndarray:
 def smile_lag(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()
               ) -> tuple[float, float]:
     """(best r, its lag in s) of avatar_smile[t + lag] against user_smile[t], lag 0..max_lag_s."""
-    lags = range(round(cfg.max_lag_s * FPS) + 1)
+    n = min(len(user_smile), len(avatar_smile))
+    lags = range(min(round(cfg.max_lag_s * FPS), n - 3) + 1)  # a lag past the clip has no overlap to judge
     r, lag = lagged_correlation(filled(user_smile), filled(avatar_smile), lags)
     return r, lag / FPS
 
@@ -142,11 +143,13 @@ def chance_scores(events: np.ndarray, nods: int, duration: float, window: float)
     its window."""
     if not len(events) or duration <= 0:
         return float("nan"), float("nan")
-    covered = np.zeros(max(1, round(duration * FPS)), bool)
-    for e in events:
-        covered[round(e * FPS): round((e + window) * FPS)] = True
+    covered, reach = 0.0, 0.0  # the union of [e, e + window] within the clip, events in order
+    for e in np.sort(events):
+        a, b = max(float(e), reach), min(float(e) + window, duration)
+        covered += max(0.0, b - a)
+        reach = max(reach, b)
     recall = 1.0 - (1.0 - min(1.0, window / duration)) ** nods
-    return float(covered.mean()), float(recall)
+    return covered / duration, float(recall)
 
 
 def nod_scores(pitch: np.ndarray, ends: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()
