@@ -1,9 +1,12 @@
 """The web page in a real browser: Debian's Chromium (headless, Selenium) with fake media read from files.
 
 Chromium's fake camera plays a y4m of a real face (the astronaut photo, nodding) and its fake
-microphone a wav of eSpeak NG speech. Two tests:
+microphone a wav of eSpeak NG speech. The tests:
   * the page and its plumbing, with the fast test engine: connection, decoded frames at a measured
     fps, audio arriving, the latency readout, the busy message;
+  * the token flow (the page asks, keeps it for the tab, reloads the portraits), the preview, the
+    progress state until the first frame and a clean page after Stop;
+  * the same page with a busy process beside the server (frames keep coming; fps reported);
   * the real avatar (the default model): the mouth moves while typed text is spoken and the motion
     changes when the user speaks. Skipped while no default model is installed.
 Both save a screenshot to out/.
@@ -155,6 +158,69 @@ def test_page_streams_in_chromium(browser):
     assert server_stats["user_audio_frames"] > 0 and server_stats["user_video_frames"] > 0
     assert server_stats["jaw_open_std"] > 0.01  # the typed text was spoken (the fake jaw follows loudness)
     assert "busy" in busy
+
+
+def test_token_flow_preview_progress_and_stop_in_chromium(browser):
+    cfg = make_config(max_sessions=1, size=512, token="s3cret")
+    server = Server(cfg, lambda portrait: FakeEngine(portrait, cfg.size))
+    with ServerThread(server) as srv:
+        browser.get(srv.url)
+        # without a token the portrait list fails (401): the page asks for one
+        wait_until(lambda: app_value(browser, "needsToken"), 10, "the token form")
+        assert browser.find_element("id", "token-form").is_displayed()
+        assert browser.execute_script("return document.getElementById('portrait').options.length") == 0
+        browser.find_element("id", "token").send_keys("s3cret")
+        browser.find_element("id", "token-use").click()
+        wait_until(lambda: app_value(browser, "portraitsLoaded"), 10, "the portraits, reloaded")
+        assert not browser.find_element("id", "token-form").is_displayed()
+        wait_until(lambda: browser.execute_script(
+            "const p = document.getElementById('preview'); return p.complete && p.naturalWidth > 0"),
+            10, "the portrait preview")
+        browser.find_element("id", "start").click()
+        progress = wait_until(lambda: app_value(browser, "progress"), 10, "a progress message")
+        wait_until(lambda: app_value(browser, "live"), 20, "the first avatar frame")
+        assert app_value(browser, "progress") == ""
+        assert not browser.find_element("id", "preview").is_displayed()
+        wait_until(lambda: app_value(browser, "stats"), 10, "live figures")
+        step_text = wait_until(lambda: browser.find_element("id", "step").text.strip("–"), 5, "the step")
+        browser.find_element("id", "say-text").send_keys("Hello there, nice to meet you.")
+        browser.find_element("id", "say").click()
+        wait_until(lambda: "on" in browser.find_element("id", "avatar-speaking").get_attribute("class"),
+                   10, "the speaking badge")
+        browser.find_element("id", "stop").click()
+        wait_until(lambda: app_value(browser, "state") == "closed", 5, "the page to stop")
+        after = browser.execute_script("""
+            const on = [...document.querySelectorAll('.badge.on')].length;
+            const figures = ['latency', 'latency-p95', 'fps', 'step', 'av'].map(
+                (id) => document.getElementById(id).textContent);
+            return {on, figures, video: document.getElementById('avatar').srcObject,
+                    progress: document.getElementById('progress').hidden};""")
+        gone = wait_until(lambda: srv.call(lambda: not server.manager.sessions), 10, "the session to end")
+        # the token is kept for the tab: a reload needs no new prompt
+        browser.refresh()
+        wait_until(lambda: app_value(browser, "portraitsLoaded"), 10, "the portraits after a reload")
+        needs_token = app_value(browser, "needsToken")
+        stored = browser.execute_script("return sessionStorage.getItem('avatar-forcing-token')")
+    print(f"progress message: {progress!r}; step shown: {step_text!r}")
+    assert after["on"] == 0 and set(after["figures"]) == {"–"}
+    assert after["video"] is None and after["progress"] and gone
+    assert not needs_token and stored == "s3cret"
+
+
+def test_page_streams_beside_a_busy_process(browser):
+    from avatar_forcing.eval.bench_serve import BackgroundLoad
+
+    cfg = make_config(max_sessions=1, size=512)
+    server = Server(cfg, lambda portrait: FakeEngine(portrait, cfg.size))
+    with ServerThread(server) as srv, BackgroundLoad(1):
+        start_session(browser, srv.url)
+        wait_until(lambda: app_value(browser, "videoFrames") > 50, 20, "avatar frames decoded")
+        decoded_fps = measure_decoded_fps(browser, seconds=3.0)
+        stats = srv.call(lambda: next(iter(server.manager.sessions.values())).stats())
+    print(f"beside a busy process: decoded {decoded_fps:.1f} fps, server unique {stats['unique_fps']} fps, "
+          f"e2e p50 {stats['e2e_ms_p50']:.0f} ms, A/V p95 {stats['av_offset_ms_p95']:.0f} ms, "
+          f"step {stats['step_name']}")
+    assert decoded_fps > 5 and stats["video_repeated"] == 0  # frames flow; none is ever a repeat
 
 
 def real_engine_or_skip(cfg):

@@ -154,3 +154,35 @@ def test_oversized_json_is_a_json_413_and_a_bad_offer_builds_no_engine():
     out = asyncio.run(main())
     assert out["big"] == (413, "application/json", "too_large")
     assert out["bad_sdp"] == (400, "bad_sdp") and not built and out["sessions"] == 0
+
+
+def test_bench_stream_skips_wav2vec_without_transformers(monkeypatch, capsys):
+    import avatar_forcing.eval.bench_stream as bench_stream
+    from avatar_forcing.cli.bench import skip_missing_parts
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
+    monkeypatch.setattr(bench_stream, "bench_wav2vec2", bench_stream.bench_wav2vec2)  # restored after
+    assert skip_missing_parts("stream") == ["bench_wav2vec2"]
+    assert bench_stream.bench_wav2vec2(None) is None
+    assert "transformers is not installed" in capsys.readouterr().out
+    assert skip_missing_parts("serve") == []
+
+
+def test_access_log_never_holds_the_query_or_headers():
+    import logging
+
+    from aiohttp.test_utils import make_mocked_request
+    from aiohttp.web import Response
+
+    from avatar_forcing.serve.app import QuietAccessLogger
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("test-access")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    request = make_mocked_request("GET", "/api/portraits?token=s3cret",
+                                  headers={"Authorization": "Bearer s3cret"})
+    QuietAccessLogger(logger, "").log(request, Response(status=401), 0.01)
+    assert records and "/api/portraits" in records[0] and "s3cret" not in records[0]

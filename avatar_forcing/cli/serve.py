@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import logging
 import os
+import re
+import sys
+import threading
 
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.serve.config import ServerConfig
@@ -72,12 +76,56 @@ def run(args: argparse.Namespace) -> int:
 NOISY_LOGGERS = ("aioice", "aiortc", "mediapipe", "absl")  # every ICE check and codec event at INFO
 
 
-def quiet_logs() -> None:
-    """Third-party chatter at WARNING; MediaPipe's C++ (glog/absl) lines only from ERROR up."""
+# MediaPipe's C++ writes absl/glog lines ("W0000 00:00:... face_landmarker_graph.cc ...") and TensorFlow
+# Lite INFO lines straight to file descriptor 2 for every tracker it builds (one or two per session);
+# no environment variable silences them, so the server filters them out of its stderr.
+NATIVE_NOISE = re.compile(rb"^([WI]\d{4} |INFO: Created TensorFlow Lite|WARNING: Logging before InitGoogle)")
+
+
+def quiet_logs(native: bool = True) -> None:
+    """Third-party chatter at WARNING; MediaPipe's native INFO/WARNING lines dropped (errors kept)."""
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("GLOG_minloglevel", "2")  # read by MediaPipe's glog when it first loads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its TensorFlow Lite delegate lines
+    if native:
+        filter_native_stderr()
+
+
+_filtering = False
+
+
+def filter_native_stderr() -> None:
+    """Route fd 2 through a pipe; a daemon thread forwards every line but MediaPipe's INFO/WARNING."""
+    global _filtering
+    if _filtering:
+        return
+    _filtering = True
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = [line + b"\n" for line in lines if not NATIVE_NOISE.match(line)]
+                if kept:
+                    os.write(original, b"".join(kept))
+            if pending:
+                os.write(original, pending)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:  # at exit: the last lines (a traceback, say) must not be lost in the pipe
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's write end: the thread forwards the rest and ends
+        thread.join(2.0)
+
+    atexit.register(restore)
 
 
 def _is_loopback(host: str) -> bool:

@@ -6,6 +6,7 @@ Routes (all JSON; errors are ``{"error": code, "message": text}`` with a fitting
   GET    /api/health                         {"ok", "sessions", "max_sessions"}
   GET    /api/portraits                      built-in portrait names
   POST   /api/portraits                      raw image bytes -> {"id"}  (413 too big, 400 not an image)
+  GET    /api/portraits/{name}/image         a small JPEG of the portrait (the page's preview)
   POST   /api/offer                          {"sdp", "type", "portrait"} -> {"sdp", "type", "session"}
                                              (503 + Retry-After "busy", 422 "no_face", 400 "bad_sdp")
   POST   /api/sessions/{id}/say              {"text"}: the avatar speaks it (eSpeak NG)
@@ -137,6 +138,12 @@ class Server:
     async def list_portraits(self, request: web.Request) -> web.Response:
         return web.json_response({"builtin": list(self.cfg.builtin_portraits)})
 
+    async def portrait_image(self, request: web.Request) -> web.Response:
+        """A small JPEG of a portrait (built-in or uploaded): the page's preview before the first frame."""
+        rgb = self.portrait(request.match_info["name"])
+        data = await asyncio.get_running_loop().run_in_executor(None, preview_jpeg, rgb)
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private"})
+
     # --- sessions -----------------------------------------------------------------------------
     async def offer(self, request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -260,6 +267,7 @@ class Server:
         app.router.add_get("/api/health", self.health)
         app.router.add_get("/api/portraits", self.list_portraits)
         app.router.add_post("/api/portraits", self.upload_portrait)
+        app.router.add_get("/api/portraits/{name}/image", self.portrait_image)
         app.router.add_post("/api/offer", self.offer)
         app.router.add_post("/api/sessions/{sid}/say", self.say)
         app.router.add_post("/api/sessions/{sid}/speech", self.speech_file)
@@ -269,6 +277,21 @@ class Server:
         app.router.add_static("/static/", self.cfg.static_dir)
         app.on_shutdown.append(lambda _: self.manager.close_all())
         return app
+
+
+PREVIEW_SIDE = 512  # longest side of a portrait preview
+
+
+def preview_jpeg(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    scale = min(1.0, PREVIEW_SIDE / max(rgb.shape[:2]))
+    if scale < 1.0:
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return data.tobytes()
 
 
 class PayloadTooLarge(InputError):

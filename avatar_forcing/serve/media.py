@@ -171,6 +171,7 @@ class AvatarVideoTrack(MediaStreamTrack):
             if wait > 0:
                 await asyncio.sleep(wait)
             out = tl.lookup(n)
+            generation_late = out is None
             while out is None:  # not generated yet: wait for it (the voice waits with it)
                 await self._check_live()
                 await asyncio.sleep(POLL_S)
@@ -185,8 +186,9 @@ class AvatarVideoTrack(MediaStreamTrack):
             self.metrics.headroom_ms.append((tl.due(n) - out.ready) * 1000 if out.shown else float("nan"))
             if late > rt.late_tolerance_s:  # slip: later frames follow this one at 25 fps, no burst
                 tl.delay_s += late
-                tl.slips += 1
                 self.metrics.slips += 1
+                if generation_late:  # the engine's fault (not a busy event loop's): the worker degrades
+                    tl.slips += 1
             elif self._catch_up(n):
                 continue
             if not out.shown:

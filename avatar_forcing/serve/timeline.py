@@ -62,7 +62,7 @@ class Timeline:
         self.released: dict[int, str] = {}  # frame -> Released.*
         self.released_upto = 0  # frames [0, released_upto) are decided by the video track
         self.video_sent_at: dict[int, float] = {}  # frame -> monotonic time its picture left
-        self.slips = 0  # times the clock slipped (a frame was late); the worker reads it
+        self.slips = 0  # slips because a frame was not generated in time; the worker reads it
         self.newest_output = -1
         self.next_input = 0
         self._cond = threading.Condition()
