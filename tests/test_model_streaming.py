@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from avatar_forcing.errors import InputError
+from avatar_forcing.errors import ConfigError, InputError
 from avatar_forcing.model.config import SamplerConfig
 from avatar_forcing.model.sampler import guidance_drops
 from avatar_forcing.model.streaming import StreamingGenerator, generate_offline
@@ -92,3 +92,20 @@ def test_missing_condition_removes_its_guidance():
         )
         outs.append(gen.step(data["avatar_audio"], data["user_audio"], data["user_motion"], has_user=False))
     assert (outs[0] - outs[1]).abs().max() < 1e-5
+
+
+def test_history_noise_changes_only_what_follows_the_first_block():
+    """A noisy past (SamplerConfig.history_noise) enters the cache only: the first block, which has no past,
+    is unchanged, later blocks differ, and 0 is the clean-past sampler exactly."""
+    model = micro_model()
+    data = inputs(model, 1, 80)
+    short = dict(nfe=2, first_block="short")
+    clean = offline(model, data, 80, cfg=SamplerConfig(**short))
+    assert torch.equal(clean, offline(model, data, 80, cfg=SamplerConfig(**short, history_noise=0.0)))
+    noisy = offline(model, data, 80, cfg=SamplerConfig(**short, history_noise=0.4))
+    b = model.cfg.block_size
+    assert torch.equal(clean[:, :b], noisy[:, :b])
+    assert not torch.allclose(clean[:, b:], noisy[:, b:])
+    assert torch.isfinite(noisy).all()
+    with pytest.raises(ConfigError, match="history_noise"):
+        SamplerConfig(history_noise=1.0).validate()

@@ -102,10 +102,16 @@ class SamplerConfig:
     #   frame in a live session). "short": the first block is B frames, so a live session starts after 0.4 s.
     first_block: Literal["full", "short"] = "full"
     sigma_table_size: int = 1000  # the authors' scheduler table
+    # Flow time at which the generated past enters the cache (0: clean, as the authors do). Diffusion forcing
+    # trains every block at its own noise level, so a spotless past is rare in training; a streaming past
+    # that is always spotless makes the model follow its own history and ignore the user (issue 16).
+    history_noise: float = 0.0
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):
             raise ConfigError(f"nfe {self.nfe} is too small for the {self.schedule} schedule")
+        if not 0.0 <= self.history_noise < 1.0:
+            raise ConfigError(f"history_noise {self.history_noise} must be in [0, 1)")
         if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):
             raise ConfigError(f"unknown sampler option in {self}")
         return self

@@ -160,7 +160,8 @@ class StreamingGenerator:
         # per distinct flow time, then laid out per pass and frame; the same in every row (broadcast).
         passes = len(self.times) + 1
         is_new = torch.arange(length) >= n_ctx
-        distinct_times = torch.cat((self.times, self.times.new_zeros(1))).float().to(device)
+        history = self.times.new_full((1,), self.cfg.history_noise)
+        distinct_times = torch.cat((self.times, history)).float().to(device)
         table = self.model.condition_on_time(distinct_times)
         time = table.index(torch.where(is_new, torch.arange(passes)[:, None], passes - 1).to(device))
         d_sigmas = torch.where(is_new, (self.sigmas[1:] - self.sigmas[:-1])[:, None], 0.0).to(device)
@@ -178,10 +179,15 @@ class StreamingGenerator:
                 self.trace.append((x.clone(), v_raw.clone()))
             x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigmas[i], moving)
 
-        # Cache fill: one pass at flow time 0 on the final latents.
-        _, kv = run(x, passes - 1)
+        # Cache fill: one pass on the final latents at the history's flow time (0: clean).
+        past_x = x
+        if self.cfg.history_noise > 0:
+            h = self.cfg.history_noise
+            noised = (1 - h) * x + h * self._noise(tuple(x.shape)).to(device)
+            past_x = torch.where(moving[None, :, None], noised, x)  # the context is noised already
+        _, kv = run(past_x, passes - 1)
         self._commit(kv, window_kv, frames, length - m.context)
-        self.context_latents = x[:, length - m.context :]
+        self.context_latents = past_x[:, length - m.context :]
         self.context_conds = tuple(c[:, length - m.context :] for c in conds)
         self.next_frame += n
         self.block_index += 1

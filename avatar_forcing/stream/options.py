@@ -22,6 +22,9 @@ class SessionOptions:
     nfe: int = 10                   # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0          # w_a: guidance towards the avatar's own audio
     cfg_user: float = 1.0           # w_u: guidance towards the user (audio + motion)
+    # Flow time of the generated past in the cache (SamplerConfig.history_noise): a slightly noisy past keeps
+    # the avatar answering the user in long sessions instead of continuing its own history.
+    history_noise: float = 0.0
     # Rig: frames keep the portrait's framing, scaled down once so the longer side is at most this;
     # None = the photo's own size. LIA: frames are output_size squared (None: its native size).
     output_size: int | None = None

@@ -279,7 +279,8 @@ class AvatarSession:
         reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=self.device)
         schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
-                                first_block=opts.first_block, schedule=schedule)
+                                first_block=opts.first_block, schedule=schedule,
+                                history_noise=opts.history_noise)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
