@@ -4,7 +4,9 @@ A toy corpus where the only thing that happens is a user who smiles now and then
 smiles back `--lag` seconds later (at a fraction of the user's smile); both are silent, everything else is
 tracker-like noise. Train the preset briefly on it, then stream a user who smiles at a known time and
 read the avatar's smile before, during and after: a preset that can carry the user's past to the avatar
-answers; one that cannot stays flat.
+answers; one that cannot stays flat. The smile comes after 4 s of a still user (two training windows), so
+the probe also shows whether the streaming engine keeps listening once its cache holds a whole window
+(`--history-noise`, SessionOptions.history_noise).
 
     .venv/bin/python scripts/reaction_probe.py --preset tiny --steps 1500 --out runs/probe_tiny
 """
@@ -77,7 +79,7 @@ def write_corpus(root: Path, cfg: ProbeConfig, lag: float) -> None:
     write_index(root)
 
 
-def probe(checkpoint: Path, cfg: ProbeConfig) -> dict[str, float]:
+def probe(checkpoint: Path, cfg: ProbeConfig, history_noise: float) -> dict[str, float]:
     """The avatar's mean smile in each phase, for a smiling user and a still one (the difference is the
     reaction)."""
     from avatar_forcing.stream.options import SessionOptions
@@ -90,7 +92,8 @@ def probe(checkpoint: Path, cfg: ProbeConfig) -> dict[str, float]:
     silence = np.zeros(frames * SAMPLE_RATE // FPS, np.float32)
     smiles = {}
     for name, motion in (("smiling", user), ("still", np.zeros_like(user))):
-        with AvatarSession(checkpoint, options=SessionOptions(render=False)) as session:
+        options = SessionOptions(render=False, history_noise=history_noise)
+        with AvatarSession(checkpoint, options=options) as session:
             session.push_user_motion(motion, 0.0)
             session.push_user_audio(silence, SAMPLE_RATE, 0.0)
             session.push_avatar_audio(silence, SAMPLE_RATE)
@@ -116,6 +119,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--lag", type=float, default=0.5, help="seconds from the user's smile to the answer")
     parser.add_argument("--out", type=Path, default=Path("runs/reaction_probe"))
+    parser.add_argument("--history-noise", type=float, nargs="+", default=[0.0, 0.2, 0.4],
+                        help="SessionOptions.history_noise values to probe with")
     args = parser.parse_args()
     cfg = ProbeConfig()
     data = args.out / "data"
@@ -125,7 +130,8 @@ def main() -> None:
     subprocess.run([str(Path(sys.executable).with_name("avatar-forcing")), "train", "--preset", args.preset,
                     "--data", str(data), "--out", str(run), "--steps", str(args.steps), "--warmup", "40",
                     "--val-every", "0", "--ckpt-every", str(args.steps), "--resume"], check=True)
-    result = {"preset": args.preset, "steps": args.steps, "lag": args.lag, **probe(run / "latest", cfg)}
+    result = {"preset": args.preset, "steps": args.steps, "lag": args.lag,
+              "history_noise": {str(h): probe(run / "latest", cfg, h) for h in args.history_noise}}
     (args.out / "probe.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

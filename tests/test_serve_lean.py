@@ -186,3 +186,26 @@ def test_access_log_never_holds_the_query_or_headers():
                                   headers={"Authorization": "Bearer s3cret"})
     QuietAccessLogger(logger, "").log(request, Response(status=401), 0.01)
     assert records and "/api/portraits" in records[0] and "s3cret" not in records[0]
+
+
+def test_a_degraded_server_refuses_another_session_with_a_clean_503():
+    async def main():
+        async with running_server(make_config(max_sessions=2)) as (server, url):
+            first = AvatarClient(url, user_audio=PCM)
+            await first.connect()
+            session = server.manager.get(first.session)
+            session.worker.controller.state.step = server.cfg.realtime.admit_below_step  # as under load
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{url}/api/offer", json={"sdp": "v=0", "type": "offer"}) as r:
+                    refused = (r.status, (await r.json())["error"], r.headers.get("Retry-After"))
+            session.worker.controller.state.step = 0  # recovered: room again
+            second = AvatarClient(url, user_audio=PCM)
+            await second.connect()
+            admitted = second.session in server.manager.sessions
+            await second.close()
+            await first.close()
+        return refused, admitted
+
+    refused, admitted = asyncio.run(main())
+    assert refused[:2] == (503, "busy") and refused[2] is not None
+    assert admitted

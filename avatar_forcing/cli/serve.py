@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import ipaddress
 import logging
 import os
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     quiet_logs()
     check_engine(cfg)
+    gc.freeze()  # the start-up heap (torch, models, modules) is never garbage: later collections skip it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not _is_loopback(cfg.host):
         print(f"warning: serving on {cfg.host}, reachable from other machines"

@@ -1,7 +1,8 @@
 """`avatar-forcing bench serve`: a load test of the WebRTC server on loopback.
 
-For each N in ``--sessions``, N aiortc clients connect at once to an in-process server whose limit is
-N; each streams a speaking, nodding user (eSpeak NG speech + the astronaut photo) while the avatar
+For each N in ``--sessions``, N aiortc clients connect one after another (``stagger_s`` apart: the
+server admits a session only while the running ones have room, else 503) to an in-process server whose
+limit is N; each streams a speaking, nodding user (eSpeak NG speech + the astronaut photo) while the avatar
 speaks typed text, for ``--seconds``. Then one more client tries to join (N + 1 against the limit).
 ``--background-load K`` runs K busy processes (a CPU loop each) beside it, as a laptop has.
 
@@ -40,6 +41,7 @@ MAX_BACKGROUND = 16
 AVATAR_TEXT = ("Thanks for calling. Let me tell you about our plans for the summer, "
                "there is a lot to talk about and I am happy to go through it with you.")
 CHURN_MEDIA_S = 1.0  # media each churn session streams before it closes
+CHURN_SETTLE_S = 0.5  # then a moment for the server to release it
 USER_TEXT = "Hi, I have a question about my booking. Could you help me with that, please?"
 
 
@@ -48,6 +50,7 @@ class ServeBenchConfig:
     sessions: tuple[int, ...] = (1, 2, 4)
     seconds: float = 10.0
     warmup_s: float = 2.0  # connection set-up and the first blocks are not measured
+    stagger_s: float = 4.0  # between clients of one step: the server judges its room by the running ones
     size: int = 512
     checkpoint: str | None = None
     random_init: bool = False
@@ -79,6 +82,7 @@ class StepResult:
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
     over_limit: str = ""  # what the (N+1)-th client got
+    refused: list[str] = field(default_factory=list)  # clients of the N the server refused (no room)
 
 
 @dataclass
@@ -89,6 +93,7 @@ class ChurnResult:
     rss_end_mb: float = 0.0
     seconds: float = 0.0
     active_at_end: int = 0
+    rss_mb: list[float] = field(default_factory=list)  # after each session (the trend: flat or climbing)
 
 
 def spin(stop) -> None:
@@ -185,6 +190,8 @@ async def run_churn(bc: ServeBenchConfig, pcm: np.ndarray, frames: list[np.ndarr
                 if not server.manager.active:
                     break
                 await asyncio.sleep(0.05)
+            await asyncio.sleep(CHURN_SETTLE_S)  # the server's release_memory() after the close
+            result.rss_mb.append(round(rss_mb(), 1))
             if i == 0:
                 gc.collect()  # the first session loads lazily imported modules and caches: the baseline
                 result.rss_first_mb = round(rss_mb(), 1)
@@ -201,11 +208,21 @@ async def run_step(n: int, bc: ServeBenchConfig, pcm: np.ndarray, frames: list[n
 
     server, runner, url = await start_server(n, bc)
     result = StepResult(sessions=n, background_load=bc.background_load, rss_start_mb=round(rss_mb(), 1))
-    clients = [AvatarClient(url, user_audio=pcm, user_frames=frames) for _ in range(n)]
+    clients: list = []
     try:
-        await asyncio.gather(*[c.connect() for c in clients])
-        await asyncio.gather(*[c.wait_connected(30) for c in clients])
-        await asyncio.gather(*[c.say(AVATAR_TEXT) for c in clients])
+        for i in range(n):  # users arrive one after another; the server may refuse one (503) for room
+            client = AvatarClient(url, user_audio=pcm, user_frames=frames)
+            try:
+                await client.connect()
+            except BusyError as exc:
+                result.refused.append(str(exc))
+                await client.close()
+                continue
+            clients.append(client)
+            await client.wait_connected(30)
+            await client.say(AVATAR_TEXT)
+            if i < n - 1:
+                await asyncio.sleep(bc.stagger_s)
         await asyncio.sleep(bc.warmup_s)
         sessions = [server.manager.get(c.session) for c in clients]
         for s in sessions:  # measure from here: the warm-up's figures go
@@ -282,6 +299,8 @@ def print_table(results: list[StepResult]) -> None:
               f"{r.slips:>5} {r.frames_skipped:>5} {r.cpu_percent:>6.0f} "
               f"{r.rss_start_mb:>5.0f}->{r.rss_end_mb:<5.0f}")
     for r in results:
+        for why in r.refused:
+            print(f"N = {r.sessions}: a client was refused: {why}")
         print(f"N+1 = {r.sessions + 1} against a limit of {r.sessions}: {r.over_limit}")
 
 
@@ -313,13 +332,14 @@ def bench_serve_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--background-load must be in 0..{MAX_BACKGROUND}")
     if not 0 <= bc.churn <= MAX_CHURN:
         raise ConfigError(f"--churn must be in 0..{MAX_CHURN}")
-    from avatar_forcing.cli.serve import check_engine
+    from avatar_forcing.cli.serve import check_engine, quiet_logs
     from avatar_forcing.serve.config import ServerConfig
 
-    check_engine(ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init))
-    from avatar_forcing.cli.serve import quiet_logs
-
     quiet_logs()
+    check_engine(ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init))
+    import gc
+
+    gc.freeze()  # as `avatar-forcing serve` does
     pcm, frames = user_media()
     with BackgroundLoad(bc.background_load):
         if bc.churn:

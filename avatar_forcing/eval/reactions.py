@@ -75,11 +75,13 @@ class ReactionsConfig:
     seed: int = 0
     max_lag_s: float = 1.6              # the avatar's smile may follow the user's by up to this
     # voice activity on the user's RMS envelope (40 ms frames): a frame is voiced when its RMS is above
-    # both an absolute floor (silent tracks: portraits.PortraitsConfig.silent_rms) and a fraction of the
-    # clip's loud level (so a quiet recording still has phrases)
+    # both an absolute floor (silent tracks: portraits.PortraitsConfig.silent_rms) and a point between the
+    # clip's quiet and loud levels (so neither a quiet recording nor a noisy room has a fixed threshold;
+    # a fraction of the loud level alone put the pauses of the real videos, at ~0.05 RMS, above it)
     vad_floor_rms: float = 0.005
-    vad_relative: float = 0.1           # -20 dB under the loud level
-    vad_loud_percentile: float = 95.0   # the loud level
+    vad_quiet_percentile: float = 5.0   # the clip's background
+    vad_loud_percentile: float = 95.0   # its loud speech
+    vad_relative: float = 0.3           # voiced above 30 % of the way from quiet to loud
     min_pause_s: float = 0.3            # a phrase ends where speech is followed by at least this silence
     min_phrase_s: float = 0.3           # shorter voiced bursts (clicks, breaths) are not phrases
     nod: NodConfig = field(default_factory=NodConfig)  # nod peaks and the 1.5 s response window
@@ -123,7 +125,8 @@ def voiced_segments(pcm: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()) -
     env = audio_envelope(pcm, LipSyncConfig(sample_rate=SAMPLE_RATE, fps=FPS))
     if not len(env):
         return []
-    level = max(cfg.vad_floor_rms, cfg.vad_relative * float(np.percentile(env, cfg.vad_loud_percentile)))
+    quiet, loud = np.percentile(env, [cfg.vad_quiet_percentile, cfg.vad_loud_percentile])
+    level = max(cfg.vad_floor_rms, float(quiet + cfg.vad_relative * (loud - quiet)))
     voiced = env >= level
     for a, b in _runs(~voiced):
         if a > 0 and b < len(voiced) and (b - a) / FPS < cfg.min_pause_s:  # a pause inside a phrase
@@ -425,6 +428,8 @@ def reactions_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="at most this much of each video")
     parser.add_argument("--seed", type=int, default=ReactionsConfig.seed)
     parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score again from the signals/ an earlier run saved in --out (no model run)")
 
 
 def reactions_run(args: argparse.Namespace) -> int:
@@ -433,6 +438,15 @@ def reactions_run(args: argparse.Namespace) -> int:
 
     if args.seconds is not None and args.seconds <= 0:
         raise InputError("--seconds must be positive")
+    cfg = ReactionsConfig(seconds=args.seconds, seed=args.seed,
+                          portraits=replace(PortraitsConfig(), seed=args.seed))
+    out = Path(args.out)
+    if args.rescore:
+        videos = rescore(out, cfg)
+        if not videos:
+            raise InputError(f"--rescore: no signals/*.npz in {out} (run without --rescore first)")
+        write_tables(out, videos, cfg, args, [v["name"] for v in videos])
+        return 0
     folder = Path(args.videos)
     if not folder.is_dir():
         print(f"no video folder at {folder}: nothing to evaluate (eval reactions needs real videos)")
@@ -441,9 +455,6 @@ def reactions_run(args: argparse.Namespace) -> int:
     if not paths:
         print(f"no .mp4 videos in {folder}: nothing to evaluate")
         return 0
-    cfg = ReactionsConfig(seconds=args.seconds, seed=args.seed,
-                          portraits=replace(PortraitsConfig(), seed=args.seed))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lengths = {p: video_seconds(p, cfg.seconds) for p in paths}
 
@@ -457,24 +468,48 @@ def reactions_run(args: argparse.Namespace) -> int:
             print(f"talking-only baseline: {max(lengths.values()):.1f} s")
             base = talking_only(session, max(lengths.values()), cfg)
         for path in tqdm(paths, desc="videos"):
-            seconds = lengths[path]
-            pcm = user_audio(path, seconds)
-            ends = phrase_ends(pcm, cfg)
-            user, avatar = listen_to(session, path, pcm, seconds, cfg)
-            entry = {"name": path.stem, "seconds": seconds, "phrase_end_times": ends.tolist(),
-                     "user": user_summary(user, ends, cfg), MODEL: reaction_metrics(user, avatar, ends, cfg)}
-            avatars = {MODEL: avatar}
-            if base is not None:
-                avatars[BASELINE] = prefix(base, len(user))
-                entry[BASELINE] = reaction_metrics(user, avatars[BASELINE], ends, cfg)
-            write_plot(out / f"{path.stem}.png", path.stem, pcm, ends, user, avatars, cfg)
+            pcm = user_audio(path, lengths[path])
+            user, avatar = listen_to(session, path, pcm, lengths[path], cfg)
+            avatars = {MODEL: avatar} | ({} if base is None else {BASELINE: prefix(base, len(user))})
             write_side_by_side(out / f"{path.stem}.mp4", user, avatar, pcm, cfg)
             save_signals(out / "signals" / f"{path.stem}.npz", pcm, user, avatars)
-            videos.append(entry)
+            videos.append(score_video(path.stem, pcm, user, avatars, out, cfg))
             del user, avatar, avatars  # the thumbnails of a long video are large
     finally:
         session.close()
+    write_tables(out, videos, cfg, args, [str(p) for p in paths])
+    return 0
 
+
+def score_video(name: str, pcm: np.ndarray, user: Retracked, avatars: dict[str, Retracked], out: Path,
+                cfg: ReactionsConfig) -> dict:
+    """One video's entry of table.json, and its plot."""
+    ends = phrase_ends(pcm, cfg)
+    entry = {"name": name, "seconds": len(user) / FPS, "phrase_end_times": ends.tolist(),
+             "user": user_summary(user, ends, cfg)}
+    entry |= {run: reaction_metrics(user, seq, ends, cfg) for run, seq in avatars.items()}
+    write_plot(out / f"{name}.png", name, pcm, ends, user, avatars, cfg)
+    return entry
+
+
+def rescore(out: Path, cfg: ReactionsConfig) -> list[dict]:
+    """Every video's entry again from the signals a previous run saved in `out` (the model is not run;
+    the side-by-side videos are left as they are)."""
+    videos = []
+    for path in sorted((out / "signals").glob("*.npz"), key=_natural):
+        with np.load(path) as z:
+            arrays = {k: z[k].astype(np.float64) for k in z.files}
+        user = Retracked(arrays["user_motion"], arrays["user_landmarks"])
+        avatars = {run: Retracked(arrays[f"{run}_motion"], arrays[f"{run}_landmarks"])
+                   for run in (MODEL, BASELINE) if f"{run}_motion" in arrays}
+        videos.append(score_video(path.stem, arrays["user_audio"], user, avatars, out, cfg))
+    return videos
+
+
+def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argparse.Namespace,
+                 sources: list[str]) -> None:
+    """table.md and table.json (and the table printed)."""
+    folder = args.videos
     summary = {run: overall([v[run] for v in videos]) for run in (MODEL, BASELINE) if run in videos[0]}
     table = markdown_table(videos, summary, cfg)
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
@@ -482,17 +517,20 @@ def reactions_run(args: argparse.Namespace) -> int:
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
              f"baseline = the same model with no user input (talking only). Freeze: landmarks moving < "
              f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s.")
+    if args.rescore:
+        notes += " Re-scored from the signals of an earlier run (signals/)."
     (out / "table.md").write_text(f"# eval reactions\n\n{notes}\n\n{table}\n")
     (out / "table.json").write_text(json.dumps(_jsonable({
-        "config": {"videos": [str(p) for p in paths], "portrait": args.portrait, "model": args.model,
+        "config": {"videos": sources, "rescored": args.rescore, "portrait": args.portrait,
+                   "model": args.model,
                    "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
                    "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
-                   "min_phrase_s": cfg.min_phrase_s, "nod_window_s": cfg.nod.window_s,
+                   "min_phrase_s": cfg.min_phrase_s, "vad_relative": cfg.vad_relative,
+                   "nod_window_s": cfg.nod.window_s,
                    "freeze_motion": cfg.freeze_motion, "freeze_flag_s": cfg.freeze_flag_s},
         "videos": videos,
         "overall": summary,
     }), indent=1))
     print(table)
     print(f"wrote {out / 'table.md'}, {out / 'table.json'} and a plot and a video per video in {out}")
-    return 0
 

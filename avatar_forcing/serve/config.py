@@ -45,6 +45,9 @@ class RealtimeConfig:
     hold_blocks: int = 2  # blocks to wait after a change before judging again (its effect must show)
     recover_blocks: int = 8  # consecutive calm blocks (3.2 s) before stepping back up
     start_step: int = 0
+    # Admission: a new session is refused (503 busy) while any running one is at this step or lower
+    # (3 = half-rate): the machine has no room left, and a second session would sink both.
+    admit_below_step: int = 3
     # Playout: the adaptive delay shrinks again in the avatar's silences, skipping one silent frame
     # in `catchup_every` while more than `catchup_margin_s` over the target, if frames are ready ahead.
     catchup_margin_s: float = 0.02
@@ -55,6 +58,9 @@ class RealtimeConfig:
     # The voice may trail its frame by one packet (20 ms, the packet grid); a silent packet further
     # behind is dropped so that the voice stays within this of its picture.
     max_audio_lag_s: float = 0.03
+    # A starved audio sender (an overloaded event loop) trailing its picture by more than this jumps to it,
+    # dropping what it could not play on time (speech too): a bounded A/V offset beats a lasting one.
+    max_audio_resync_s: float = 0.12
 
 
 @dataclass
@@ -102,6 +108,9 @@ class ServerConfig:
     # A client that sends nothing (no media, no RTCP, no data channel) for this long is gone: its slot
     # is freed. Browsers send RTCP receiver reports about every second, so 5 s is never a live client.
     silence_timeout_s: float = 5.0
+    # After a session ends, collect garbage and trim the heap (serve/sessions.py release_memory): keeps
+    # the server's memory flat over many sessions at the cost of a ~0.1 s pause when one ends.
+    collect_on_close: bool = True
     stats_interval_s: float = 0.5  # how often stats events are sent
     user_vad_rms: float = 0.01  # RMS above which the user counts as speaking
 

@@ -42,6 +42,7 @@ class MediaMetrics:
     audio_sent: int = 0
     audio_waited: int = 0  # audio packets sent as silence because their frame was not released yet
     audio_dropped: int = 0  # silent packets dropped because the voice trailed its picture
+    audio_resynced: int = 0  # times a starved audio sender jumped to its picture (speech may be cut)
     user_audio_frames: int = 0
     user_video_frames: int = 0
     e2e_ms: deque = field(default_factory=lambda: deque(maxlen=200))  # user sample -> first frame sent
@@ -231,7 +232,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         return frame
 
     async def _check_live(self) -> None:
-        if self.readyState != "live" or self.timeline.closed:
+        if self.timeline is None or self.readyState != "live" or self.timeline.closed:
             raise MediaStreamError
 
 
@@ -281,6 +282,12 @@ class AvatarAudioTrack(MediaStreamTrack):
     def _next_packet(self) -> np.ndarray:
         """The next released packet of the voice, or silence when its frame is not released yet."""
         tl, spf = self.timeline, self.samples_per_frame
+        front = tl.released_upto * spf  # the voice released so far ends here
+        if (front - self._content) / self.sample_rate - 1 / tl.fps > self.rt.max_audio_resync_s:
+            # the audio sender was starved (a loaded event loop) and trails its picture: rather than
+            # lag the lips for the rest of the session, drop what it could not play on time
+            self._content = max(self._content, front - spf)
+            self.metrics.audio_resynced += 1
         while True:
             index, offset = divmod(self._content, spf)
             if index >= tl.released_upto:
@@ -308,5 +315,5 @@ class AvatarAudioTrack(MediaStreamTrack):
         return out
 
     def _check_live(self) -> None:
-        if self.readyState != "live" or self.timeline.closed:
+        if self.timeline is None or self.readyState != "live" or self.timeline.closed:
             raise MediaStreamError
