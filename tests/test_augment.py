@@ -47,7 +47,7 @@ def test_audio_raises_silence_to_a_noise_floor_and_keeps_speech_on_top():
     assert np.abs(out[half:].max() - feats[half:].max()) < 0.05  # and keeps its level
 
 
-def test_loader_corrupts_only_the_user_side_and_reproducibly(tmp_path):
+def test_loader_corrupts_the_user_side_and_the_avatar_voice_reproducibly(tmp_path):
     from avatar_forcing.data.loader import LoaderConfig, TrainLoader
     from tests.train_helpers import make_corpus
 
@@ -57,9 +57,13 @@ def test_loader_corrupts_only_the_user_side_and_reproducibly(tmp_path):
         cfg = LoaderConfig(window=50, batch_size=4, seed=3, augment=augment)
         return next(iter(TrainLoader(corpus, cfg)))
 
-    clean, aug, again = first(None), first(UserAugmentConfig(prob=1.0)), first(UserAugmentConfig(prob=1.0))
-    for key in ("motion", "avatar_audio"):
+    user_only = UserAugmentConfig(prob=1.0, avatar_audio_prob=0.0)
+    clean, aug, again = first(None), first(user_only), first(user_only)
+    for key in ("motion", "avatar_audio"):  # the target and the avatar's voice untouched
         assert np.array_equal(clean[key].numpy(), aug[key].numpy())
+    voiced = first(UserAugmentConfig(prob=1.0, avatar_audio_prob=1.0))
+    assert np.array_equal(clean["motion"].numpy(), voiced["motion"].numpy())  # the target never changes
+    assert not np.array_equal(clean["avatar_audio"].numpy(), voiced["avatar_audio"].numpy())
     for key in ("user_motion", "user_audio"):
         assert not np.array_equal(clean[key].numpy(), aug[key].numpy())
         assert np.array_equal(aug[key].numpy(), again[key].numpy())

@@ -9,6 +9,9 @@ a camera never delivers:
     the server tracks every 2nd frame);
   * audio (log-mel features): microphone gain, a noise floor with a random tilt, and a band limit (cheap
     microphones and low-bitrate codecs).
+The avatar's own voice gets the same audio corruption, less often: at inference it comes from any TTS
+engine, a voice agent or a recorded file, not only from clean eSpeak, and a mouth that follows the
+voice's energy through a noise floor and a band limit carries over to voices the corpus never had.
 The magnitudes come from what MediaPipe reads on the real videos (docs/benchmarks/real_faces.json:
 pose jitter 0.1-0.35 deg, people's head std 2-4 deg), never from one file.
 """
@@ -44,6 +47,7 @@ class UserAugmentConfig:
     band_limit_prob: float = 0.3
     band_limit_mel: tuple[int, int] = (50, 75)  # first attenuated mel band (of 80)
     band_limit_db: float = -30.0
+    avatar_audio_prob: float = 0.5            # of a window's avatar voice going through the same corruption
 
 
 def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig) -> np.ndarray:

@@ -57,19 +57,24 @@ def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats:
                 augment: UserAugmentConfig | None = None, rng: np.random.Generator | None = None
                 ) -> dict[str, np.ndarray]:
     """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view; ``augment``
-    (with ``rng``) corrupts the user side as a webcam and a microphone would (data/augment.py)."""
+    (with ``rng``) corrupts the user side as a webcam and a microphone would, and sometimes the avatar's
+    voice as another TTS or microphone would (data/augment.py)."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
     user_motion, user_audio = you.motion[start:end], you.features[start:end].astype(np.float32)
-    if augment is not None and rng is not None and rng.random() < augment.prob:
-        user_motion = augment_user_motion(user_motion, rng, augment)
-        user_audio = augment_user_audio(user_audio, rng, augment)
+    avatar_audio = me.features[start:end].astype(np.float32)
+    if augment is not None and rng is not None:
+        if rng.random() < augment.prob:
+            user_motion = augment_user_motion(user_motion, rng, augment)
+            user_audio = augment_user_audio(user_audio, rng, augment)
+        if rng.random() < augment.avatar_audio_prob:
+            avatar_audio = augment_user_audio(avatar_audio, rng, augment)
 
     in_range = np.arange(window) < end - start
     ref = np.zeros(MOTION_DIM, np.float32)  # the rest
     return {
         "motion": _pad(stats.normalize(me.motion[start:end]), window),
-        "avatar_audio": _pad(me.features[start:end].astype(np.float32), window),
+        "avatar_audio": _pad(avatar_audio, window),
         "user_audio": _pad(user_audio, window),
         "user_motion": _pad(stats.normalize(user_motion), window),
         "reference": stats.normalize(ref[None])[0],
