@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nfe", type=int, default=SessionOptions.nfe)
     parser.add_argument("--cfg-audio", type=float, default=SessionOptions.cfg_audio)
     parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)
+    parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise,
+                        help="flow time of the generated past in the cache (0: the authors' clean past)")
     parser.add_argument("--seed", type=int, default=SessionOptions.seed)
     parser.add_argument("--device", default=SessionOptions.device,
                         help="'auto' (the GPU if there is one), 'cpu', 'cuda', 'cuda:N'")
@@ -47,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
         user_portrait = load_image(args.user_portrait)
     options = SessionOptions(output_size=args.size, nfe=args.nfe, cfg_audio=args.cfg_audio,
-                             cfg_user=args.cfg_user, seed=args.seed, random_init=args.random_init,
-                             device=args.device, dtype=args.dtype, wav2vec=args.wav2vec)
+                             cfg_user=args.cfg_user, history_noise=args.history_noise, seed=args.seed,
+                             random_init=args.random_init, device=args.device, dtype=args.dtype,
+                             wav2vec=args.wav2vec)
     result = generate(args.portrait, args.avatar_audio, args.output, user_audio=args.user_audio,
                       user_video=args.user_video, user_motion=args.user_motion, checkpoint=args.checkpoint,
                       options=options, side_by_side=args.side_by_side, user_portrait=user_portrait,
