@@ -76,7 +76,7 @@ def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats:
         "motion": _pad(stats.normalize(me.motion[start:end]), window),
         "avatar_audio": _pad(avatar_audio, window),
         "user_audio": _pad(user_audio, window),
-        "user_motion": _pad(stats.normalize(user_motion), window),
+        "user_motion": _pad(stats.normalize_condition(user_motion), window),
         "reference": stats.normalize(ref[None])[0],
         "motion_mask": in_range & _pad(me.mask[start:end], window).astype(bool),
         "user_mask": in_range & _pad(you.mask[start:end], window).astype(bool),

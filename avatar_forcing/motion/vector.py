@@ -162,6 +162,10 @@ def load_motion(path: str | Path) -> MotionTrack:
     return track
 
 
+CONDITION_CLIP = 4.0  # sigma: bound of a user-motion condition (a real smile of 0.97 reads ~3.5 sigma)
+LIVE_STD_MARGIN = 1.01  # a channel whose std sits at MotionStats.MIN_STD never moved in the corpus
+
+
 @dataclass
 class MotionStats:
     """Per-dimension normalization statistics (mean, std) of a motion corpus."""
@@ -178,6 +182,15 @@ class MotionStats:
 
     def normalize(self, motion: np.ndarray) -> np.ndarray:
         return ((motion - self.mean) / self.std).astype(np.float32)
+
+    def normalize_condition(self, motion: np.ndarray) -> np.ndarray:
+        """Normalize a *user's* motion for the model's condition: channels the corpus never moves are zeroed
+        (the model learned nothing from them, and a real face does move them: at the 1e-3 floor a real
+        browDown of 0.1 would read 100 sigma and swamp the encoder), the others clipped to
+        +-CONDITION_CLIP sigma (a real user goes beyond anything the corpus holds, e.g. head translation)."""
+        live = self.std > self.MIN_STD * LIVE_STD_MARGIN
+        z = np.clip(self.normalize(motion), -CONDITION_CLIP, CONDITION_CLIP)
+        return np.where(live, z, 0.0).astype(np.float32)
 
     def denormalize(self, motion: np.ndarray) -> np.ndarray:
         return (motion * self.std + self.mean).astype(np.float32)

@@ -547,7 +547,7 @@ class AvatarSession:
         self.committed = b
         avatar_feats = self.avatar_audio.features.push(avatar_pcm)
         user_feats = self.user_audio.features.push(user_pcm)
-        user_motion = np.where(motion_present[:, None], self.stats.normalize(raw_motion), 0.0)
+        user_motion = np.where(motion_present[:, None], self.stats.normalize_condition(raw_motion), 0.0)
         has_user = bool((user_cover >= opts.min_audio_coverage).any() or motion_present.any())
         device = self.device
         to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=device)
