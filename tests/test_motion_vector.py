@@ -69,7 +69,7 @@ def test_user_condition_keeps_reaction_channels_of_the_corpus_and_bounds_them():
     user[:, mv.idx("eyeSquintLeft")] = 0.3     # dead in the corpus
     user[:, mv.idx("eyeLookDownLeft")] = 0.4   # gaze: not a reaction channel
     user[:, mv.idx("tx")] = 0.2                # head translation: the framing
-    user[2, mv.idx("yaw")] = -0.25
+    user[2, mv.idx("yaw")] = -0.5               # 5 sigma the other way
     z = stats.normalize_condition(user)
     assert z[0, mv.idx("mouthSmileLeft")] == pytest.approx(2.0)
     assert z[1, mv.idx("mouthSmileLeft")] == mv.CONDITION_CLIP
