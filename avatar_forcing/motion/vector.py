@@ -65,16 +65,6 @@ def idx(name: str) -> int:
         raise KeyError(f"unknown motion channel {name!r}") from None
 
 
-# What a listener reacts to in the user's face: smiles and laughter (smile, jaw, eye squint), surprise
-# (brows) and head motion (rotations). Speech articulation reaches the model through the user's audio;
-# gaze direction, head translation and scale mostly reflect the camera and the framing. On a real webcam
-# those other channels sit 2-4 sigma outside the synthetic users' ranges, and fed to the model they
-# drowned the smile: the model ignored real users (docs/EVALUATION.md, eval reactions).
-USER_CONDITION_CHANNELS = ("mouthSmileLeft", "mouthSmileRight", "jawOpen", "eyeSquintLeft", "eyeSquintRight",
-                           "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "pitch", "yaw", "roll")
-USER_CONDITION_MASK = np.isin(np.arange(MOTION_DIM), [_INDEX[n] for n in USER_CONDITION_CHANNELS])
-
-
 def neutral(frames: int = 1) -> np.ndarray:
     """A neutral motion track: all blendshapes 0 and the identity pose."""
     return np.zeros((frames, MOTION_DIM), np.float32)
@@ -194,10 +184,11 @@ class MotionStats:
         return ((motion - self.mean) / self.std).astype(np.float32)
 
     def normalize_condition(self, motion: np.ndarray) -> np.ndarray:
-        """Normalize a *user's* motion for the model's condition: only USER_CONDITION_CHANNELS that the corpus
-        moves are kept (a channel at the 1e-3 std floor never moved: a real browDown of 0.1 would read 100
-        sigma), clipped to +-CONDITION_CLIP sigma (a real user goes beyond anything the corpus holds)."""
-        live = (self.std > self.MIN_STD * LIVE_STD_MARGIN) & USER_CONDITION_MASK
+        """Normalize a *user's* motion for the model's condition: channels the corpus never moves are zeroed
+        (the model learned nothing from them, and a real face does move them: at the 1e-3 std floor a real
+        browDown of 0.1 would read 100 sigma and swamp the encoder), the others clipped to
+        +-CONDITION_CLIP sigma (a real user goes beyond anything the corpus holds, e.g. head translation)."""
+        live = self.std > self.MIN_STD * LIVE_STD_MARGIN
         z = np.clip(self.normalize(motion), -CONDITION_CLIP, CONDITION_CLIP)
         return np.where(live, z, 0.0).astype(np.float32)
 
