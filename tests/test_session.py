@@ -34,7 +34,7 @@ def small_model(seed: int = 0, **changes) -> DFoT:
 
 def make_session(model=None, **options) -> AvatarSession:
     torch.set_num_threads(1)
-    opts = SessionOptions(**{"render": False, "nfe": 2, **options})
+    opts = SessionOptions(**{"render": False, "nfe": 2, "start_at_rest": False, **options})
     stats = MotionStats(np.full(58, 0.2, np.float32), np.full(58, 0.5, np.float32))
     return AvatarSession(model=model or small_model(), stats=stats, options=opts,
                          reference_motion=np.zeros(58, np.float32))
@@ -280,3 +280,24 @@ def test_silence_avatar_audio_stops_queued_speech_at_once():
     rest = [b.avatar_audio for b in iter(session.step, None)]
     tail = np.concatenate(rest)
     assert np.abs(tail[: int(silenced * SR)]).max() == 0 and np.abs(tail[int(silenced * SR):]).max() > 0
+
+
+def test_session_starts_from_a_block_at_rest_in_its_past():
+    """start_at_rest: before frame 0 the cache holds one block of the resting face (the photo as it is);
+    the timeline is unchanged."""
+    model = small_model()
+    primed, plain = make_session(model, start_at_rest=True), make_session(model)
+    gen = primed.generator
+    cached = gen.mcfg.block_size - gen.mcfg.context  # the last 2 frames are the next block's offset frames
+    assert len(gen.self_frames) == cached and len(plain.generator.self_frames) == 0
+    rest = torch.as_tensor(primed.stats.normalize(np.zeros((2, 58), np.float32)))
+    noise = (gen.context_latents[0] - (1 - primed.options.history_noise) * rest).std()  # rest + its noise
+    assert 0 < noise < primed.options.history_noise * 1.5
+    for session in (primed, plain):
+        session.push_avatar_audio(speech(0.8, 1), SR)
+        session.finish()
+    a, b = motion_of(drain(primed)), motion_of(drain(plain))
+    assert a.shape == b.shape == (20, 58)  # same timeline
+    assert not np.allclose(a, b)  # the past changes what follows
+    primed.reset()  # a reset starts at rest again
+    assert len(primed.generator.self_frames) == cached

@@ -99,8 +99,11 @@ class StreamingGenerator:
         user_motion: torch.Tensor,
         has_avatar_audio: bool = True,
         has_user: bool = True,
+        given: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Conditions of the `frames_needed` new frames -> their motion (R, n, motion_dim)."""
+        """Conditions of the `frames_needed` new frames -> their motion (R, n, motion_dim). `given` (R or 1,
+        n, motion_dim) skips the sampling: those latents are the block (a known past, e.g. the rest a session
+        starts from) and enter the cache as a generated block would."""
         m, n = self.mcfg, self.frames_needed
         new = (
             self._check("avatar_audio", avatar_audio, n, m.audio_dim),
@@ -173,7 +176,9 @@ class StreamingGenerator:
                 time.index(i),
             )  # fmt: skip
 
-        for i in range(len(self.times)):
+        if given is not None:
+            x = torch.cat((x[:, :n_ctx], given.to(device, x.dtype).expand(self.rows, n, m.motion_dim)), 1)
+        for i in range(0 if given is not None else len(self.times)):
             v_raw, _ = run(x, i)
             if self.trace is not None:
                 self.trace.append((x.clone(), v_raw.clone()))

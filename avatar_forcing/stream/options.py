@@ -27,6 +27,9 @@ class SessionOptions:
     # silent avatar at its rest (model v7, 40 s of silence: roll drifted to +0.17 rad with a clean past and
     # stayed within +-0.03 at 0.2; docs/STREAMING.md). 0 = the authors' sampler.
     history_noise: float = 0.2
+    # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
+    # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
+    start_at_rest: bool = True
     # Rig: frames keep the portrait's framing, scaled down once so the longer side is at most this;
     # None = the photo's own size. LIA: frames are output_size squared (None: its native size).
     output_size: int | None = None

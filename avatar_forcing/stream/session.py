@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default_model"
 IDLE_SKIP_S = 2.0  # a stretch with no input at all longer than this is skipped, not generated
+PRIME_SLACK_FRAMES = 2  # the causal features complete a frame a little after its samples: push a little more
 
 
 @dataclass
@@ -345,9 +346,25 @@ class AvatarSession:
             self._track_ms = 0.0
             self._last_frame_time: float | None = None
             self.generator.reset()
+            if self.options.start_at_rest and isinstance(self.backend, RigBackend):
+                self._prime_at_rest()
             if self._encoder is not None:
                 self._encoder.close()
                 self._encoder = None
+
+    def _prime_at_rest(self) -> None:
+        """One block of the resting face (relative zero), silent and with no user, as the generated past: the
+        avatar starts as the photo is. It occupies positions before the session's frame 0 (RoPE positions are
+        relative, so the timeline is unchanged)."""
+        n = self.generator.frames_needed
+        samples = (n + PRIME_SLACK_FRAMES) * FRAME_SAMPLES
+        quiet = self.audio_features.stream().push(np.zeros(samples, np.float32))
+        silence = torch.as_tensor(quiet[:n], dtype=torch.float32, device=self.device)[None]
+        rest = torch.as_tensor(self.stats.normalize(np.zeros((n, self.motion_dim), np.float32)),
+                               device=self.device)[None]
+        with self._autocast():
+            self.generator.step(silence, silence, torch.zeros_like(rest), has_avatar_audio=True,
+                                has_user=False, given=rest)
 
     def close(self) -> None:
         with self._lock:
