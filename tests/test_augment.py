@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from avatar_forcing.audio.features import LogMelConfig, log_mel
-from avatar_forcing.data.augment import UserAugmentConfig, augment_user_audio, augment_user_motion
+from avatar_forcing.data.augment import UserAugmentConfig, augment_audio, augment_user_motion
 from avatar_forcing.motion.vector import MOTION_DIM, NUM_BLENDSHAPES, idx
 
 
@@ -38,7 +38,7 @@ def test_audio_raises_silence_to_a_noise_floor_and_keeps_speech_on_top():
     pcm = np.concatenate([np.zeros(rate), 0.3 * np.sin(2 * np.pi * 220 * t)]).astype(np.float32)
     feats = log_mel(pcm)
     cfg = dataclasses.replace(UserAugmentConfig(), gain_db=(0.0, 0.0), band_limit_prob=0.0)
-    out = augment_user_audio(feats, np.random.default_rng(0), cfg)
+    out = augment_audio(feats, np.random.default_rng(0), cfg)
     half = len(feats) // 2
     db = out * mel.db_scale + mel.db_center
     assert db[:half].mean() > cfg.noise_db[0] - 10  # digital silence became a microphone's hiss

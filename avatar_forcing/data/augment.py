@@ -71,9 +71,10 @@ def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserA
     return out.astype(np.float32)
 
 
-def augment_user_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
-                       mel: LogMelConfig = LogMelConfig()) -> np.ndarray:
-    """(N, hops x n_mels) log-mel features -> the same voice through another microphone."""
+def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
+                  mel: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(N, hops x n_mels) log-mel features -> the same voice through another microphone (the user's, or the
+    avatar's as another TTS or recording would give it)."""
     n = len(features)
     db = features.reshape(n, mel.hops_per_frame, mel.n_mels) * mel.db_scale + mel.db_center
     db = db + rng.uniform(*cfg.gain_db)

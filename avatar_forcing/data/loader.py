@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from avatar_forcing.data.augment import UserAugmentConfig, augment_user_audio, augment_user_motion
+from avatar_forcing.data.augment import UserAugmentConfig, augment_audio, augment_user_motion
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
 from avatar_forcing.motion.vector import MOTION_DIM, MotionStats
@@ -66,9 +66,9 @@ def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats:
     if augment is not None and rng is not None:
         if rng.random() < augment.prob:
             user_motion = augment_user_motion(user_motion, rng, augment)
-            user_audio = augment_user_audio(user_audio, rng, augment)
+            user_audio = augment_audio(user_audio, rng, augment)
         if rng.random() < augment.avatar_audio_prob:
-            avatar_audio = augment_user_audio(avatar_audio, rng, augment)
+            avatar_audio = augment_audio(avatar_audio, rng, augment)
 
     in_range = np.arange(window) < end - start
     ref = np.zeros(MOTION_DIM, np.float32)  # the rest

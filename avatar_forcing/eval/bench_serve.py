@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import time
@@ -170,8 +171,6 @@ async def start_server(n: int, bc: ServeBenchConfig):
 
 async def run_churn(bc: ServeBenchConfig, pcm: np.ndarray, frames: list[np.ndarray]) -> ChurnResult:
     """Sessions one after another (connect, a second of media, close): memory must not climb."""
-    import gc
-
     from avatar_forcing.serve.client import AvatarClient
 
     server, runner, url = await start_server(1, bc)
@@ -337,8 +336,6 @@ def bench_serve_run(args: argparse.Namespace) -> int:
 
     quiet_logs()
     check_engine(ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init))
-    import gc
-
     gc.freeze()  # as `avatar-forcing serve` does
     pcm, frames = user_media()
     with BackgroundLoad(bc.background_load):

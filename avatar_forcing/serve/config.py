@@ -45,8 +45,8 @@ class RealtimeConfig:
     hold_blocks: int = 2  # blocks to wait after a change before judging again (its effect must show)
     recover_blocks: int = 8  # consecutive calm blocks (3.2 s) before stepping back up
     start_step: int = 0
-    # Admission: a new session is refused (503 busy) while any running one is at this step or lower
-    # (3 = half-rate): the machine has no room left, and a second session would sink both.
+    # Admission: a new session is refused (503 busy) while any running one has degraded to this step or
+    # further down the ladder (3 = half-rate): the machine has no room left, and another would sink both.
     admit_below_step: int = 3
     # Playout: the adaptive delay shrinks again in the avatar's silences, skipping one silent frame
     # in `catchup_every` while more than `catchup_margin_s` over the target, if frames are ready ahead.
