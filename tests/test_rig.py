@@ -74,3 +74,37 @@ def test_every_listed_control_moves_something_and_no_iris(face_rig, name):
 def test_no_op_controls_are_zero(face_rig):
     for name in ("cheekPuff", "jawLeft", "eyeLookInLeft", "_neutral"):
         assert not moved(face_rig, name).any()
+
+
+def smile(face_rig, amount: float) -> np.ndarray:
+    amounts = np.zeros(len(BLENDSHAPE_NAMES))
+    amounts[[BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]] = amount
+    return face_rig.displacement(amounts)
+
+
+def test_a_smile_curves_the_lips_and_lifts_cheeks_and_lower_lids(face_rig):
+    disp, mw = smile(face_rig, 1.0), face_rig.mouth_width
+    up = -(disp @ face_rig.ey)
+    corners = up[[R.MOUTH_CORNERS[s][0] for s in "RL"]].mean()
+    assert corners - up[[0, 17, 13, 14]].mean() > 0.9 * face_rig.cfg.smile_up * mw  # the lips curve
+    assert (up[list(R.CHEEK["R"] + R.CHEEK["L"])] > 0).all()  # the cheeks rise ...
+    for side in "RL":  # ... and the lower lids, a little: less than a painted blink would need
+        lo, (_, gap) = list(R.EYE_LOWER[side]), face_rig._lids(side)
+        assert (up[lo] > 0).all() and up[lo].mean() < 0.12 * gap.mean()
+        assert np.abs(disp[list(R.EYE_UPPER[side])]).max() == 0.0
+
+
+def test_smile_onset_is_eased_in_and_ends_at_a_full_smile(face_rig):
+    corner, left = R.MOUTH_CORNERS["L"][0], BLENDSHAPE_NAMES.index("mouthSmileLeft")
+
+    def smile_left(amount: float) -> np.ndarray:
+        amounts = np.zeros(len(BLENDSHAPE_NAMES))
+        amounts[left] = amount
+        return face_rig.displacement(amounts)
+
+    size = [np.linalg.norm(smile_left(a)[corner]) for a in np.linspace(0, 1.2, 25)]
+    assert size[0] == 0.0 and (np.diff(size) >= -1e-9).all()  # none at rest, never shrinking with the ask
+    full = np.linalg.norm(face_rig.basis[left][corner])
+    assert size[-1] == pytest.approx(full)  # a full smile is the field itself, not more
+    assert size[1] < 0.15 * full  # an ask of 0.05 is still a small change
+    assert np.linalg.norm(smile_left(-0.3)[corner]) == pytest.approx(0.3 * full)  # less smile: linear

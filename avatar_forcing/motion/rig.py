@@ -2,7 +2,8 @@
 
 Each control is a displacement field over the landmarks at amount 1, built once from the portrait's own
 geometry and expressed in image pixels; a frame's expression is the linear combination
-``amounts @ basis``. Amounts may be negative (e.g. less smile than the portrait's resting smile).
+``amounts @ basis`` (a positive smile first eased through its onset, RigConfig.smile_onset). Amounts
+may be negative (e.g. less smile than the portrait's resting smile).
 "Left"/"Right" are the subject's sides: MediaPipe's Left is image-right in an unmirrored photo.
 
 Controls with a displacement field: jawOpen, mouthClose, mouthFunnel, mouthPucker, mouthSmileL/R,
@@ -104,7 +105,22 @@ class RigConfig:
     funnel_inward: float = 0.085  # per corner, and the lips part a little:
     funnel_open: float = 0.06
     smile_out: float = 0.16
-    smile_up: float = 0.22
+    smile_up: float = 0.22  # corner lift over the lip centre (the lift fades to none at the midline)
+    # A real smile is more than the corners. Per unit of mouthSmile over the real videos (landmarks
+    # aligned on the skull): the cheek rises ~0.02-0.03 face widths and bulges out, bunching the skin
+    # under the eye and deepening the fold from nose wing to corner, and the lower lid rises ~0.3 of the
+    # eye opening (MediaPipe reads eyeSquint ~0.15 per unit of smile there).
+    smile_cheek_up: float = 0.02  # face widths, around the cheek (cheek_radius); lips and lids excluded
+    smile_cheek_out: float = 0.008  # face widths, away from the nose
+    # Lower lid, fraction of the eye opening: less than real, so that even a full smile closes the eye
+    # less than where the renderer starts painting a blinking lid over it (EyelidConfig.start, 0.12).
+    smile_lid_rise: float = 0.08
+    # Real smiles start with a step: by the time MediaPipe reads 0.05-0.2 of smile, the corners are already
+    # ~0.05 mouth widths higher and the mouth ~0.08 wider than at rest (below that the tracker reads no
+    # smile at all). A positive ask gets this much extra smile field, eased in over smile_onset_scale of
+    # the ask and tapering off toward a full smile, which stays the geometry of the rates above.
+    smile_onset: float = 0.25
+    smile_onset_scale: float = 0.15
     frown_down: float = 0.1
     stretch_out: float = 0.235
     press_up: float = 0.035
@@ -171,6 +187,7 @@ class FaceRig:
         self.ex, self.ey = ex, ey
         self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
         self._bounds = cfg.bounds()
+        self._smile_idx = [BLENDSHAPE_NAMES.index(f"mouthSmile{side}") for side in ("Left", "Right")]
         self._build()
 
     # --- helpers ----------------------------------------------------------------------------------------
@@ -212,6 +229,9 @@ class FaceRig:
         lower = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
         upper = list(LIP_UPPER_INNER[1:-1] + LIP_UPPER_OUTER)
         corners = [i for s in "RL" for i in MOUTH_CORNERS[s]]
+        lips = LIP_UPPER_INNER + LIP_LOWER_INNER + LIP_UPPER_OUTER + LIP_LOWER_OUTER + tuple(corners)
+        eye_groups = (EYE_UPPER, EYE_LOWER, EYE_CREASE, EYE_CORNERS)
+        eyes = IRISES + tuple(i for g in eye_groups for s in "RL" for i in g[s])  # smile: own lid rule
 
         # jawOpen: the lower face below the mouth line drops, fading out toward the ears.
         below = np.clip((fy + c.jaw_line) / c.jaw_fade, 0.0, 1.0) * _gauss(fx, c.jaw_width)
@@ -246,7 +266,19 @@ class FaceRig:
             def radial(vec: np.ndarray, corner=corner) -> np.ndarray:
                 return self._radial(corner, vec, radius, exclude=IRISES)
 
-            self._set(f"mouthSmile{suffix}", radial(self._mouth(out * c.smile_out, -c.smile_up)))
+            # The corners go out and up; the lift fades to none at the midline, so the lips curve (a mouth
+            # that rises whole does not read as a smile). The cheek rises and bulges out around the lips,
+            # bunching the skin under the eye and deepening the fold from nose wing to corner; the lower
+            # lid comes up a little (and only it moves the lids).
+            midline = np.clip(fx / fx[corner[0]], 0.0, 1.0)[:, None]
+            cheek = self._vec(out * c.smile_cheek_out, -c.smile_cheek_up)
+            self._set(
+                f"mouthSmile{suffix}",
+                self._radial(corner, self._mouth(out * c.smile_out, 0.0), radius, exclude=eyes)
+                + midline * self._radial(corner, self._mouth(0.0, -c.smile_up), radius, exclude=eyes)
+                + self._radial(CHEEK[side], cheek, c.cheek_radius, exclude=eyes + lips)
+                + self._points(EYE_LOWER[side], -self.ey * (c.smile_lid_rise * self._lids(side)[1])[:, None]),
+            )
             self._set(f"mouthFrown{suffix}", radial(self._mouth(0.0, c.frown_down)))
             self._set(f"mouthStretch{suffix}", radial(self._mouth(out * c.stretch_out, 0.0)))
             half_upper = [i for i in upper if fx[i] * out > 0]
@@ -311,7 +343,13 @@ class FaceRig:
     def displacement(self, amounts: np.ndarray) -> np.ndarray:
         """(478, 2) pixel displacement for 52 blendshape amounts (relative to the portrait's rest), each
         clipped to where it still looks like a face; lids that the controls together would cross meet."""
-        disp = np.tensordot(self.clip(amounts), self.basis, axes=1)
+        amounts = self.clip(amounts)
+        # a smile starts with a step (RigConfig.smile_onset), eased in so that a small ask stays small
+        smile, c = self._smile_idx, self.cfg
+        ask = np.maximum(amounts[..., smile], 0.0)
+        onset = -np.expm1(-ask / c.smile_onset_scale) * np.maximum(1.0 - ask, 0.0)
+        amounts[..., smile] += c.smile_onset * onset
+        disp = np.tensordot(amounts, self.basis, axes=1)
         for side in "RL":
             up, lo = list(EYE_UPPER[side]), list(EYE_LOWER[side])
             overlap = ((self.rest[up] + disp[up]) - (self.rest[lo] + disp[lo])) @ self.ey  # > 0: crossed
