@@ -153,7 +153,9 @@ class RigConfig:
         ("browInnerUp", -0.5, 1.0),
         ("browDown", -0.5, 1.0),
         ("browOuterUp", -0.5, 1.0),
-        ("jawOpen", -0.1, 0.8),  # beyond, the chin stretches past any real mouth
+        # Real speakers open to 0.48 at p99 (real_faces.json, mean of videos); past 0.5 the warped opening
+        # turns boxy and leaves the lip corners behind (a fresh review of rendered mouths, 2026-12-05).
+        ("jawOpen", -0.1, 0.5),
         ("mouthClose", 0.0, 0.6),
         ("eyeBlink", 0.0, 0.56),  # shut: more would push the lid through the lower lid
     )
