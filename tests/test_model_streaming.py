@@ -109,3 +109,24 @@ def test_history_noise_changes_only_what_follows_the_first_block():
     assert torch.isfinite(noisy).all()
     with pytest.raises(ConfigError, match="history_noise"):
         SamplerConfig(history_noise=1.0).validate()
+
+
+def test_condition_window_reaches_back_across_blocks():
+    """cond_window = k: every block's condition tokens equal those of encoding the whole stream at once, so
+    the encoder sees the k frames before a window (carried from earlier blocks) as it does in training."""
+    model = micro_model(cond_window=7)
+    m, frames = model.cfg, 60
+    data = inputs(model, 1, frames)
+    gen = StreamingGenerator(model, SamplerConfig(nfe=1, first_block="short"), data["reference"])
+    seen: list[torch.Tensor] = []
+    cross_kv = model.cross_kv
+    model.cross_kv = lambda cond: seen.append(cond) or cross_kv(cond)
+    names = ("avatar_audio", "user_audio", "user_motion")
+    for start in range(0, frames, m.block_size):
+        gen.step(*(data[k][:, start : start + m.block_size] for k in names))
+    with torch.no_grad():
+        whole = model.encode_conditions(*(data[k].repeat(3, 1, 1) for k in names), *guidance_drops(1))
+    for i, cond in enumerate(seen):
+        first = i * m.block_size - (m.context if i else 0)
+        assert torch.allclose(cond, whole[:, first : first + cond.shape[1]], atol=1e-5), f"block {i}"
+    assert len(seen) == frames // m.block_size

@@ -50,6 +50,13 @@ class ModelConfig:
         return self.width // self.heads
 
     @property
+    def cond_history(self) -> int:
+        """Condition frames before a streaming window that its tokens depend on: the encoder stacks two
+        attentions over `cond_window` frames each (0 for the whole-window encoder, which only ever sees its
+        own window)."""
+        return 2 * max(self.cond_window, 0)
+
+    @property
     def cache_frames(self) -> int:
         """Past frames kept in the streaming self-attention cache (38 for the paper's 50/10/2)."""
         return self.window - self.block_size - self.context

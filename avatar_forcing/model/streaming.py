@@ -64,7 +64,9 @@ class StreamingGenerator:
         self.block_index = 0
         self.next_frame = 0  # absolute index of the next new frame
         self.context_latents: torch.Tensor | None = None  # (R, context, D)
-        self.context_conds: tuple[torch.Tensor, ...] | None = None
+        # Raw conditions of the frames before the next window's new frames: its context, and before that the
+        # frames the condition encoder's causal window reaches back to (ModelConfig.cond_window).
+        self.past_conds: tuple[torch.Tensor, ...] | None = None
         self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, unrotated
         self.self_frames = torch.zeros(0, dtype=torch.long)
         self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -112,7 +114,7 @@ class StreamingGenerator:
         )
         first = self.context_latents is None
         conds = (
-            new if first else tuple(torch.cat(p, dim=1) for p in zip(self.context_conds, new, strict=True))
+            new if first else tuple(torch.cat(p, dim=1) for p in zip(self.past_conds, new, strict=True))
         )
         device = self.reference.device  # the bookkeeping below is on the CPU; what meets the net moves here
         x = self._noise((self.rows, n, m.motion_dim)).to(device)
@@ -126,7 +128,7 @@ class StreamingGenerator:
         drop_avatar, drop_user = (d.to(device) for d in guidance_drops(R, has_avatar_audio, has_user))
         cond = self.model.encode_conditions(
             *(c.repeat(BRANCHES, 1, 1) for c in conds), drop_avatar, drop_user
-        )
+        )[:, -length:]  # the history frames only inform the window's tokens
         reference = self.reference.repeat(BRANCHES, 1)
 
         # Everything but x is fixed for the whole block, so it is prepared once here rather than per pass:
@@ -193,7 +195,8 @@ class StreamingGenerator:
         _, kv = run(past_x, passes - 1)
         self._commit(kv, window_kv, frames, length - m.context)
         self.context_latents = past_x[:, length - m.context :]
-        self.context_conds = tuple(c[:, length - m.context :] for c in conds)
+        keep = m.context + m.cond_history
+        self.past_conds = tuple(c[:, max(c.shape[1] - keep, 0) :] for c in conds)
         self.next_frame += n
         self.block_index += 1
         return x[:, n_ctx:]
