@@ -30,6 +30,7 @@ DPO_STEPS=${DPO_STEPS:-300}         # 0: pretraining only
 USER_CONDITION=${USER_CONDITION:-normal}
 P_DROP_USER=${P_DROP_USER:-0.1}     # how often pretraining drops the user condition (for guidance)
 AUGMENT_USER=${AUGMENT_USER:-true}  # corrupt the user side as a webcam and a microphone would
+FLOW_LOSS=${FLOW_LOSS:-l2}          # l2: the conditional mean (l1, the paper's, erases occasional reactions)
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
@@ -62,7 +63,7 @@ cat > "$RUN/pretrain.json" <<EOF
 {"model_preset": "tiny", "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
- "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER}
+ "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "flow_loss": "$FLOW_LOSS"}
 EOF
 t=$(date +%s)
 "$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume
@@ -74,7 +75,7 @@ if (( DPO_STEPS > 0 )); then
 {"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": $DPO_LR, "warmup_steps": 5,
            "ema_decay": 0.99, "val_every": 20, "val_windows": 32, "ckpt_every": 20, "seed": $SEED,
            "device": "cpu", "num_workers": 0, "p_drop_user": $P_DROP_USER,
-           "augment_user": $AUGMENT_USER},
+           "augment_user": $AUGMENT_USER, "flow_loss": "$FLOW_LOSS"},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
  "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF

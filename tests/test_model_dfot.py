@@ -61,6 +61,16 @@ def test_df_loss_per_block_times_and_dropout():
     assert again.item() == loss.item()
 
 
+def test_l2_flow_loss_is_the_mean_square_of_the_same_velocity_error():
+    """Same noise, times and drops: L1 is the mean |error|, L2 the mean error^2 (the conditional mean)."""
+    model = micro_model()
+    data = inputs(model, 8, 20)
+    l1, _ = diffusion_forcing_loss(model, data, FlowConfig(loss="l1"), torch.Generator().manual_seed(1))
+    l2, _ = diffusion_forcing_loss(model, data, FlowConfig(loss="l2"), torch.Generator().manual_seed(1))
+    # |e| and e^2 differ, and by Jensen mean(e^2) >= mean(|e|)^2
+    assert l2.item() != l1.item() and l2.item() >= l1.item() ** 2
+
+
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = micro_model()
     save_checkpoint(tmp_path / "ck", model, extra={"note": 1})

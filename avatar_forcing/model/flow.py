@@ -72,7 +72,8 @@ def velocity(
 def diffusion_forcing_loss(
     model, batch: dict[str, torch.Tensor], cfg: FlowConfig, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 flow-matching loss with per-block flow times and independent condition dropout.
+    """Flow-matching loss (L1 or L2: FlowConfig.loss) with per-block flow times and independent condition
+    dropout.
 
     batch: motion (B, N, D), avatar_audio (B, N, A), user_audio (B, N, A), user_motion (B, N, D),
     reference (B, D), all normalized. All randomness comes from `generator` (on the CPU)."""
@@ -83,7 +84,8 @@ def diffusion_forcing_loss(
     drop_avatar = (torch.rand(n, generator=generator) < cfg.p_drop_avatar).to(x0.device)
     drop_user = (torch.rand(n, generator=generator) < cfg.p_drop_user).to(x0.device)
     v = velocity(model, interpolate(x0, noise, sigma), sigma, batch, drop_avatar, drop_user)
-    loss = (v.float() - (noise - x0).float()).abs().mean()
+    err = v.float() - (noise - x0).float()
+    loss = err.abs().mean() if cfg.loss == "l1" else err.square().mean()
     stats = {
         "loss": loss.item(),
         "drop_avatar": drop_avatar.float().mean().item(),

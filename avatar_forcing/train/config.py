@@ -15,6 +15,7 @@ from avatar_forcing.model.config import FlowConfig
 
 USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
+FLOW_LOSSES = ("l1", "l2")
 LOSER_SOURCES = ("self", "checkpoint")
 LOSER_MODES = ("on_the_fly", "epoch_cache")
 LOSER_FORMS = ("sample", "residual", "mismatched", "mixed")
@@ -39,6 +40,7 @@ class TrainConfig:
     # rate, the user at p_drop_user); "drop_always": user condition always dropped (the ablation model (a)).
     user_condition: str = "normal"
     p_drop_user: float = FlowConfig.p_drop_user
+    flow_loss: str = FlowConfig.loss  # "l1" (the paper) | "l2" (the conditional mean: FlowConfig.loss)
     # Corrupt each training window's user side as a webcam and a microphone would (data/augment.py).
     augment_user: bool = False
     val_every: int = 250  # steps between validation passes (0: only at the end)
@@ -70,6 +72,8 @@ class TrainConfig:
             raise ConfigError(
                 f"train.user_condition must be one of {USER_CONDITIONS}, got {self.user_condition!r}"
             )
+        if self.flow_loss not in FLOW_LOSSES:
+            raise ConfigError(f"train.flow_loss must be one of {FLOW_LOSSES}, got {self.flow_loss!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
 

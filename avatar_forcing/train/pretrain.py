@@ -30,9 +30,10 @@ from avatar_forcing.train.distributed import DistInfo
 from avatar_forcing.train.trainer import Batch, LossFn, SaveModelFn, Trainer, TrainResult
 
 
-def flow_config(user_condition: str, p_drop_user: float = FlowConfig.p_drop_user) -> FlowConfig:
+def flow_config(user_condition: str, p_drop_user: float = FlowConfig.p_drop_user,
+                loss: str = FlowConfig.loss) -> FlowConfig:
     """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
-    return FlowConfig(p_drop_user=1.0 if user_condition == "drop_always" else p_drop_user)
+    return FlowConfig(p_drop_user=1.0 if user_condition == "drop_always" else p_drop_user, loss=loss)
 
 
 def df_loss(flow: FlowConfig) -> LossFn:
@@ -121,7 +122,7 @@ def build_trainer(
     if model is None:
         torch.manual_seed(tcfg.seed)  # every rank builds the same initial weights
         model = DFoT(mcfg)
-    flow = flow_config(tcfg.user_condition, tcfg.p_drop_user)
+    flow = flow_config(tcfg.user_condition, tcfg.p_drop_user, tcfg.flow_loss)
     extra = {
         "feature_config": feature_config(data_dir),
         "flow_config": config_io.to_dict(flow),
