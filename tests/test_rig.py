@@ -24,7 +24,13 @@ def test_jaw_open_moves_lower_lip_and_chin_down_not_eyes(face_rig):
     amounts[BLENDSHAPE_NAMES.index("jawOpen")] = 1.0
     disp = face_rig.displacement(amounts)
     down = disp @ face_rig.ey
-    assert (down[list(R.LIP_LOWER_INNER)] > 0.15 * face_rig.face_width).all()
+    lower = list(R.LIP_LOWER_INNER)
+    assert (down[lower[2:-2]] > 0.15 * face_rig.face_width).all()  # the lower lip's middle drops fully ...
+    corners = [R.MOUTH_CORNERS[s][0] for s in "RL"]
+    assert (down[lower] > down[corners].max()).all()  # ... more than the corners, which hinge
+    # the whole lower lip (all four rings) moves with the jaw: none of it lags behind into a fold
+    rings = list(R.LIP_LOWER_INNER + R.LIP_LOWER_MID + R.LIP_LOWER_OUTER)
+    assert (down[rings] > down[corners].max()).all()
     assert down[152] > 0.1 * face_rig.face_width  # chin
     eyes = [i for s in "RL" for i in R.EYE_UPPER[s] + R.EYE_LOWER[s]]
     assert np.abs(disp[eyes]).max() == 0.0

@@ -14,8 +14,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EyelidConfig:
-    start: float = 0.12  # the painted lid appears once the eye is this much closed ...
-    full: float = 0.3  # ... and is opaque from this much closed
+    # The warp alone lowers the portrait's own lid, lashes and crease faithfully up to about a third closed
+    # (eyeBlink ~0.15-0.2, or a little blink, squint and smile together while talking); a painted lid
+    # before that replaces the real lid with flat skin and reads as a sleepy droop. Past it the lashes
+    # start to smear, so:
+    start: float = 0.3  # the painted lid appears once the eye is this much closed ...
+    full: float = 0.5  # ... and is opaque from this much closed
     shut: float = 0.9  # from this much closed the lids meet
     skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths)
     margin_shade: float = 0.2  # the lid darkens by this much toward its margin

@@ -28,6 +28,9 @@ LIP_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIP_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
 LIP_UPPER_OUTER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
 LIP_LOWER_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+# the two rings between the inner and outer lip lines (corners excluded: they are in MOUTH_CORNERS)
+LIP_UPPER_MID = (183, 42, 41, 38, 12, 268, 271, 272, 407, 184, 74, 73, 72, 11, 302, 303, 304, 408)
+LIP_LOWER_MID = (96, 89, 179, 86, 15, 316, 403, 319, 325, 77, 90, 180, 85, 16, 315, 404, 320, 307)
 MOUTH_CORNERS = {"R": (61, 78, 62, 76), "L": (291, 308, 292, 306)}
 MOUTH_INNER_RING = LIP_UPPER_INNER + tuple(reversed(LIP_LOWER_INNER))  # closed polygon, corner to corner
 EYE_UPPER = {"R": (246, 161, 160, 159, 158, 157, 173), "L": (466, 388, 387, 386, 385, 384, 398)}
@@ -99,7 +102,10 @@ class RigConfig:
     jaw_line: float = 0.01  # face widths above the mouth centre where the moving jaw begins ...
     jaw_fade: float = 0.06  # ... and below it where it moves fully
     jaw_width: float = 0.42  # sideways falloff of the jaw's motion toward the ears (face widths)
-    jaw_corner_follow: float = 0.3  # the mouth corners drop less than the lower lip (not an O)
+    jaw_corner_follow: float = 0.3  # the mouth corners drop less than the lower lip (not an O) ...
+    jaw_corner_radius: float = 0.12  # ... and so does the lower lip and skin around them, blending into
+    # the jaw's field over this Gaussian radius (rest mouth widths): a hinge, not a tear that stretches the
+    # photo's dark corner pixels into blobs beside the opening (the upper lip stays with the skull)
     mouth_close_lift: float = 0.15
     pucker_inward: float = 0.105  # per corner
     funnel_inward: float = 0.085  # per corner, and the lips part a little:
@@ -113,7 +119,7 @@ class RigConfig:
     smile_cheek_up: float = 0.02  # face widths, around the cheek (cheek_radius); lips and lids excluded
     smile_cheek_out: float = 0.008  # face widths, away from the nose
     # Lower lid, fraction of the eye opening: less than real, so that even a full smile closes the eye
-    # less than where the renderer starts painting a blinking lid over it (EyelidConfig.start, 0.12).
+    # less than where the renderer starts painting a blinking lid over it (EyelidConfig.start, 0.3).
     smile_lid_rise: float = 0.08
     # Real smiles start with a step: by the time MediaPipe reads 0.05-0.2 of smile, the corners are already
     # ~0.05 mouth widths higher and the mouth ~0.08 wider than at rest (below that the tracker reads no
@@ -228,10 +234,10 @@ class FaceRig:
         radius = c.corner_radius * self.mouth_width / self.face_width  # _radial takes face widths
         fy = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ey / self.face_width
         fx = (self.rest - self.rest[list(MOUTH_INNER_RING)].mean(0)) @ self.ex / self.face_width
-        lower = list(LIP_LOWER_INNER + LIP_LOWER_OUTER)
-        upper = list(LIP_UPPER_INNER[1:-1] + LIP_UPPER_OUTER)
+        lower = list(LIP_LOWER_INNER + LIP_LOWER_MID + LIP_LOWER_OUTER)
+        upper = list(LIP_UPPER_INNER[1:-1] + LIP_UPPER_MID + LIP_UPPER_OUTER)
         corners = [i for s in "RL" for i in MOUTH_CORNERS[s]]
-        lips = LIP_UPPER_INNER + LIP_LOWER_INNER + LIP_UPPER_OUTER + LIP_LOWER_OUTER + tuple(corners)
+        lips = tuple(upper) + tuple(lower) + LIP_UPPER_INNER[:1] + LIP_UPPER_INNER[-1:] + tuple(corners)
         eye_groups = (EYE_UPPER, EYE_LOWER, EYE_CREASE, EYE_CORNERS)
         eyes = IRISES + tuple(i for g in eye_groups for s in "RL" for i in g[s])  # smile: own lid rule
 
@@ -239,7 +245,14 @@ class FaceRig:
         below = np.clip((fy + c.jaw_line) / c.jaw_fade, 0.0, 1.0) * _gauss(fx, c.jaw_width)
         below[upper + list(IRISES)] = 0.0
         below[lower] = 1.0
-        below[corners] = c.jaw_corner_follow
+        hinge = np.zeros(len(self.rest))
+        for side in "RL":
+            dist = np.linalg.norm(self.rest - self.rest[MOUTH_CORNERS[side][0]], axis=1)
+            hinge = np.maximum(hinge, _gauss(dist, c.jaw_corner_radius * self.mouth_width))
+        hinge[corners] = 1.0
+        hinge[upper + list(IRISES)] = 0.0  # the upper lip stays with the skull, and so does what is above
+        hinge[fy < -c.jaw_narrow_top] = 0.0  # the mouth (the Gaussian's far tail would reach the eyes)
+        below += (c.jaw_corner_follow - below) * hinge
         self._set("jawOpen", below[:, None] * self._mouth(0, c.jaw_drop))
         # the narrowing stays around the mouth, and the upper lip stays with the skull
         above = np.concatenate([np.flatnonzero(fy < -c.jaw_narrow_top), upper])
