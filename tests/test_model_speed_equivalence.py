@@ -90,7 +90,7 @@ def test_streaming_pass_equals_plain_path():
     for i in range(5):
         gen.step(*chunk(i))
     assert gen.self_kv[0][0].shape[2] == model.cfg.cache_frames  # the cache is full
-    conds = tuple(torch.cat((c, new), dim=1) for c, new in zip(gen.context_conds, chunk(5), strict=True))
+    conds = tuple(torch.cat((c, new), dim=1) for c, new in zip(gen.past_conds, chunk(5), strict=True))
     snapshot = (gen.next_frame, gen.self_kv, gen.cross_kv, gen.self_frames, gen.cross_frames)
     gen.trace = []
     gen.step(*chunk(5))
