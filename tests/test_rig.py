@@ -114,3 +114,13 @@ def test_smile_onset_is_eased_in_and_ends_at_a_full_smile(face_rig):
     assert size[-1] == pytest.approx(full)  # a full smile is the field itself, not more
     assert size[1] < 0.15 * full  # an ask of 0.05 is still a small change
     assert np.linalg.norm(smile_left(-0.3)[corner]) == pytest.approx(0.3 * full)  # less smile: linear
+
+
+def test_mouth_controls_are_in_neutral_mouth_widths(face_rig):
+    """A photo that smiles at rest has a wider mouth; openings must not grow with it."""
+    smiling = R.FaceRig(face_rig.rest, rest_smile=0.9)
+    jaw = BLENDSHAPE_NAMES.index("jawOpen")
+    ratio = np.abs(smiling.basis[jaw]).max() / np.abs(face_rig.basis[jaw]).max()
+    assert ratio == pytest.approx(1 / (1 + R.RigConfig().rest_smile_widening * 0.9), rel=0.01)
+    eyes = BLENDSHAPE_NAMES.index("eyeBlinkLeft")  # not a mouth control: unchanged
+    assert np.allclose(smiling.basis[eyes], face_rig.basis[eyes])

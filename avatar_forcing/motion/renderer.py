@@ -36,7 +36,7 @@ from avatar_forcing.motion.rig import (
     RigConfig,
 )
 from avatar_forcing.motion.tracker import face_width, rotation_ypr, track_portrait
-from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_NAMES, POSE_SLICE, validate_motion
+from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_NAMES, POSE_SLICE, idx, validate_motion
 from avatar_forcing.motion.warp import MeshWarper, WarpConfig
 
 PORTRAITS = Path(__file__).resolve().parent.parent / "assets" / "portraits"
@@ -114,7 +114,8 @@ class PortraitRenderer:
         self.offset = np.array([x0, y0, 0.0])
         self.patch = np.ascontiguousarray(self.image[self.region])
         self.landmarks = self.landmarks_full - self.offset  # in the region's pixels
-        self.rig = FaceRig(self.landmarks, cfg.rig)
+        smile = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
+        self.rig = FaceRig(self.landmarks, cfg.rig, rest_smile=float(self.rest_motion[smile].mean()))
 
         self.face_idx = np.array([i for i in range(len(self.landmarks)) if i not in IRISES])
         self.centre = self.landmarks[self.face_idx, :2].mean(0)

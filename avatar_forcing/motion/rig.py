@@ -111,6 +111,10 @@ class RigConfig:
     funnel_inward: float = 0.085  # per corner, and the lips part a little:
     funnel_open: float = 0.06
     smile_out: float = 0.16
+    # Mouth controls are in *neutral* mouth widths: the amplitudes above were measured on people whose rest
+    # is close to neutral, and a photo that smiles at rest has a mouth ~1.3x wider (0.32 per unit of smile,
+    # the real faces' widening), which made every opening ~30 % larger (the astronaut "screamed").
+    rest_smile_widening: float = 0.32
     smile_up: float = 0.22  # corner lift over the lip centre (the lift fades to none at the midline)
     # A real smile is more than the corners. Per unit of mouthSmile over the real videos (landmarks
     # aligned on the skull): the cheek rises ~0.02-0.03 face widths and bulges out, bunching the skin
@@ -183,13 +187,15 @@ def _gauss(dist: np.ndarray, radius: float) -> np.ndarray:
 class FaceRig:
     """The displacement basis for one portrait: ``basis[c]`` is a (478, 2) pixel field for control c."""
 
-    def __init__(self, landmarks: np.ndarray, cfg: RigConfig = RigConfig()):
+    def __init__(self, landmarks: np.ndarray, cfg: RigConfig = RigConfig(), rest_smile: float = 0.0):
+        """`rest_smile`: the smile the tracker reads on the portrait (mean of both sides)."""
         self.cfg = cfg
         pts = np.asarray(landmarks, np.float64)[:, :2]
         self.rest = pts
         left, right = pts[FACE_WIDTH[1]], pts[FACE_WIDTH[0]]
         self.face_width = float(np.linalg.norm(left - right))
-        self.mouth_width = float(np.linalg.norm(pts[MOUTH_CORNERS["L"][0]] - pts[MOUTH_CORNERS["R"][0]]))
+        rest_width = float(np.linalg.norm(pts[MOUTH_CORNERS["L"][0]] - pts[MOUTH_CORNERS["R"][0]]))
+        self.mouth_width = rest_width / (1.0 + cfg.rest_smile_widening * max(rest_smile, 0.0))
         ex = (left - right) / self.face_width  # image-right along the face
         ey = np.array([-ex[1], ex[0]])  # image-down along the face
         self.ex, self.ey = ex, ey
@@ -204,7 +210,7 @@ class FaceRig:
         return (right * self.ex + down * self.ey) * self.face_width
 
     def _mouth(self, right: float, down: float) -> np.ndarray:
-        """A face-frame vector (rest mouth widths) in image pixels."""
+        """A face-frame vector (neutral mouth widths) in image pixels."""
         return (right * self.ex + down * self.ey) * self.mouth_width
 
     def _set(self, name: str, field: np.ndarray) -> None:
