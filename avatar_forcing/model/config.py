@@ -88,17 +88,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Diffusion forcing with flow matching: x_t = (1 - s) x0 + s eps, target eps - x0, L1 loss."""
+    """Diffusion forcing with flow matching: x_t = (1 - s) x0 + s eps, target eps - x0, L1 or L2 loss."""
 
     p_drop_avatar: float = 0.1  # avatar audio dropped (for CFG)
+    p_drop_user: float = 0.1  # user audio + user motion dropped together, independently
+    sigma_min: float = 0.0  # per-block flow time s ~ U(sigma_min, sigma_max)
+    sigma_max: float = 1.0
     # "l1": the paper's loss. Its minimizer is the conditional *median* of the velocity, not the mean the
     # flow ODE needs, so whatever a condition makes only sometimes happen (a listener's smile back, a nod)
     # is pulled to "never": trained with L1, the model's x0 estimate of a listening avatar's smile while
     # the user smiles was 0.07 against 0.17 in the data (issue 16). "l2": the conditional mean.
     loss: Literal["l1", "l2"] = "l1"
-    p_drop_user: float = 0.1  # user audio + user motion dropped together, independently
-    sigma_min: float = 0.0  # per-block flow time s ~ U(sigma_min, sigma_max)
-    sigma_max: float = 1.0
 
 
 @dataclass(frozen=True)
