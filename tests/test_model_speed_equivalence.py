@@ -71,9 +71,10 @@ def plain_pass(model, gen: StreamingGenerator, x, t, conds) -> torch.Tensor:
     self_mask = self_attention_mask(frames, torch.cat((gen.self_frames, frames)), m)
     cross_mask = cross_attention_mask(frames, torch.cat((gen.cross_frames, frames)), m)
     reference = gen.reference.repeat(BRANCHES, 1)
+    user_frames = model.embed_user_frames(conds[2][:, -length:].repeat(BRANCHES, 1, 1), guidance_drops(1)[1])
     v, _ = model.denoise(
         x.repeat(BRANCHES, 1, 1), t[None].float(), reference, cross_kv, model.rope(frames), self_mask,
-        cross_mask, past,
+        cross_mask, past, user_frames=user_frames,
     )  # fmt: skip
     return v.detach()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import gc
 import ipaddress
 import logging
 import os
@@ -61,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from avatar_forcing.serve.app import QuietAccessLogger, build_app
+    from avatar_forcing.serve.sessions import settle_heap
 
     cfg = config_from_args(args)
     quiet_logs()
     check_engine(cfg)
-    gc.freeze()  # the start-up heap (torch, models, modules) is never garbage: later collections skip it
+    settle_heap(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not _is_loopback(cfg.host):
         print(f"warning: serving on {cfg.host}, reachable from other machines"

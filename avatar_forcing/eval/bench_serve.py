@@ -335,8 +335,11 @@ def bench_serve_run(args: argparse.Namespace) -> int:
     from avatar_forcing.serve.config import ServerConfig
 
     quiet_logs()
-    check_engine(ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init))
-    gc.freeze()  # as `avatar-forcing serve` does
+    from avatar_forcing.serve.sessions import settle_heap
+
+    server_cfg = ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init)
+    check_engine(server_cfg)
+    settle_heap(server_cfg)  # as `avatar-forcing serve` does
     pcm, frames = user_media()
     with BackgroundLoad(bc.background_load):
         if bc.churn:

@@ -2,7 +2,8 @@
 (`SamplerConfig`), with presets.
 
 Presets
-- ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), 1.5M parameters, frame-local conditions.
+- ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), 1.5M parameters, frame-local conditions,
+  the user's motion also in the input tokens.
 - ``paper``: the authors' size (512-d LIA latents, 9216-d wav2vec2 features), loads `flow_transformer.pth`.
 - ``conformance_small``: the authors' code in its smallest configuration, for the numeric test vectors.
 """
@@ -38,6 +39,12 @@ class ModelConfig:
     # token is a position-free summary of the window, and windows differ between training (50 frames) and
     # streaming (context + B); a local window keeps each token about its own moment, in both.
     cond_window: int = -1
+    # The user's motion also enters every frame's input token (a linear projection added to it), beside the
+    # dual motion encoder. Through the encoder alone, fused with the avatar's audio into one cross-attention
+    # token, the tiny model never learned to answer a user's smile (issue 16: a user smiling 0.9 for 5 s got
+    # a 0.006 smile back); in the input token, self-attention over the avatar's past frames sees the user's
+    # recent motion directly, which is what a lagged reaction needs. Not in the authors' model (False).
+    user_motion_input: bool = False
     window: int = 50  # N: training window and first streaming window (frames)
     context: int = 2  # clean "offset" frames carried from one streaming block into the next
     mask: MaskKind = "frame_lookahead"
@@ -130,7 +137,7 @@ class SamplerConfig:
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(cond_window=0),
+    "tiny": ModelConfig(cond_window=0, user_motion_input=True),
     "paper": ModelConfig(
         motion_dim=512, user_motion_dim=512, audio_dim=9216, cond_dim=512, width=1024, depth=8, heads=8
     ),

@@ -1,6 +1,7 @@
 """The causal DFoT (diffusion forcing transformer) motion denoiser.
 
-Per frame, the input token is [noisy motion || reference motion], projected to the width. Each block:
+Per frame, the input token is [noisy motion || reference motion], projected to the width, plus (with
+`user_motion_input`) a projection of the user's motion at that frame. Each block:
   x += gate1 * SelfAttn(modulate(LN(x)))          RoPE, block-causal / look-ahead mask, optional cache prefix
   x += CrossAttn(LN(x), condition tokens)         +-w frame window
   x += gate2 * MLP(modulate(LN(x)))               fc1 -> tanh-GELU -> fc2
@@ -141,6 +142,7 @@ class DFoT(nn.Module):
         super().__init__()
         self.cfg = cfg.validate()
         self.x_embedder = InputEmbedder(cfg)
+        self.user_embedder = Linear(cfg.user_motion_dim, cfg.width) if cfg.user_motion_input else None
         self.t_embedder = TimestepEmbedder(cfg)
         self.c_embedder = DualMotionEncoder(cfg)
         self.audio_projection = AudioProjection(cfg)
@@ -179,6 +181,14 @@ class DFoT(nn.Module):
         user_motion = apply_drop(user_motion, drop_user)
         return self.c_embedder(avatar, user_audio, user_motion)
 
+    def embed_user_frames(self, user_motion: torch.Tensor, drop_user: torch.Tensor | None = None
+                          ) -> torch.Tensor | None:
+        """The user's motion (R, N, user_motion_dim) -> its part of each frame's input token (R, N, width), or
+        None when the model has no such input. drop_user (R,) zeroes it as `encode_conditions` does."""
+        if self.user_embedder is None:
+            return None
+        return self.user_embedder(apply_drop(user_motion, drop_user))
+
     def cross_kv(self, cond: torch.Tensor) -> list[KV]:
         return [block.cross_attn.project_kv(cond) for block in self.blocks]
 
@@ -204,15 +214,19 @@ class DFoT(nn.Module):
         cross_mask: torch.Tensor,
         past: list[KV] | None = None,
         time: TimeConditioning | None = None,
+        user_frames: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[KV]]:
         """Velocity for noisy motion x (R, N, D) at per-frame flow times t (R, N).
 
-        `time`: `condition_on_time(t)` prepared by the caller (t is then unused). Masks are boolean or
-        additive float biases. Returns the velocity and, per layer, this window's unrotated self-attention
-        keys and values."""
+        `time`: `condition_on_time(t)` prepared by the caller (t is then unused); `user_frames`:
+        `embed_user_frames(...)` of the same frames (required when the model has that input). Masks are
+        boolean or additive float biases. Returns the velocity and, per layer, this window's unrotated
+        self-attention keys and values."""
         if time is None:
             time = self.condition_on_time(t)
         h = self.x_embedder(x, reference)
+        if self.user_embedder is not None:
+            h = h + user_frames
         new_kv = []
         for i, block in enumerate(self.blocks):
             layer_past = None if past is None else past[i]
@@ -236,5 +250,7 @@ class DFoT(nn.Module):
         cond = self.encode_conditions(avatar_audio, user_audio, user_motion, drop_avatar, drop_user)
         self_mask = self_attention_mask(frames, frames, self.cfg)
         cross_mask = cross_attention_mask(frames, frames, self.cfg)
-        v, _ = self.denoise(x, t, reference, self.cross_kv(cond), self.rope(frames), self_mask, cross_mask)
+        user_frames = self.embed_user_frames(user_motion, drop_user)
+        v, _ = self.denoise(x, t, reference, self.cross_kv(cond), self.rope(frames), self_mask, cross_mask,
+                            user_frames=user_frames)
         return v

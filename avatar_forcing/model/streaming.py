@@ -129,6 +129,7 @@ class StreamingGenerator:
         cond = self.model.encode_conditions(
             *(c.repeat(BRANCHES, 1, 1) for c in conds), drop_avatar, drop_user
         )[:, -length:]  # the history frames only inform the window's tokens
+        user_frames = self.model.embed_user_frames(conds[2][:, -length:].repeat(BRANCHES, 1, 1), drop_user)
         reference = self.reference.repeat(BRANCHES, 1)
 
         # Everything but x is fixed for the whole block, so it is prepared once here rather than per pass:
@@ -175,7 +176,7 @@ class StreamingGenerator:
         def run(x: torch.Tensor, i: int):
             return self.model.denoise(
                 x.repeat(BRANCHES, 1, 1), None, reference, cross_kv, rope, self_bias, cross_bias, past,
-                time.index(i),
+                time.index(i), user_frames,
             )  # fmt: skip
 
         if given is not None:

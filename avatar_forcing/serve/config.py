@@ -99,7 +99,7 @@ class ServerConfig:
     # Target delay of the output behind the input: block (0.4 s) + DFoT (~0.1 s) + the first frame's
     # render. The actual delay adapts: it grows when a frame is late (video and voice wait together)
     # and shrinks back to this in the avatar's silences.
-    playout_delay_s: float = 0.5
+    playout_delay_s: float = 0.46
     max_backlog_s: float = 1.2  # a worker further behind than this skips input (picture and voice alike)
     tick_s: float = 0.02  # how often input is moved onto the session timeline
     # How often the webcam is tracked, the NFE and the output rate come from the degradation ladder
@@ -111,6 +111,10 @@ class ServerConfig:
     # After a session ends, collect garbage and trim the heap (serve/sessions.py release_memory): keeps
     # the server's memory flat over many sessions at the cost of a ~0.1 s pause when one ends.
     collect_on_close: bool = True
+    # glibc malloc arenas of the server process (serve/sessions.py settle_heap): without a cap, threads
+    # that allocate (each session's engine worker, the executor's) get arenas of their own, which keep
+    # freed pages that malloc_trim does not always return; RSS then crept ~10 % over 50 sessions.
+    malloc_arenas: int = 2
     stats_interval_s: float = 0.5  # how often stats events are sent
     user_vad_rms: float = 0.01  # RMS above which the user counts as speaking
 

@@ -339,11 +339,24 @@ class ServeSession:
         self.tasks.clear()
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def settle_heap(cfg: ServerConfig) -> None:
+    """Once, after start-up: freeze the start-up heap (torch, models, modules are never garbage, so later
+    collections skip them) and cap glibc's malloc arenas (`ServerConfig.malloc_arenas`)."""
+    gc.freeze()
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, cfg.malloc_arenas)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def release_memory() -> None:
     """After a session: collect aiortc's own reference cycles (peer connection, transports and codec
     contexts, a few MB a session that would otherwise wait for a full GC) and give freed heap back to
     the OS (glibc keeps it in per-thread arenas otherwise). Takes ~50-150 ms once the start-up heap is
-    frozen (`gc.freeze()` in `avatar-forcing serve`)."""
+    frozen (`settle_heap`)."""
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

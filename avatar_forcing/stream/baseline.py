@@ -53,6 +53,7 @@ class BidirectionalSampler:
                                          for c in (avatar_audio, user_audio, user_motion)),
                                        drop_avatar, drop_user)
         cross_kv = model.cross_kv(cond)
+        user_frames = model.embed_user_frames(user_motion[None].expand(len(BRANCHES), -1, -1), drop_user)
         positions = torch.arange(frames)
         rope = model.rope(positions)
         self_mask = torch.ones(frames, frames, dtype=torch.bool)  # bidirectional: every frame sees all
@@ -63,7 +64,8 @@ class BidirectionalSampler:
                                    strict=True):
             full = torch.cat((context, x))[None].expand(len(BRANCHES), -1, -1)
             t = torch.cat((torch.zeros(n_ctx), torch.full((len(x),), time)))[None].expand(len(BRANCHES), -1)
-            v, _ = model.denoise(full, t.float(), refs, cross_kv, rope, self_mask, cross_mask)
+            v, _ = model.denoise(full, t.float(), refs, cross_kv, rope, self_mask, cross_mask,
+                                 user_frames=user_frames)
             v_none, v_avatar, v_user = v[:, n_ctx:]
             guided = (v_none + self.sampler.w_audio * (v_avatar - v_none)
                       + self.sampler.w_user * (v_user - v_none))
