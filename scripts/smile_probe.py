@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
+from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
@@ -31,7 +32,7 @@ def generated_smile(checkpoint: str, amp: float, seed: int, cfg_user: float) -> 
     user[a:b, CHEEK] = amp * CHEEK_PER_SMILE
     session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed, cfg_user=cfg_user))
     session.push_user_motion(user, 0.0)
-    session.push_user_audio(np.zeros(end * 640, np.float32), 16000)
+    session.push_user_audio(np.zeros(end * FRAME_SAMPLES, np.float32), SAMPLE_RATE)  # a silent mic
     session.finish()
     blocks = []
     while (block := session.step()) is not None:
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--amps", default="0,0.5,0.9")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--cfg-user", type=float, default=1.0)
+    parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)
     args = parser.parse_args()
     a, b = (int(t * FPS) for t in PHASES_S[1:3])
     for checkpoint in args.checkpoints:

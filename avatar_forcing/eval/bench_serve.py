@@ -333,10 +333,9 @@ def bench_serve_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--churn must be in 0..{MAX_CHURN}")
     from avatar_forcing.cli.serve import check_engine, quiet_logs
     from avatar_forcing.serve.config import ServerConfig
-
-    quiet_logs()
     from avatar_forcing.serve.sessions import settle_heap
 
+    quiet_logs()
     server_cfg = ServerConfig(checkpoint=bc.checkpoint, random_init=bc.random_init)
     check_engine(server_cfg)
     settle_heap(server_cfg)  # as `avatar-forcing serve` does

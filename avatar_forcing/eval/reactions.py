@@ -517,8 +517,9 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
     folder = args.videos
     summary = {run: overall([v[run] for v in videos]) for run in (MODEL, BASELINE) if run in videos[0]}
     table = markdown_table(videos, summary, cfg)
+    w_user = "default" if args.cfg_user is None else f"{args.cfg_user:g}"
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
-             f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {args.cfg_user or 'default'}; "
+             f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}; "
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
              f"baseline = the same model with no user input (talking only). Freeze: landmarks moving < "
              f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s.")

@@ -342,14 +342,21 @@ class ServeSession:
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (its malloc tuning calls exist), else None."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
 def settle_heap(cfg: ServerConfig) -> None:
     """Once, after start-up: freeze the start-up heap (torch, models, modules are never garbage, so later
     collections skip them) and cap glibc's malloc arenas (`ServerConfig.malloc_arenas`)."""
     gc.freeze()
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, cfg.malloc_arenas)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    if (libc := _glibc()) is not None:
+        libc.mallopt(M_ARENA_MAX, cfg.malloc_arenas)
 
 
 def release_memory() -> None:
@@ -358,10 +365,8 @@ def release_memory() -> None:
     the OS (glibc keeps it in per-thread arenas otherwise). Takes ~50-150 ms once the start-up heap is
     frozen (`settle_heap`)."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the collection alone
-        pass
+    if (libc := _glibc()) is not None:  # otherwise the collection alone
+        libc.malloc_trim(0)
 
 
 class SessionManager:
