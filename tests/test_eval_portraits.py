@@ -145,6 +145,22 @@ def test_default_audio_files_are_the_videos_with_sound():
     assert "d3.mp4" in names
 
 
+def test_a_real_speaker_is_measured_on_the_avatars_timeline():
+    """The real speaker's own jaw against their speech: a talking person's mouth follows their sound
+    (positive r); the same jaw against a time-reversed track does not do better."""
+    if not REAL_VIDEOS.is_dir():
+        pytest.skip("../shared/real is not here")
+    from avatar_forcing.audio.io import load_audio
+
+    path = REAL_VIDEOS / "d6.mp4"
+    cfg = ev.PortraitsConfig(seconds=4.0)
+    pcm = load_audio(path)[: round(cfg.seconds * ev.SAMPLE_RATE)]
+    speaker = ev.speaker_reference(path, pcm, cfg)
+    assert speaker.frames > 90 and 0.3 < speaker.mouth_p1 < 1.0
+    assert speaker.jaw_r > 0.2
+    assert ev.speaker_reference(path, pcm[::-1].copy(), cfg).jaw_r < speaker.jaw_r
+
+
 def test_end_to_end_on_the_builtin_portrait(tmp_path, no_face_image):
     from PIL import Image
 

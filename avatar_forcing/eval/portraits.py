@@ -360,11 +360,13 @@ def listen_phase(session, video: Path, cfg: PortraitsConfig) -> Retracked:
 class Speaker:
     mouth_p1: float   # NaN for a plain audio file or a video without a face
     frames: int
+    jaw_r: float = float("nan")  # the real speaker's own jawOpen against their speech envelope
 
 
-def speaker_reference(path: Path, cfg: PortraitsConfig) -> Speaker:
-    """Track the real speaker of an audio file that is a video (its first `seconds`)."""
-    ratios, motion = [], []
+def speaker_reference(path: Path, pcm: np.ndarray, cfg: PortraitsConfig) -> Speaker:
+    """Track the real speaker of an audio file that is a video (its first `seconds`); `pcm` is its audio
+    as the avatar gets it, so the speaker's jaw r is the avatar's on the same sound."""
+    ratios, motion, times = [], [], []
     try:
         with FaceTracker(mode="video") as tracker:
             for rgb, t in video_frames(path, cfg.seconds):
@@ -372,11 +374,17 @@ def speaker_reference(path: Path, cfg: PortraitsConfig) -> Speaker:
                 if obs is not None:
                     ratios.append(mouth_ratio(obs.landmarks))
                     motion.append(obs.motion)
+                    times.append(t)
     except InputError:  # a plain audio file: no speaker to compare with
         return Speaker(float("nan"), 0)
     if not ratios:
         return Speaker(float("nan"), 0)
-    return Speaker(speaker_mouth_p1(np.array(ratios), np.stack(motion), cfg), len(ratios))
+    motion = np.stack(motion)
+    # onto the avatar's 25 fps timeline (the videos run at 25 or 30 fps)
+    grid = np.arange(round(len(pcm) / SAMPLE_RATE * FPS)) / FPS
+    jaw = np.interp(grid, np.array(times), motion[:, idx("jawOpen")])
+    jaw_r = jaw_envelope_r(pcm, jaw, cfg)[0]
+    return Speaker(speaker_mouth_p1(np.array(ratios), motion, cfg), len(ratios), jaw_r)
 
 
 # ---- one portrait --------------------------------------------------------------------------------------
@@ -675,10 +683,14 @@ def markdown_table(results: list[PortraitResult], summary: dict[str, dict[str, f
 
 
 def speaker_table(speakers: dict[str, Speaker], cfg: PortraitsConfig) -> str:
-    lines = ["| audio | speaker mouth p1 | tracked frames | calm |", "|---|---:|---:|---|"]
+    lines = ["| audio | speaker mouth p1 | speaker jaw r | tracked frames | calm |",
+             "|---|---:|---:|---:|---|"]
     for name, s in speakers.items():
-        lines.append(f"| {name} | {_cell(s.mouth_p1, '.2f')} | {s.frames} | "
+        lines.append(f"| {name} | {_cell(s.mouth_p1, '.2f')} | {_cell(s.jaw_r, '.2f')} | {s.frames} | "
                      f"{'yes' if name in cfg.calm_speakers else ''} |")
+    jaw = [s.jaw_r for s in speakers.values() if np.isfinite(s.jaw_r)]
+    if jaw:
+        lines.append(f"| **mean** | | {np.mean(jaw):.2f} | | |")
     return "\n".join(lines)
 
 
@@ -800,7 +812,8 @@ def portraits_run(args: argparse.Namespace) -> int:
         print(f"no audio files (none given, none with audio in {videos}): SPEECH is skipped")
     audios = load_speech(audio_files, cfg, load_audio)
     audio_files = [p for p in audio_files if p.stem in audios]
-    speakers = {p.stem: speaker_reference(p, cfg) for p in tqdm(audio_files, desc="real speakers")}
+    speakers = {p.stem: speaker_reference(p, audios[p.stem], cfg)
+                for p in tqdm(audio_files, desc="real speakers")}
 
     if args.listen_video == "none":
         listen_video = None
