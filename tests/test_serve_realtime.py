@@ -137,13 +137,31 @@ def test_controller_steps_down_under_load_and_back_up_when_calm():
     assert c.observe(0.45, 0.4, late=False) is False  # the bottom rung: nowhere to go
     calm = [c.observe(0.1, 0.4, late=False) for _ in range(4)]
     assert calm == [False, False, True, False] and c.step.name == "b"
-    c.observe(0.1, 0.4, late=True)
-    assert c.step.name == "c"  # a late frame steps down at once, whatever the factor says
+    busy = 0.25  # rtf 0.625: neither calm nor overloaded, only the slips count
+    c.observe(busy, 0.4, late=True)
+    assert c.step.name == "b"  # one block with a slip is a hiccup: the playout delay absorbs it
+    c.observe(busy, 0.4, late=False)
+    c.observe(busy, 0.4, late=True)
+    assert c.step.name == "b"  # slips in blocks that are not consecutive are hiccups too
+    c.observe(busy, 0.4, late=True)
+    assert c.step.name == "c"  # slips in late_blocks blocks in a row step down, whatever the factor says
+
+
+def test_a_fractional_stride_draws_frames_evenly():
+    from avatar_forcing.serve.realtime import frame_shown
+
+    assert [i for i in range(9) if frame_shown(i, 1.5)] == [0, 2, 3, 5, 6, 8]  # two in three, evenly
+    assert [i for i in range(6) if frame_shown(i, 2)] == [0, 2, 4]
+    assert all(frame_shown(i, 1) for i in range(6))
+    for stride in (1, 1.5, 2, 3):
+        assert sum(frame_shown(i, stride) for i in range(600)) == pytest.approx(600 / stride, abs=1)
 
 
 def test_steps_are_valid():
     for step in RealtimeConfig().steps:
         assert step.nfe >= 1 and step.track_every >= 1 and step.frame_stride >= 1
+    strides = [step.frame_stride for step in RealtimeConfig().steps]
+    assert strides == sorted(strides)  # each step down sends no more frames than the one above
     with pytest.raises(ValueError):
         RealtimeController(RealtimeConfig(steps=()))
 

@@ -15,7 +15,9 @@ class DegradeStep:
     name: str
     nfe: int  # Euler steps per block (the DFoT's cost is about proportional to nfe + 1)
     track_every: int  # track every Nth webcam frame (MediaPipe ~15-20 ms a frame on one core)
-    frame_stride: int  # render and send every Nth frame: 1 = 25 fps, 2 = 12.5 fps (render + encode halve)
+    # render and send one frame in `frame_stride` (serve/realtime.py frame_shown): 1 = 25 fps, 1.5 = two in
+    # three (16.7 fps), 2 = 12.5 fps; render and encode cost in proportion
+    frame_stride: float
 
 
 # Measured on 2 shared cores (docs/SERVING.md): a 10-frame block costs ~85 ms of DFoT at nfe 10, ~110 ms
@@ -24,6 +26,9 @@ DEFAULT_STEPS: tuple[DegradeStep, ...] = (
     DegradeStep("full", nfe=10, track_every=2, frame_stride=1),
     DegradeStep("fewer-steps", nfe=6, track_every=2, frame_stride=1),
     DegradeStep("light", nfe=4, track_every=4, frame_stride=1),
+    # two sessions on two cores settle here: 16.7 fps leaves room above the 12 fps that a shared machine
+    # should still give each session, where half rate (12.5) had none
+    DegradeStep("two-thirds", nfe=4, track_every=4, frame_stride=1.5),
     DegradeStep("half-rate", nfe=4, track_every=4, frame_stride=2),
     DegradeStep("minimal", nfe=3, track_every=6, frame_stride=3),
 )
@@ -43,11 +48,15 @@ class RealtimeConfig:
     recover_rtf: float = 0.45  # well below degrade_rtf: a step up costs ~1.3-2x, so no oscillation
     smoothing: float = 0.5  # EWMA weight of the newest block
     hold_blocks: int = 2  # blocks to wait after a change before judging again (its effect must show)
+    # A slipped frame steps down only when frames slipped in this many judged blocks in a row: a lone slip
+    # (a scheduling hiccup of a shared machine) is absorbed by the adaptive playout delay, and stepping
+    # down on each one sank two sessions to a third of the frame rate with the cores not busy (~60 %)
+    late_blocks: int = 2
     recover_blocks: int = 8  # consecutive calm blocks (3.2 s) before stepping back up
     start_step: int = 0
     # Admission: a new session is refused (503 busy) while any running one has degraded to this step or
-    # further down the ladder (3 = half-rate): the machine has no room left, and another would sink both.
-    admit_below_step: int = 3
+    # further down the ladder (4 = half-rate): the machine has no room left, and another would sink both.
+    admit_below_step: int = 4
     # Playout: the adaptive delay shrinks again in the avatar's silences, skipping one silent frame
     # in `catchup_every` while more than `catchup_margin_s` over the target, if frames are ready ahead.
     catchup_margin_s: float = 0.02

@@ -8,6 +8,7 @@ worker applies it (NFE, webcam tracking rate, output frame stride) before the ne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from avatar_forcing.serve.config import DegradeStep, RealtimeConfig
@@ -21,6 +22,7 @@ class RealtimeState:
     worst_step: int = 0
     since_change: int = 0  # blocks since the last change
     calm: int = 0  # consecutive blocks below recover_rtf
+    late: int = 0  # consecutive blocks with a slipped frame
 
 
 class RealtimeController:
@@ -44,9 +46,10 @@ class RealtimeController:
         st.rtf = rtf if st.rtf is None else cfg.smoothing * rtf + (1 - cfg.smoothing) * st.rtf
         st.since_change += 1
         st.calm = st.calm + 1 if st.rtf < cfg.recover_rtf else 0
+        st.late = st.late + 1 if late else 0
         if st.since_change <= cfg.hold_blocks:  # the last change has not shown its effect yet
             return False
-        if (late or st.rtf > cfg.degrade_rtf) and st.step < len(cfg.steps) - 1:
+        if (st.late >= cfg.late_blocks or st.rtf > cfg.degrade_rtf) and st.step < len(cfg.steps) - 1:
             return self._move(+1)
         if st.calm >= cfg.recover_blocks and st.step > 0:
             return self._move(-1)
@@ -58,6 +61,11 @@ class RealtimeController:
         st.worst_step = max(st.worst_step, st.step)
         st.changes += 1
         st.since_change = 0
-        st.calm = 0
+        st.calm = st.late = 0
         st.rtf = None  # the new step's cost is measured afresh
         return True
+
+
+def frame_shown(index: int, stride: float) -> bool:
+    """Whether timeline frame ``index`` is drawn at one frame in ``stride`` (1.5: two in three, evenly)."""
+    return math.floor(index / stride) != math.floor((index - 1) / stride)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from avatar_forcing.serve.config import RealtimeConfig
-from avatar_forcing.serve.realtime import RealtimeController
+from avatar_forcing.serve.realtime import RealtimeController, frame_shown
 from avatar_forcing.serve.timeline import InputFrame, OutputFrame, Timeline
 
 log = logging.getLogger("avatar_forcing.serve")
@@ -177,7 +177,7 @@ class EngineWorker:
             self._adapt(busy, len(block.motion) / self.fps)
 
     def _publish(self, block) -> None:
-        """Each frame of the block onto the timeline as soon as it is drawn (only every `frame_stride`th
+        """Each frame of the block onto the timeline as soon as it is drawn (one frame in `frame_stride`
         is drawn; the others are held: their motion and voice play on, their picture is not sent)."""
         with self._map_lock:
             start = self._engine_to_timeline.get(block.start_frame, -1)
@@ -189,7 +189,7 @@ class EngineWorker:
             if index is None or self._stop.is_set():
                 continue
             motion = np.asarray(block.motion[i], np.float32)
-            shown = index % stride == 0
+            shown = frame_shown(index, stride)
             rgb = None
             if shown and block.frames is not None:
                 rgb = block.frames[i]
@@ -208,7 +208,7 @@ class EngineWorker:
         if not self.controller.observe(busy_s, block_s, late):
             return
         step = self.controller.step
-        log.info("real-time step -> %s (nfe %d, track every %d, every %d frame(s) sent), block %.0f ms",
+        log.info("real-time step -> %s (nfe %d, track every %d, one frame in %g sent), block %.0f ms",
                  step.name, step.nfe, step.track_every, step.frame_stride, busy_s * 1000)
         set_nfe(self.engine, step.nfe)
         self.track_every = self._fixed_track_every or step.track_every
