@@ -160,7 +160,8 @@ def test_end_to_end_on_a_real_video(tmp_path, astronaut_face):
     row = table["videos"][0]
     assert row["seconds"] == pytest.approx(1.5, abs=1 / FPS)
     for run in ("model", "baseline"):
-        for key in ("smile_range", "smile_lag_r", "yaw_ratio", "roll_ratio", "longest_freeze_s", "tracked"):
+        for key in ("smile_range", "asked_smile_range", "smile_lag_r", "yaw_ratio", "roll_ratio",
+                    "longest_freeze_s", "tracked"):
             assert math.isfinite(row[run][key]), (run, key)
             assert math.isfinite(table["overall"][run][key]), (run, key)
         assert row[run]["tracked"] > 0.9  # MediaPipe finds the rendered face
@@ -168,6 +169,9 @@ def test_end_to_end_on_a_real_video(tmp_path, astronaut_face):
     signals = np.load(out / "signals" / "d10.npz")
     assert signals["model_motion"].shape == signals["baseline_motion"].shape == (round(1.5 * FPS), MOTION_DIM)
     assert not np.array_equal(signals["model_motion"], signals["baseline_motion"])  # the user matters
+    # what the renderer was asked for is kept beside what was re-tracked, frame for frame
+    assert signals["model_asked"].shape == signals["model_motion"].shape
+    assert np.isfinite(signals["model_asked"]).all()
     (out / "d10.png").unlink()
     assert rx.reactions_run(parser.parse_args(["--rescore", "--baseline", "-o", str(out)])) == 0
     again = json.loads((out / "table.json").read_text())

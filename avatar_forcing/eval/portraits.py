@@ -217,6 +217,9 @@ class Retracked:
     landmarks: np.ndarray   # (T, 478, 3) pixels, NaN where no face
     thumbs: list[np.ndarray] = field(default_factory=list)  # per frame, when asked for
     kept: list[np.ndarray] = field(default_factory=list)    # full frames for the rest median
+    # (T, 58) the motion the renderer was asked for (relative, the model's output), when known: beside the
+    # re-tracked motion it tells the model's share of a weak expression from the renderer's
+    asked: np.ndarray = field(default_factory=lambda: np.zeros((0, MOTION_DIM)))
 
     def __len__(self) -> int:
         return len(self.motion)
@@ -243,6 +246,7 @@ class Recorder:
         self.view = view  # the part of each frame the thumbnails show (None: all of it)
         self.motion: list[np.ndarray] = []
         self.landmarks: list[np.ndarray] = []
+        self.asked: list[np.ndarray] = []
         self.result = Retracked(np.zeros((0, MOTION_DIM)), np.zeros((0, NUM_LANDMARKS, 3)))
         self.tracker = FaceTracker(mode="video")
 
@@ -250,10 +254,12 @@ class Recorder:
     def full(self) -> bool:
         return len(self.motion) >= self.limit
 
-    def add(self, rgb: np.ndarray) -> None:
+    def add(self, rgb: np.ndarray, asked: np.ndarray | None = None) -> None:
         if self.full:  # the padding of a last partial block: past the input's end
             return
         k = len(self.motion)
+        if asked is not None:
+            self.asked.append(np.asarray(asked, np.float64))
         obs = self.tracker.track_frame(rgb, timestamp_ms=round(1000 * k / FPS))
         self.motion.append(np.full(MOTION_DIM, np.nan) if obs is None else obs.motion.astype(np.float64))
         self.landmarks.append(np.full((NUM_LANDMARKS, 3), np.nan) if obs is None
@@ -268,6 +274,8 @@ class Recorder:
         self.tracker.close()
         if self.motion:
             self.result.motion, self.result.landmarks = np.stack(self.motion), np.stack(self.landmarks)
+        if self.asked and len(self.asked) == len(self.motion):
+            self.result.asked = np.stack(self.asked)
         return self.result
 
 
@@ -283,8 +291,8 @@ def drain(session, recorder: Recorder, bar: tqdm | None = None) -> None:
     """Generate every block that is due and hand its frames to the recorder."""
     while (block := session.step()) is not None:
         before = len(recorder.motion)
-        for frame in block.frames:
-            recorder.add(frame)
+        for frame, motion in zip(block.frames, block.motion, strict=True):
+            recorder.add(frame, motion if motion.shape == (MOTION_DIM,) else None)
         if bar is not None:
             bar.update(len(recorder.motion) - before)
 

@@ -8,7 +8,8 @@ viewer sees) and the avatar's reactions are measured against the user's own trac
 Per video (all at 25 fps on one timeline, user and avatar frame k at k / 25 s):
   * smile_range: p90 - p10 of the avatar's re-tracked smile (mean of mouthSmileLeft/Right);
     smile_lag_r: the best Pearson r of the avatar's smile against the user's over lags 0..1.6 s (the
-    avatar following), with its lag smile_lag_s;
+    avatar following), with its lag smile_lag_s; asked_smile_range: the same range of the smile the model
+    asked the renderer for (what the avatar meant to show; far above smile_range = lost in rendering);
   * yaw_ratio, roll_ratio: the avatar's re-tracked yaw / roll std over the user's tracked std;
   * nods after the user's phrase ends: phrase ends from the user's audio (``phrase_ends``), nods from the
     re-tracked pitch (metrics.detect_nods); nod_precision = nods starting within the response window after
@@ -64,7 +65,7 @@ from avatar_forcing.eval.portraits import (
     video_frames,
 )
 from avatar_forcing.motion.tracker import fill_gaps
-from avatar_forcing.motion.vector import FPS, idx
+from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
 MODEL, BASELINE = "model", "baseline"
 
@@ -208,8 +209,10 @@ def reaction_metrics(user: Retracked, avatar: Retracked, ends: np.ndarray,
     def ratio(key: str) -> float:
         return mine[key] / theirs[key] if theirs[key] > 0 else math.nan
 
+    asked = smile(avatar.asked) if len(avatar.asked) else np.full(1, np.nan)
     return {
         "smile_range": mine["smile_range"], "smile_lag_r": r, "smile_lag_s": lag,
+        "asked_smile_range": percentile_range(asked, cfg.portraits.listen_low_high),
         "yaw_ratio": ratio("yaw_std_deg"), "roll_ratio": ratio("roll_std_deg"),
         **nod_scores(avatar.motion[:, idx("pitch")], ends, cfg),
         "longest_freeze_s": freeze, "freeze_at_s": freeze_at, "frozen": float(freeze >= cfg.freeze_flag_s),
@@ -273,7 +276,17 @@ def talking_only(session, seconds: float, cfg: ReactionsConfig) -> Retracked:
 
 
 def prefix(seq: Retracked, frames: int) -> Retracked:
-    return Retracked(seq.motion[:frames], seq.landmarks[:frames])
+    return Retracked(seq.motion[:frames], seq.landmarks[:frames], asked=seq.asked[:frames])
+
+
+def percentile_range(x: np.ndarray, percentiles: tuple[float, float]) -> float:
+    """p_high - p_low of the finite values (NaN without any)."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return math.nan
+    low, high = np.percentile(x, percentiles)
+    return float(high - low)
 
 
 # ---- pictures ------------------------------------------------------------------------------------------
@@ -297,7 +310,10 @@ def write_plot(path: Path, name: str, pcm: np.ndarray, ends: np.ndarray, user: R
     axes[1].plot(t, smile(user.motion), color="tab:blue", label="user")
     for key, seq in avatars.items():
         axes[1].plot(t[: len(seq)], smile(seq.motion), color=colours[key], label=f"avatar ({key})")
-    axes[1].set_ylabel("smile")
+        if len(seq.asked):
+            axes[1].plot(t[: len(seq.asked)], smile(seq.asked), color=colours[key], ls="--", lw=0.8,
+                         label=f"asked of the renderer ({key})")
+    axes[1].set_ylabel("smile\n(re-tracked; dashed: asked)")
     for ax, channel in zip(axes[2:], ("yaw", "roll", "pitch"), strict=True):
         user_deg = np.degrees(user.motion[:, idx(channel)])
         ax.plot(t, user_deg - np.nanmedian(user_deg), color="tab:blue", label="user")
@@ -341,7 +357,7 @@ def save_signals(path: Path, pcm: np.ndarray, user: Retracked, avatars: dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"user_audio": pcm, "user_motion": user.motion, "user_landmarks": user.landmarks}
     for key, seq in avatars.items():
-        arrays |= {f"{key}_motion": seq.motion, f"{key}_landmarks": seq.landmarks}
+        arrays |= {f"{key}_motion": seq.motion, f"{key}_landmarks": seq.landmarks, f"{key}_asked": seq.asked}
     np.savez_compressed(path, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
 
 
@@ -349,6 +365,7 @@ def save_signals(path: Path, pcm: np.ndarray, user: Retracked, avatars: dict[str
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (  # key, header, format
     ("smile_range", "smile p90-p10", ".3f"),
+    ("asked_smile_range", "asked smile p90-p10", ".3f"),
     ("smile_lag_r", "smile lag r", ".2f"),
     ("smile_lag_s", "lag s", ".2f"),
     ("yaw_ratio", "yaw std / user's", ".2f"),
@@ -505,7 +522,8 @@ def rescore(out: Path, cfg: ReactionsConfig) -> list[dict]:
         with np.load(path) as z:
             arrays = {k: z[k].astype(np.float64) for k in z.files}
         user = Retracked(arrays["user_motion"], arrays["user_landmarks"])
-        avatars = {run: Retracked(arrays[f"{run}_motion"], arrays[f"{run}_landmarks"])
+        avatars = {run: Retracked(arrays[f"{run}_motion"], arrays[f"{run}_landmarks"],
+                                  asked=arrays.get(f"{run}_asked", np.zeros((0, MOTION_DIM))))
                    for run in (MODEL, BASELINE) if f"{run}_motion" in arrays}
         videos.append(score_video(path.stem, arrays["user_audio"], user, avatars, out, cfg))
     return videos
