@@ -186,4 +186,5 @@ def test_end_to_end_on_the_builtin_portrait(tmp_path, no_face_image):
     assert builtin["status"] == "ok"
     assert math.isfinite(builtin["row"]["psnr_db"]) and builtin["row"]["psnr_db"] > 10
     assert builtin["speech"]["speech"]["frames"] == 50
+    assert math.isfinite(builtin["speech"]["speech"]["asked_jaw_r"])  # the model's jaw, before rendering
     assert "no face" in (out / "table.md").read_text()

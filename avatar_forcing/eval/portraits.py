@@ -8,7 +8,9 @@ Per portrait, three phases on the shipped model (AvatarSession, default checkpoi
   * REST: no input at all for --rest-seconds (the clock advanced by hand): PSNR of the per-pixel median
     frame against the portrait, and how far the re-tracked face drifted (centre, size, roll, eyes);
   * SPEECH: each audio file as the avatar's own voice: the narrowest mouth (width over face width, as a
-    ratio of the portrait's own) against the real speaker's, and jawOpen against the speech envelope;
+    ratio of the portrait's own) against the real speaker's, and jawOpen against the speech envelope,
+    re-tracked (jaw r) and as the model asked it of the renderer (asked jaw r), beside the real speaker's
+    own r on the same sound (the "Real speakers" table: people score well below 1 on this measure);
   * LISTENING: one real video as the user (webcam + microphone), the avatar silent: smile range and head
     motion (reported, not judged).
 Writes a contact sheet per portrait, table.md and table.json.
@@ -450,12 +452,15 @@ def speech_metrics(seq: Retracked, pcm: np.ndarray, ref_ratio: float, speaker: S
     ratios = np.array([mouth_ratio(lm) if np.isfinite(lm).all() else np.nan for lm in seq.landmarks])
     rel = ratios / ref_ratio
     r, lag = jaw_envelope_r(pcm, seq.motion[:, idx("jawOpen")], cfg)
+    # the jaw the model asked for: r of the motion before rendering (the renderer's share is the gap)
+    asked_r = jaw_envelope_r(pcm, seq.asked[:, idx("jawOpen")], cfg)[0] if len(seq.asked) else float("nan")
     ok = np.isfinite(rel)
     return {
         "mouth_p1": float(np.percentile(rel[ok], cfg.mouth_percentile)) if ok.any() else float("nan"),
         "mouth_min": float(rel[ok].min()) if ok.any() else float("nan"),
         "speaker_p1": speaker.mouth_p1,
         "jaw_r": r,
+        "asked_jaw_r": asked_r,
         "jaw_lag_frames": float(lag),
         "tracked": seq.tracked,
         "frames": float(len(seq)),
@@ -484,14 +489,18 @@ def summary_row(result: PortraitResult, cfg: PortraitsConfig) -> dict[str, float
         finite = [v for v in values if np.isfinite(v)]
         return min(finite) if finite else nan
 
-    jaw = [m["jaw_r"] for m in speech.values() if np.isfinite(m["jaw_r"])]
+    def mean(key: str) -> float:
+        finite = [m[key] for m in speech.values() if np.isfinite(m[key])]
+        return float(np.mean(finite)) if finite else nan
+
     row = dict(result.rest)
     row.update({
         "mouth_p1": worst([m["mouth_p1"] for m in speech.values()]),
         "mouth_min": worst([m["mouth_min"] for m in speech.values()]),
         "mouth_p1_calm": worst([m["mouth_p1"] for m in calm]),
         "p1_vs_speaker": worst([m["mouth_p1"] - m["speaker_p1"] for m in other]),
-        "jaw_r": float(np.mean(jaw)) if jaw else nan,
+        "jaw_r": mean("jaw_r"),
+        "asked_jaw_r": mean("asked_jaw_r"),
         "smile_range": float(result.listen.get("smile_range", nan)),
         "yaw_std_deg": float(result.listen.get("yaw_std_deg", nan)),
         "roll_std_deg": float(result.listen.get("roll_std_deg", nan)),
@@ -653,6 +662,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("mouth_p1_calm", "mouth p1 calm speakers", ".2f", "min"),
     Column("p1_vs_speaker", "worst p1 - speaker p1 (others)", "+.2f", "min"),
     Column("jaw_r", "jaw r", ".2f", "min"),
+    Column("asked_jaw_r", "asked jaw r", ".2f", "min"),
     Column("smile_range", "listen smile p90-p10", ".2f", "min"),
     Column("yaw_std_deg", "listen yaw std deg", ".1f", "min"),
     Column("roll_std_deg", "listen roll std deg", ".1f", "min"),
