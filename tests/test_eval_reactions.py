@@ -154,7 +154,7 @@ def test_end_to_end_on_a_real_video(tmp_path, astronaut_face):
     args = parser.parse_args(["--videos", str(folder), "--seconds", "1.5", "--baseline", "--portrait",
                               str(portrait), "-o", str(out)])
     assert rx.reactions_run(args) == 0
-    for name in ("table.md", "table.json", "d10.png", "d10.mp4", "signals/d10.npz"):
+    for name in ("table.md", "table.json", "sheet.png", "d10.png", "d10.mp4", "signals/d10.npz"):
         assert (out / name).is_file(), name
     table = json.loads((out / "table.json").read_text())
     row = table["videos"][0]

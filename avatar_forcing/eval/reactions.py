@@ -21,8 +21,9 @@ Per video (all at 25 fps on one timeline, user and avatar frame k at k / 25 s):
 (no webcam, no microphone), so every block is generated with the user condition dropped. Its output does
 not depend on the video, so it is generated once, for the longest video, and each video is scored on its
 prefix (the session reseeds its noise at every reset: the prefix is what a run of that length gives).
-Writes table.md, table.json, and per video a plot (PNG) and a side-by-side video (user | avatar, MP4 with
-the user's audio).
+Writes table.md, table.json, sheet.png (per video: the user at their calmest and broadest smile, each
+beside the avatar 0.8 s later), and per video a plot (PNG) and a side-by-side video (user | avatar, MP4
+with the user's audio).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from avatar_forcing.eval.portraits import (
     rest_phase,
     tile,
     video_frames,
+    write_sheet,
 )
 from avatar_forcing.motion.tracker import fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
@@ -92,6 +94,7 @@ class ReactionsConfig:
     freeze_flag_s: float = 2.0
     portraits: PortraitsConfig = field(default_factory=PortraitsConfig)  # thumbnails, smile percentiles
     video_label: str = "user | avatar"
+    sheet_response_s: float = 0.8  # the contact sheet shows the avatar this long after the user's moment
 
 
 # ---- signals -------------------------------------------------------------------------------------------
@@ -352,6 +355,23 @@ def write_side_by_side(path: Path, user: Retracked, avatar: Retracked, pcm: np.n
             writer.write(np.concatenate([left, gap, right], 1))
 
 
+def sheet_row(name: str, user: Retracked, avatar: Retracked, cfg: ReactionsConfig) -> list[np.ndarray]:
+    """One video's row of the contact sheet: the user at their calmest and at their broadest smile, each
+    beside the avatar `sheet_response_s` later (when an answer is due)."""
+    user_smile, avatar_smile = filled(smile(user.motion)), filled(smile(avatar.motion))
+    frames = min(len(user.thumbs), len(avatar.thumbs))
+    if frames == 0 or not np.isfinite(user_smile[:frames]).any():
+        return []
+    lag = round(cfg.sheet_response_s * FPS)
+    row = []
+    for k in (int(np.nanargmin(user_smile[:frames])), int(np.nanargmax(user_smile[:frames]))):
+        answer = min(k + lag, frames - 1)
+        row += [tile(user.thumbs[k], f"{name} user {k / FPS:.1f}s smile {user_smile[k]:.2f}", cfg.portraits),
+                tile(avatar.thumbs[answer], f"avatar {answer / FPS:.1f}s smile {avatar_smile[answer]:.2f}",
+                     cfg.portraits)]
+    return row
+
+
 def save_signals(path: Path, pcm: np.ndarray, user: Retracked, avatars: dict[str, Retracked]) -> None:
     """The tracked signals behind a video's numbers (to re-score without re-running the model)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -482,6 +502,7 @@ def reactions_run(args: argparse.Namespace) -> int:
         options.cfg_user = args.cfg_user
     session = AvatarSession(args.model, args.portrait, options)
     videos: list[dict] = []
+    sheet: list[list[np.ndarray]] = []
     try:
         if session.renderer is None:
             raise InputError("eval reactions needs the rig backend (this checkpoint decodes another motion)")
@@ -494,11 +515,14 @@ def reactions_run(args: argparse.Namespace) -> int:
             user, avatar = listen_to(session, path, pcm, lengths[path], cfg)
             avatars = {MODEL: avatar} | ({} if base is None else {BASELINE: prefix(base, len(user))})
             write_side_by_side(out / f"{path.stem}.mp4", user, avatar, pcm, cfg)
+            sheet.append(sheet_row(path.stem, user, avatar, cfg))
             save_signals(out / "signals" / f"{path.stem}.npz", pcm, user, avatars)
             videos.append(score_video(path.stem, pcm, user, avatars, out, cfg))
             del user, avatar, avatars  # the thumbnails of a long video are large
     finally:
         session.close()
+    if any(sheet):
+        write_sheet(out / "sheet.png", [row for row in sheet if row], cfg.portraits)
     write_tables(out, videos, cfg, args, [str(p) for p in paths])
     return 0
 
