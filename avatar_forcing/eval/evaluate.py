@@ -29,6 +29,7 @@ from avatar_forcing.errors import CheckpointError, InputError
 from avatar_forcing.eval import metrics as M
 from avatar_forcing.motion.vector import FPS, MotionStats, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
+from avatar_forcing.stream.options import SessionOptions
 
 GT_LABEL = "ground truth"
 LABEL_METRICS = ("nod_recall", "nod_precision", "nod_latency_s")  # need labelled reaction events
@@ -41,7 +42,7 @@ class EvalConfig:
     roles: tuple[int, ...] = (0, 1)  # which participants play the avatar
     nfe: int = 10  # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0  # w_a
-    cfg_user: float = 1.0  # w_u
+    cfg_user: float = SessionOptions.cfg_user  # w_u, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
     # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
     # of a few short clips vary with the sampling noise about as much as between checkpoints.
@@ -135,7 +136,6 @@ def load_eval_model(spec: str) -> EvalModel:
 
 def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndarray:
     """The avatar's motion (T, 58) from a streaming session fed the clip's inputs."""
-    from avatar_forcing.stream.options import SessionOptions
     from avatar_forcing.stream.session import AvatarSession
 
     opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user, render=False,
