@@ -145,6 +145,20 @@ def test_default_audio_files_are_the_videos_with_sound():
     assert "d3.mp4" in names
 
 
+def test_an_unchanged_portrait_judged_as_video_has_not_moved(astronaut_face):
+    """The judge tracks the portrait the way it tracks the rendered frames (video mode): the same
+    picture shown again must read as no change at all."""
+    from avatar_forcing.motion.tracker import FaceTracker
+
+    ref = ev.reference_landmarks(astronaut_face, CFG)
+    with FaceTracker(mode="video") as tracker:
+        frames = [tracker.track_frame(astronaut_face, timestamp_ms=40 * k).landmarks for k in range(40)]
+    change = ev.median_geometry(np.stack(frames), ref)
+    assert abs(change["roll_change_deg"]) < 0.1 and change["centre_shift_pct"] < 0.1
+    assert abs(change["size_change_pct"]) < 0.2
+    assert ev.reference_landmarks(np.zeros((64, 64, 3), np.uint8), CFG) is None  # no face
+
+
 def test_a_real_speaker_is_measured_on_the_avatars_timeline():
     """The real speaker's own jaw against their speech: a talking person's mouth follows their sound
     (positive r); the same jaw against a time-reversed track does not do better."""

@@ -65,6 +65,7 @@ class PortraitsConfig:
     mouth_percentile: float = 1.0       # "mouth p1": the narrowest 1% of frames, robust to one bad track
     calm_quantile: float = 0.3          # a speaker's rest mouth: frames below this quantile of open/round
     max_lag_frames: int = 4             # the mouth may follow the sound by up to 160 ms
+    reference_frames: int = 25          # the portrait tracked as 1 s of still video (reference_landmarks)
     listen_low_high: tuple[float, float] = (10.0, 90.0)  # smile range = p90 - p10
     calm_speakers: tuple[str, ...] = ("d3", "d14", "d20")  # speakers whose mouth stays wide: judged alone
     listen_preferred: str = "d3.mp4"
@@ -198,6 +199,19 @@ def speaker_mouth_p1(ratios: np.ndarray, motion: np.ndarray, cfg: PortraitsConfi
         calm &= values <= np.quantile(values, cfg.calm_quantile)
     rest = float(np.median(ratios[calm] if calm.any() else ratios))
     return float(np.percentile(ratios / rest, cfg.mouth_percentile))
+
+
+def reference_landmarks(image: np.ndarray, cfg: PortraitsConfig) -> np.ndarray | None:
+    """The portrait's landmarks as the rendered frames are judged: MediaPipe in video mode, the portrait
+    shown `reference_frames` times (video mode converges to another fit than image mode: on an unchanged
+    painting its roll settles 2.7 degrees away, which would read as the avatar's tilt). None: no face."""
+    observation = None
+    with FaceTracker(mode="video") as tracker:
+        for k in range(cfg.reference_frames):
+            observation = tracker.track_frame(image, timestamp_ms=round(1000 * k / FPS))
+            if observation is None:
+                return None
+    return observation.landmarks.astype(np.float64)
 
 
 def pixel_median(frames: Sequence[np.ndarray], cfg: PortraitsConfig = PortraitsConfig()) -> np.ndarray:
@@ -519,9 +533,8 @@ def _rest(session, result: PortraitResult, cfg: PortraitsConfig
         h, w = rest.kept[0].shape[:2]
         reference = cv2.resize(reference, (w, h), interpolation=cv2.INTER_AREA)
     result.shape = reference.shape
-    try:
-        ref_lm = track_image(reference).landmarks.astype(np.float64)
-    except NoFaceError:
+    ref_lm = reference_landmarks(reference, cfg)
+    if ref_lm is None:
         result.status = "no face: MediaPipe finds none in the renderer's portrait image"
         return None
     median = pixel_median(rest.kept, cfg)
