@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar_forcing.eval.portraits import _natural
 from avatar_forcing.eval.reactions import video_seconds, webcam
 from avatar_forcing.motion.neutral import OnlineRest
 from avatar_forcing.motion.tracker import FaceTracker
@@ -72,7 +73,7 @@ def main() -> None:
     if not folder.is_dir():
         print(f"no video folder at {folder}: nothing to probe")
         return
-    paths = sorted(folder.glob("*.mp4"))
+    paths = sorted(folder.glob("*.mp4"), key=_natural)
     if args.names:
         paths = [p for p in paths if p.stem in args.names.split(",")]
     for path in paths:
