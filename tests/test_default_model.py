@@ -20,9 +20,7 @@ def test_default_checkpoint_is_small_trained_tiny_with_stats():
     files = list(DEFAULT_CHECKPOINT.iterdir())
     assert sum(f.stat().st_size for f in files) <= MAX_BYTES
     model, cfg, stats = load_checkpoint(DEFAULT_CHECKPOINT)
-    # The shipped model (v7) predates the preset's user_motion_input (docs/MODEL_CARD.md); otherwise the
-    # preset exactly.
-    assert cfg == model_preset("tiny", user_motion_input=cfg.user_motion_input)
+    assert cfg == model_preset("tiny") and cfg.user_motion_input  # v8: the user's motion in each token
     assert stats is not None and np.all(np.asarray(stats.std) > 0)
     extra = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["extra"]
     assert extra.get("stage") == "dpo" and extra.get("step", 0) > 0  # pretrained, then DPO
