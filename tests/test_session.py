@@ -73,7 +73,8 @@ def test_session_equals_offline_reference_path():
     assert streamed.shape == (50, 58)
     stats, ref = session.stats, session.stats.normalize(np.zeros(58, np.float32))
     for rolling in (True, False):
-        sampler = SamplerConfig(nfe=2, first_block="short", history_noise=session.options.history_noise)
+        sampler = SamplerConfig(nfe=2, first_block="short", history_noise=session.options.history_noise,
+                                w_audio=session.options.cfg_audio, w_user=session.options.cfg_user)
         offline = generate_offline(model, sampler, log_mel(avatar),
                                    log_mel(user), stats.normalize(user_motion), torch.as_tensor(ref),
                                    seed=0, rolling=rolling)
