@@ -481,11 +481,20 @@ def speech_metrics(seq: Retracked, pcm: np.ndarray, ref_ratio: float, speaker: S
     }
 
 
+def percentile_range(x: np.ndarray, percentiles: tuple[float, float]) -> float:
+    """p_high - p_low of the finite values (NaN without any)."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return math.nan
+    low, high = np.percentile(x, percentiles)
+    return float(high - low)
+
+
 def listen_metrics(seq: Retracked, cfg: PortraitsConfig) -> dict[str, float]:
     smile = (seq.motion[:, idx("mouthSmileLeft")] + seq.motion[:, idx("mouthSmileRight")]) / 2
-    low, high = np.nanpercentile(smile, cfg.listen_low_high) if np.isfinite(smile).any() else (np.nan,) * 2
     return {
-        "smile_range": float(high - low),
+        "smile_range": percentile_range(smile, cfg.listen_low_high),
         "yaw_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("yaw")]))),
         "roll_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("roll")]))),
         "tracked": seq.tracked,

@@ -61,6 +61,7 @@ from avatar_forcing.eval.portraits import (
     face_view,
     face_width_2d,
     listen_metrics,
+    percentile_range,
     rest_phase,
     tile,
     video_frames,
@@ -281,15 +282,6 @@ def talking_only(session, seconds: float, cfg: ReactionsConfig) -> Retracked:
 def prefix(seq: Retracked, frames: int) -> Retracked:
     return Retracked(seq.motion[:frames], seq.landmarks[:frames], asked=seq.asked[:frames])
 
-
-def percentile_range(x: np.ndarray, percentiles: tuple[float, float]) -> float:
-    """p_high - p_low of the finite values (NaN without any)."""
-    x = np.asarray(x, np.float64)
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return math.nan
-    low, high = np.percentile(x, percentiles)
-    return float(high - low)
 
 
 # ---- pictures ------------------------------------------------------------------------------------------
