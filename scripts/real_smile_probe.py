@@ -29,6 +29,7 @@ from avatar_forcing.stream.session import AvatarSession
 SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 GROUPS = {
     "head pose": list(range(58))[POSE_SLICE],
+    **{name: [idx(name)] for name in ("pitch", "yaw", "roll")},
     "eyes": [idx(n) for n in BLENDSHAPE_NAMES if n.startswith("eye")],
     "brows": [idx(n) for n in BLENDSHAPE_NAMES if n.startswith("brow")],
     "jaw + mouth": [idx(n) for n in BLENDSHAPE_NAMES

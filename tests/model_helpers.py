@@ -5,7 +5,9 @@ import torch
 from avatar_forcing.model.config import model_preset
 from avatar_forcing.model.dfot import DFoT
 
-MICRO = dict(width=32, depth=2, heads=2, cond_dim=16, motion_dim=6, user_motion_dim=5, audio_dim=8)
+MICRO = dict(
+    width=32, depth=2, heads=2, cond_dim=16, motion_dim=6, user_motion_dim=5, audio_dim=8, user_channels=()
+)
 
 
 def micro_model(seed: int = 0, **changes) -> DFoT:

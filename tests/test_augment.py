@@ -23,23 +23,6 @@ def test_motion_keeps_the_expression_and_adds_what_a_tracker_adds():
     assert out[:, idx("pitch")].std() > 0  # jitter and offset move a still head
 
 
-def test_a_smile_brings_other_channels_along_in_proportion_and_nothing_else_does():
-    from avatar_forcing.data.augment import smile_coactivation
-
-    motion = np.zeros((50, MOTION_DIM), np.float32)
-    motion[20:40, [idx("mouthSmileLeft"), idx("mouthSmileRight")]] = 0.8
-    cfg = dataclasses.replace(UserAugmentConfig(), coactivation_channels=0.5)
-    added = smile_coactivation(motion, np.random.default_rng(0), cfg)
-    assert added.shape == (50, NUM_BLENDSHAPES)
-    assert not added[:20].any() and not added[40:].any()  # no smile, nothing added
-    joined = added[30] > 0
-    assert 10 <= joined.sum() <= 40  # about half of the channels, at random
-    assert not joined[[idx("mouthSmileLeft"), idx("mouthSmileRight"), idx("_neutral")]].any()
-    assert added[30].max() <= 0.8 * cfg.coactivation_slope
-    other = smile_coactivation(motion, np.random.default_rng(1), cfg)
-    assert not np.array_equal(joined, other[30] > 0)  # each window is another person
-
-
 def test_motion_augmentation_is_a_function_of_the_generator():
     motion = np.random.default_rng(1).normal(0, 0.1, (50, MOTION_DIM)).astype(np.float32)
     a = augment_user_motion(motion, np.random.default_rng(5), UserAugmentConfig())

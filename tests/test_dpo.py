@@ -29,6 +29,7 @@ def small_model(seed: int = 0) -> DFoT:
         audio_dim=12,
         motion_dim=6,
         user_motion_dim=6,
+        user_channels=(),
         window=20,
     )
     model = DFoT(cfg)
@@ -193,7 +194,7 @@ def test_run_dpo_end_to_end_and_incompatible_checkpoint(tmp_path):
     records = (tmp_path / "dpo" / "metrics.jsonl").read_text()
     assert "pref_acc" in records and "reward_margin" in records
 
-    foreign = DFoT(micro_config(motion_dim=12, user_motion_dim=12))
+    foreign = DFoT(micro_config(motion_dim=12, user_motion_dim=12, user_channels=()))
     save_checkpoint(tmp_path / "foreign", foreign, foreign.cfg, None, {})
     with pytest.raises(CheckpointError, match="motion dimension"):
         run_dpo(cfg, tmp_path / "foreign", data, tmp_path / "dpo2")

@@ -106,3 +106,27 @@ def test_local_condition_window_keeps_tokens_local(cond_window):
             assert changed.all()
         else:
             assert torch.nonzero(changed).ravel().tolist() == list(range(8, 8 + 2 * k + 1))
+
+
+def test_the_model_sees_only_its_user_channels():
+    """With user_channels, the other user channels change nothing in either user path (condition tokens,
+    input tokens), a named one changes both; a name that is not a motion channel is refused."""
+    from avatar_forcing.motion.vector import idx
+
+    torch.manual_seed(0)
+    model = DFoT(model_preset("tiny", width=64, cond_dim=32, user_channels=("mouthSmileLeft", "yaw"))).eval()
+    audio, user_audio, user_motion = torch.randn(1, 20, 320), torch.randn(1, 20, 320), torch.randn(1, 20, 58)
+
+    def paths(motion):
+        return model.encode_conditions(audio, user_audio, motion), model.embed_user_frames(motion)
+
+    base = paths(user_motion)
+    unseen = user_motion.clone()
+    unseen[..., [idx("jawOpen"), idx("eyeSquintLeft"), idx("pitch"), idx("tx")]] += 2.0
+    assert all(torch.equal(a, b) for a, b in zip(base, paths(unseen), strict=True))
+    for name in ("mouthSmileLeft", "yaw"):
+        seen = user_motion.clone()
+        seen[..., idx(name)] += 2.0
+        assert all((a - b).abs().max() > 1e-4 for a, b in zip(base, paths(seen), strict=True))
+    with pytest.raises(ConfigError):
+        model_preset("tiny", user_channels=("smile",))

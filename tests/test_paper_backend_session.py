@@ -35,7 +35,8 @@ def small_dfot(motion_dim: int, audio_dim: int = 320, seed: int = 0) -> DFoT:
     """Every weight random (the zero-initialised output layer too), so the motion depends on conditions."""
     torch.manual_seed(seed)
     dims = dict(motion_dim=motion_dim, user_motion_dim=motion_dim, audio_dim=audio_dim)
-    cfg = model_preset("tiny", **dims, **SMALL, user_motion_input=False)  # the authors' architecture
+    # the authors' architecture
+    cfg = model_preset("tiny", **dims, **SMALL, user_motion_input=False, user_channels=())
     model = DFoT(cfg).eval()
     with torch.no_grad():
         for p in model.parameters():

@@ -1,5 +1,7 @@
 """The synthetic conversation corpus: determinism, splits, and that labelled reactions are in the motion."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,33 @@ def test_mouth_follows_own_speech(convs):
 def test_visemes():
     assert viseme_of("m") == "PP" and viseme_of("'A@") == "AA" and viseme_of("aI") == ("AA", "I")
     assert viseme_of("_:") == "rest"
+
+
+def test_silences_and_the_smiles_made_in_them():
+    from types import SimpleNamespace
+
+    from avatar_forcing.data.synth.conversation import quiet_smiles, silences
+
+    said = [SimpleNamespace(start=s, end=e) for s, e in ((1.0, 2.0), (2.5, 3.0), (6.0, 7.0), (7.5, 12.0))]
+    assert silences(said, 2.0) == [(3.0, 6.0)]
+    assert silences(said, 0.5) == [(0.0, 1.0), (2.0, 2.5), (3.0, 6.0), (7.0, 7.5)]
+    dialogue = dataclasses.replace(PRESETS["default"].dialogue, quiet_smile_prob=1.0)
+    smiles = quiet_smiles(np.random.default_rng(0), said, dialogue, (0.3, 0.6))
+    (onset, end, amplitude), = smiles[0] + smiles[1]  # one silence long enough, one smile in it
+    assert 3.0 < onset < end <= 6.0 and 0.3 <= amplitude <= 0.6
+
+
+def test_a_smile_in_silence_is_mirrored(convs):
+    """Some mirrored smiles answer a smile made while nobody speaks, and the listener's smile is there."""
+    answered = 0
+    for conv in convs:
+        spans = [(u["start"], u["end"]) for u in conv.meta["turns"]]
+        for p in range(2):
+            m = conv.participants[p].motion
+            smile = 0.5 * (m[:, idx("mouthSmileLeft")] + m[:, idx("mouthSmileRight")])
+            for e in conv.meta["events"][p]:
+                quiet = not any(s - 0.2 <= e["cause_time"] <= end for s, end in spans)
+                if e["type"] == "smile_mirror" and quiet:
+                    t = int(e["time"] * conv.fps)
+                    answered += smile[t + 8 : t + 25].mean() > 0.8 * e["amplitude"]
+    assert answered >= 1

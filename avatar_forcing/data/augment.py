@@ -6,12 +6,9 @@ side is corrupted the way the real path corrupts it, so the model does not learn
 a camera never delivers:
   * motion: a per-person gain (people and framings differ in how far the tracker reads them), a resting
     offset (the online rest is an estimate), tracker jitter, held frames (dropped or skipped frames:
-    the server tracks every 2nd frame), and smile co-activation: MediaPipe reads a real smile together
-    with other channels, in a mix that differs per person (a closed-lip smile presses the lips and
-    shrugs the lower one, an open one lifts the upper lip and lowers the lower; eyes narrow, blink or look
-    down; brows rise), while a synthetic smile moves the smile channels alone. Without it, the first model
-    that took the user's motion as input smiled back at a real user's smile channels alone (range 0.36-0.69)
-    but not at the same smile with the rest of the face (0.02-0.05; issue 16);
+    the server tracks every 2nd frame). A real smile also moves other channels in a per-person mix,
+    which no augmentation here imitates: the model sees only the listener's cues of the user's face
+    (model/config.py LISTENER_CUES), where that mix does not reach;
   * audio (log-mel features): microphone gain, a noise floor with a random tilt, and a band limit (cheap
     microphones and low-bitrate codecs).
 The avatar's own voice gets the same audio corruption, less often: at inference it comes from any TTS
@@ -28,10 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar_forcing.audio.features import LogMelConfig
-from avatar_forcing.motion.vector import NUM_BLENDSHAPES, idx
-
-SMILE = (idx("mouthSmileLeft"), idx("mouthSmileRight"))
-NEUTRAL = idx("_neutral")
+from avatar_forcing.motion.vector import NUM_BLENDSHAPES
 
 Range = tuple[float, float]
 
@@ -47,13 +41,6 @@ class UserAugmentConfig:
     jitter_pose: float = 0.005                # radians (~0.3 deg, real_faces.json jitter_upper)
     hold_prob: float = 0.5                    # a window with held frames ...
     hold_every: tuple[int, int] = (2, 4)      # ... tracked every k-th frame only
-    # smile co-activation: in a window, each other blendshape joins the smile with probability
-    # coactivation_channels, at a slope (its value per unit of smile) up to coactivation_slope. Measured
-    # on the five people of ../shared/real/videos who smile (least squares of each channel on the smile):
-    # slopes 0.0-0.86, most below 0.5, about a quarter of the channels above 0.1 in any one person
-    coactivation_prob: float = 0.7
-    coactivation_channels: float = 0.25
-    coactivation_slope: float = 0.6
     # audio (log-mel features, LogMelConfig units: dB / db_scale around db_center)
     gain_db: Range = (-12.0, 6.0)
     noise_db: Range = (-80.0, -45.0)          # noise floor power per mel band
@@ -69,8 +56,6 @@ def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserA
     """(N, 58) relative motion -> a corrupted copy."""
     n, dim = motion.shape
     out = motion * rng.uniform(*cfg.gain)
-    if rng.random() < cfg.coactivation_prob:
-        out[:, :NUM_BLENDSHAPES] += smile_coactivation(out, rng, cfg)
     pose = slice(NUM_BLENDSHAPES, dim)
     offset = np.empty(dim, np.float32)
     offset[:NUM_BLENDSHAPES] = rng.normal(0.0, cfg.offset_blendshape, NUM_BLENDSHAPES)
@@ -86,15 +71,6 @@ def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserA
         tracked = np.maximum((np.arange(n) - phase) // every * every + phase, 0)
         out = out[tracked]
     return out.astype(np.float32)
-
-
-def smile_coactivation(motion: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig) -> np.ndarray:
-    """(N, 52): what a random person's other blendshapes add to (N, 58) relative motion while it smiles."""
-    smile = np.clip(motion[:, SMILE].mean(1), 0.0, None)
-    joins = rng.random(NUM_BLENDSHAPES) < cfg.coactivation_channels
-    joins[list(SMILE) + [NEUTRAL]] = False  # the smile itself; MediaPipe's "_neutral" score is not a muscle
-    slope = rng.uniform(0.0, cfg.coactivation_slope, NUM_BLENDSHAPES) * joins
-    return (smile[:, None] * slope[None, :]).astype(np.float32)
 
 
 def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,

@@ -3,7 +3,7 @@
 
 Presets
 - ``tiny``: our CPU model (58-d rig motion, 320-d log-mel audio), 1.5M parameters, frame-local conditions,
-  the user's motion also in the input tokens.
+  the user's motion also in the input tokens, of the user's motion only the listener's cues.
 - ``paper``: the authors' size (512-d LIA latents, 9216-d wav2vec2 features), loads `flow_transformer.pth`.
 - ``conformance_small``: the authors' code in its smallest configuration, for the numeric test vectors.
 """
@@ -14,8 +14,16 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from avatar_forcing.errors import ConfigError
+from avatar_forcing.motion.vector import MOTION_NAMES
 
 MaskKind = Literal["frame_lookahead", "block_causal"]
+
+# What a listener answers in the user's face: the smile and the turn and tilt of the head (the listening
+# rules of docs/DATA.md react to these and to the voice, and nothing else). The other blendshapes and the
+# head's place in the frame move with each person's face, camera and tracker far more than any synthetic
+# corpus covers: fed all 58 channels, model v8 smiled back at a real smile's two smile channels (asked
+# range 0.69) but not at the same smile with the rest of the real face (0.02; issue 16).
+LISTENER_CUES: tuple[str, ...] = ("mouthSmileLeft", "mouthSmileRight", "pitch", "yaw", "roll")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,9 @@ class ModelConfig:
     # a 0.006 smile back); in the input token, self-attention over the avatar's past frames sees the user's
     # recent motion directly, which is what a lagged reaction needs. Not in the authors' model (False).
     user_motion_input: bool = False
+    # Names of the user's motion channels the model sees (the others are zeroed, in both user paths);
+    # empty: all of them (the authors', whose user motion is a latent without named channels).
+    user_channels: tuple[str, ...] = ()
     window: int = 50  # N: training window and first streaming window (frames)
     context: int = 2  # clean "offset" frames carried from one streaming block into the next
     mask: MaskKind = "frame_lookahead"
@@ -85,6 +96,12 @@ class ModelConfig:
             (self.lookahead >= 0 and self.cross_window >= 0, "lookahead and cross_window must be >= 0"),
             (self.cond_window >= -1, f"cond_window {self.cond_window} must be -1 (whole window) or >= 0"),
             (self.mask in ("frame_lookahead", "block_causal"), f"unknown mask {self.mask!r}"),
+            (
+                not self.user_channels
+                or (self.user_motion_dim == len(MOTION_NAMES)
+                    and set(self.user_channels) <= set(MOTION_NAMES)),
+                f"user_channels {self.user_channels} must name channels of a {len(MOTION_NAMES)}-d motion",
+            ),
             (min(self.motion_dim, self.user_motion_dim, self.audio_dim, self.depth) > 0, "sizes must be > 0"),
         ]
         for ok, message in checks:
@@ -137,7 +154,7 @@ class SamplerConfig:
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(cond_window=0, user_motion_input=True),
+    "tiny": ModelConfig(cond_window=0, user_motion_input=True, user_channels=LISTENER_CUES),
     "paper": ModelConfig(
         motion_dim=512, user_motion_dim=512, audio_dim=9216, cond_dim=512, width=1024, depth=8, heads=8
     ),

@@ -30,6 +30,7 @@ from avatar_forcing.model.config import ModelConfig
 from avatar_forcing.model.linear import Linear
 from avatar_forcing.model.masks import cross_attention_mask, self_attention_mask
 from avatar_forcing.model.rope import rope_angles
+from avatar_forcing.motion.vector import MOTION_NAMES
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -143,6 +144,10 @@ class DFoT(nn.Module):
         self.cfg = cfg.validate()
         self.x_embedder = InputEmbedder(cfg)
         self.user_embedder = Linear(cfg.user_motion_dim, cfg.width) if cfg.user_motion_input else None
+        seen = [MOTION_NAMES.index(name) for name in cfg.user_channels] or list(range(cfg.user_motion_dim))
+        user_channel_mask = torch.zeros(cfg.user_motion_dim)
+        user_channel_mask[seen] = 1.0
+        self.register_buffer("user_channel_mask", user_channel_mask, persistent=False)
         self.t_embedder = TimestepEmbedder(cfg)
         self.c_embedder = DualMotionEncoder(cfg)
         self.audio_projection = AudioProjection(cfg)
@@ -178,7 +183,7 @@ class DFoT(nn.Module):
         (avatar audio; user audio together with user motion) after the audio head, for guidance."""
         avatar = apply_drop(self.audio_projection(avatar_audio), drop_avatar)
         user_audio = apply_drop(self.audio_projection(user_audio), drop_user)
-        user_motion = apply_drop(user_motion, drop_user)
+        user_motion = apply_drop(user_motion * self.user_channel_mask, drop_user)
         return self.c_embedder(avatar, user_audio, user_motion)
 
     def embed_user_frames(self, user_motion: torch.Tensor, drop_user: torch.Tensor | None = None
@@ -187,7 +192,7 @@ class DFoT(nn.Module):
         None when the model has no such input. drop_user (R,) zeroes it as `encode_conditions` does."""
         if self.user_embedder is None:
             return None
-        return self.user_embedder(apply_drop(user_motion, drop_user))
+        return self.user_embedder(apply_drop(user_motion * self.user_channel_mask, drop_user))
 
     def cross_kv(self, cond: torch.Tensor) -> list[KV]:
         return [block.cross_attn.project_kv(cond) for block in self.blocks]

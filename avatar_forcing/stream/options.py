@@ -21,12 +21,11 @@ class SessionOptions:
     block_size: int | None = None   # frames per block; None = the checkpoint's trained block size
     nfe: int = 10                   # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0          # w_a: guidance towards the avatar's own audio
-    # w_u: guidance towards the user (audio + motion). The paper's default is 1; 2 is the project's: a
-    # model trained on synthetic users answers a real person's smile far more at 2 (re-tracked smile range
-    # 0.06 vs 0.02 on the real videos), and on the held-out synthetic split it is closer to the data on
-    # every measure (model v8: rPCC-Exp 0.065 vs 0.140, smile-mirror r 0.54 vs 0.33, same lip sync and nods;
-    # docs/EVALUATION.md, "Real users, round 4")
-    cfg_user: float = 2.0
+    # w_u: guidance towards the user (audio + motion). The paper's default is 1; 3 is the project's: a model
+    # trained on synthetic users answers a real person's smile only when it is broad at 2 (model v11: a user
+    # smiling 0.5 got 0.08 back at 2, 0.24 at 3), and on the real videos its re-tracked smile range was
+    # 0.14 at 2 and 0.24-0.29 at 3 (docs/EVALUATION.md, "Real users, round 5")
+    cfg_user: float = 3.0
     # Flow time of the generated past in the cache (SamplerConfig.history_noise): a slightly noisy past keeps
     # the avatar answering the user in long sessions instead of continuing its own history, and keeps a
     # silent avatar at its rest (model v7, 40 s of silence: roll drifted to +0.17 rad with a clean past and

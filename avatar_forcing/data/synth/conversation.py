@@ -15,7 +15,7 @@ import numpy as np
 
 from avatar_forcing.audio.features import log_mel
 from avatar_forcing.data.shards import Conversation, Participant
-from avatar_forcing.data.synth.config import SpeakerStyleConfig, SynthConfig
+from avatar_forcing.data.synth.config import DialogueConfig, SpeakerStyleConfig, SynthConfig
 from avatar_forcing.data.synth.listening import Cues, event, glance, react
 from avatar_forcing.data.synth.signals import envelope, frame_times, smooth_noise
 from avatar_forcing.data.synth.speech import Utterance, Voice, draw_voices, script
@@ -42,6 +42,7 @@ POSE_TRANSLATION = (0.25, 0.25)  # head translation (face widths) per radian of 
 LOG_SCALE_DRIFT = 0.01  # slow leaning towards / away from the camera
 SPEAKING_AVERSION_PROB = 0.4  # speakers often glance away as they start a turn
 TAIL_SECONDS = 0.6  # silence after the last utterance
+QUIET_SMILE_STREAM = 1  # quiet smiles have their own generator: the rest of a conversation stays as it was
 
 
 def conversation_id(seed: int, split: str, index: int) -> str:
@@ -67,6 +68,30 @@ def _activity(t: np.ndarray, utterances: list[Utterance]) -> np.ndarray:
     for u in utterances:
         a = np.maximum(a, envelope(t, u.start - 0.1, u.end, 0.15, 0.3))
     return a
+
+
+def silences(utterances: list[Utterance], min_seconds: float) -> list[tuple[float, float]]:
+    """(start, end) of the stretches of at least min_seconds in which nobody speaks, the first utterance's
+    lead-in included."""
+    out, quiet_from = [], 0.0
+    for u in sorted(utterances, key=lambda u: u.start):
+        if u.start - quiet_from >= min_seconds:
+            out.append((quiet_from, u.start))
+        quiet_from = max(quiet_from, u.end)
+    return out
+
+
+def quiet_smiles(rng: np.random.Generator, utterances: list[Utterance], cfg: DialogueConfig,
+                 amplitude: tuple[float, float]) -> list[list[tuple[float, float, float]]]:
+    """Per participant, (onset, end, amplitude before the person's expressiveness) of the smiles made in
+    silence (DialogueConfig.quiet_smile_*)."""
+    out: list[list[tuple[float, float, float]]] = [[], []]
+    for start, end in silences(utterances, cfg.quiet_smile_min_silence):
+        if rng.random() < cfg.quiet_smile_prob:
+            onset = start + rng.uniform(*cfg.quiet_smile_delay)
+            hold = rng.uniform(*cfg.quiet_smile_hold)
+            out[int(rng.integers(2))].append((onset, min(onset + hold, end), rng.uniform(*amplitude)))
+    return out
 
 
 def generate(
@@ -108,6 +133,8 @@ def generate(
 
     # --- each participant's own behaviour (talking) and the cues the other reacts to ---
     cues = [Cues(), Cues()]
+    quiet = quiet_smiles(np.random.default_rng([seed, SPLIT_CODES[split], index, QUIET_SMILE_STREAM]),
+                         utterances, cfg.dialogue, cfg.talking.speaking_smile)
     own_head, speaking, smiles, laugh_jaw, brows, own_events = [], [], [], [], [], [[], []]
     for p in range(2):
         mine = [u for u in utterances if u.speaker == p]
@@ -127,6 +154,10 @@ def generate(
                 amp = min(1.0, gain * rng.uniform(*cfg.talking.speaking_smile))
                 smile = np.maximum(smile, smile_curve(t, onset, end, amp))
                 cues[p].smiles.append((round(onset, 3), round(end, 3), round(amp, 3)))
+        for onset, end, amplitude in quiet[p]:
+            amp = min(1.0, gain * amplitude)
+            smile = np.maximum(smile, smile_curve(t, onset, end, amp))
+            cues[p].smiles.append((round(onset, 3), round(end, 3), round(amp, 3)))
         for u in mine:
             if u.kind == "laugh":
                 pulses = [u.start + ph.start for ph in u.speech.phonemes if ph.symbol.strip("'") == "h"]
