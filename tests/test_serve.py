@@ -329,3 +329,12 @@ def test_real_engine_plugs_in_motion_only():
     assert stats["blocks"] >= 3 and stats["compute_ms_p50"] > 0 and stats["motion_mean"] is not None
     assert session.worker.stats.error is None
     assert engines and engines[0]._closed and not session.worker.alive
+
+
+def test_default_session_limit_is_one_per_two_cores(monkeypatch):
+    """A live session needs about two cores: a 2-core machine admits one and answers the next with a 503."""
+    from avatar_forcing.serve.config import ServerConfig
+
+    for cores, sessions in ((1, 1), (2, 1), (3, 1), (4, 2), (16, 8), (None, 1)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        assert ServerConfig().max_sessions == sessions

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=d.host, help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=d.port)
     parser.add_argument("--max-sessions", type=int, default=d.max_sessions,
-                        help="concurrent sessions; the next one is answered 503 busy + Retry-After")
+                        help="concurrent sessions (default: one per two cores); the next one is answered 503 "
+                        "busy + Retry-After")
     parser.add_argument("--token", default=os.environ.get("AVATAR_FORCING_TOKEN"),
                         help="require this bearer token on the API (default: $AVATAR_FORCING_TOKEN)")
     parser.add_argument("--checkpoint", default=None, help="model folder (default: the built-in model)")

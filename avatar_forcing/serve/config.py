@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).with_name("static")
+# A live session keeps about two cores busy (tracking the webcam, generating, rendering and encoding 25 fps):
+# two sessions on a 2-core machine got 9.7-14 unique fps each, below the 12 a conversation needs, while one
+# gets 25 (docs/SERVING.md). So by default a machine admits one session per two cores and answers the
+# next with a clean 503.
+CORES_PER_SESSION = 2
+
+
+def default_max_sessions() -> int:
+    return max(1, (os.cpu_count() or 1) // CORES_PER_SESSION)
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class ServerConfig:
     ice_servers: tuple[str, ...] = ()  # e.g. ("stun:stun.example.org:3478",); empty = host candidates only
 
     # sessions
-    max_sessions: int = 2
+    max_sessions: int = field(default_factory=default_max_sessions)
     retry_after_s: int = 10  # sent with 503 "busy"
     ice_timeout_s: float = 15.0  # a peer that has not connected by then is dropped
     max_session_s: float = 3600.0
