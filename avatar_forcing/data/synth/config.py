@@ -62,7 +62,8 @@ class DialogueConfig:
     # In a silence (a lull, the start) one of the two often smiles without a word: amused, remembering the
     # joke. A smile the other mirrors with no voice on either side; without it every smile of the corpus
     # came with the smiler's speech or laughter, and a real user who smiled in silence got no answer (d18
-    # of ../shared/real/videos: smile 0.6-0.7 for 1.5 s, answered 0.00; issue 16).
+    # of ../shared/real/videos: smile 0.6-0.7 for 1.5 s, answered 0.00; issue 16). Measured, it did not
+    # change the answer beyond the seed spread (docs/EVALUATION.md, "Real users, round 5").
     quiet_smile_prob: float = 0.7  # per silence of at least quiet_smile_min_silence
     quiet_smile_min_silence: float = 2.0
     quiet_smile_delay: Range = (0.1, 0.8)  # from the start of the silence
