@@ -1,8 +1,8 @@
 """Does a checkpoint's mouth follow real speech? (issue 15)
 
 A motion-only session (no renderer, no user) speaks the first seconds of each real video's audio; prints
-the correlation of the jawOpen it generates with the speech's RMS envelope, per clip and on average (the
-motion the model asks for, before any rendering; `eval portraits` reports the same re-tracked).
+the best lagged correlation of the jawOpen it generates with the speech's RMS envelope, per clip and on
+average: `eval portraits`' "asked jaw r" (`jaw_envelope_r`) without rendering a portrait.
 
     .venv/bin/python scripts/real_jaw_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest
 """
@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from avatar_forcing.audio.io import load_audio
-from avatar_forcing.motion.vector import FPS, idx
+from avatar_forcing.eval.portraits import jaw_envelope_r
+from avatar_forcing.motion.vector import idx
 from avatar_forcing.stream.inputs import SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
-
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
 
 def jaw_r(checkpoint: str, pcm: np.ndarray, seed: int) -> float:
@@ -29,9 +28,7 @@ def jaw_r(checkpoint: str, pcm: np.ndarray, seed: int) -> float:
     session.finish()
     motion = np.concatenate([block.motion for block in iter(session.step, None)])
     session.close()
-    n = len(pcm) // SAMPLES_PER_FRAME
-    envelope = np.sqrt((pcm[: n * SAMPLES_PER_FRAME].reshape(n, -1) ** 2).mean(1))
-    return float(np.corrcoef(motion[:n, idx("jawOpen")], envelope)[0, 1])
+    return jaw_envelope_r(pcm, motion[:, idx("jawOpen")])[0]
 
 
 def main() -> None:

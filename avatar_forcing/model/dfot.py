@@ -30,7 +30,7 @@ from avatar_forcing.model.config import ModelConfig
 from avatar_forcing.model.linear import Linear
 from avatar_forcing.model.masks import cross_attention_mask, self_attention_mask
 from avatar_forcing.model.rope import rope_angles
-from avatar_forcing.motion.vector import MOTION_NAMES
+from avatar_forcing.motion.vector import idx
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -144,7 +144,7 @@ class DFoT(nn.Module):
         self.cfg = cfg.validate()
         self.x_embedder = InputEmbedder(cfg)
         self.user_embedder = Linear(cfg.user_motion_dim, cfg.width) if cfg.user_motion_input else None
-        seen = [MOTION_NAMES.index(name) for name in cfg.user_channels] or list(range(cfg.user_motion_dim))
+        seen = [idx(name) for name in cfg.user_channels] or list(range(cfg.user_motion_dim))
         user_channel_mask = torch.zeros(cfg.user_motion_dim)
         user_channel_mask[seen] = 1.0
         self.register_buffer("user_channel_mask", user_channel_mask, persistent=False)
