@@ -27,6 +27,7 @@ DATA=${DATA:-$RUN/data}             # an existing corpus, or where to synthesize
 HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it held out)
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-16000}
 DPO_STEPS=${DPO_STEPS:-300}         # 0: pretraining only
+MODEL_CHANGES=${MODEL_CHANGES:-"{}"}     # JSON: fields of the tiny preset to change, e.g. '{"cond_window": 25}'
 USER_CONDITION=${USER_CONDITION:-normal}
 P_DROP_USER=${P_DROP_USER:-0.1}     # how often pretraining drops the user condition (for guidance)
 AUGMENT_USER=${AUGMENT_USER:-true}  # corrupt the user side as a webcam and a microphone would
@@ -60,7 +61,7 @@ fi
 
 # --- 2. diffusion-forcing pretraining ---------------------------------------------------------------
 cat > "$RUN/pretrain.json" <<EOF
-{"model_preset": "tiny", "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
+{"model_preset": "tiny", "model_changes": $MODEL_CHANGES, "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
  "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "flow_loss": "$FLOW_LOSS"}

@@ -57,6 +57,21 @@ def test_online_rest_forgets_beyond_its_window():
     assert abs(last[idx("yaw")]) < 1e-6
 
 
+def test_relative_pose_removes_a_resting_bias_and_keeps_expressions_and_nods():
+    """The avatar's head is rendered relative to its running rest: a model that rests with its head raised
+    renders the portrait's pose, while a nod and a smile on top of that bias come through whole."""
+    frames = 300
+    motion = np.zeros((frames, MOTION_DIM), np.float32)
+    motion[:, idx("pitch")] = -0.03  # the model's resting bias
+    motion[200:210, idx("pitch")] += 0.12  # a nod
+    motion[100:140, idx("mouthSmileLeft")] = 0.6
+    out = OnlineRest().relative_pose(motion)
+    assert out.shape == motion.shape and not np.shares_memory(out, motion)
+    assert np.abs(out[50:200, idx("pitch")]).max() < 1e-6  # rests at the portrait's pitch
+    np.testing.assert_allclose(out[200:210, idx("pitch")], 0.12, atol=1e-6)  # the nod, whole
+    np.testing.assert_array_equal(out[:, idx("mouthSmileLeft")], motion[:, idx("mouthSmileLeft")])
+
+
 def test_relative_ranges_are_clipped():
     m = np.full(MOTION_DIM, 5.0, np.float32)
     clipped = clip_relative(m)

@@ -274,3 +274,20 @@ def test_user_dropout_rate_reaches_the_flow_config():
     assert flow_config("drop_always", 0.3).p_drop_user == 1.0  # the talking-only model never sees the user
     with pytest.raises(ConfigError, match="p_drop_user"):
         TrainConfig(p_drop_user=1.0).validate()
+
+
+def test_model_changes_reach_the_model(tmp_path):
+    from avatar_forcing.config import load
+    from avatar_forcing.model.config import model_preset
+    from avatar_forcing.train.distributed import DistInfo
+    from avatar_forcing.train.pretrain import build_trainer
+    from tests.train_helpers import make_corpus
+
+    path = tmp_path / "train.json"
+    path.write_text('{"model_preset": "tiny", "model_changes": {"cond_window": 25, "depth": 1}, "device": "cpu"}')
+    cfg = load(TrainConfig, path)
+    assert cfg.model_changes == {"cond_window": 25, "depth": 1}
+    trainer = build_trainer(cfg, make_corpus(tmp_path / "corpus"), tmp_path / "run", DistInfo())
+    assert trainer.model.cfg == model_preset("tiny", cond_window=25, depth=1) != model_preset("tiny")
+    with pytest.raises(ConfigError, match="unknown ModelConfig fields"):
+        model_preset("tiny", cond_windw=25)

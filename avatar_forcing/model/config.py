@@ -10,7 +10,7 @@ Presets
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from avatar_forcing.errors import ConfigError
@@ -167,4 +167,7 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 def model_preset(name: str, **changes) -> ModelConfig:
     if name not in MODEL_PRESETS:
         raise ConfigError(f"unknown model preset {name!r}; choose from {sorted(MODEL_PRESETS)}")
+    unknown = set(changes) - {f.name for f in fields(ModelConfig)}
+    if unknown:
+        raise ConfigError(f"unknown ModelConfig fields {sorted(unknown)}")
     return replace(MODEL_PRESETS[name], **changes).validate()

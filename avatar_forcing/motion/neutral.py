@@ -11,7 +11,12 @@ So zero is "as at rest" for every face, whatever its framing, head tilt or resti
   of the recent frames (a face rests more than it smiles, blinks or speaks, so the low end of each
   channel is its relaxed value), per pose channel the median (where the head usually is);
 * a **recorded** person (real data preparation, evaluation) gets the same estimate over the whole clip
-  (``rest_of_track``).
+  (``rest_of_track``);
+* the **avatar**'s head rests where the portrait's does: the model's generated head pose drifts and carries
+  a per-model bias at rest (v11, silent: pitch -0.01 to -0.03 rad), so a live session renders it relative
+  to its own running rest, the same online estimate (``OnlineRest.relative_pose``). Its expressions are
+  rendered as generated: they are events around a relaxed face, and the model's rest is relaxed there
+  (mean |blendshape| <= 0.012 in silence).
 
 Relative blendshapes lie in [-1, 1] (less smile than at rest is negative); relative rotations are in
 radians, translations in face widths and scale as a log ratio, all against the rest.
@@ -72,7 +77,7 @@ class OnlineRest:
 
     def update(self, absolute: np.ndarray) -> np.ndarray:
         """Add one tracked frame (58,) and return it relative to the current rest estimate."""
-        frame = np.asarray(absolute, np.float32).reshape(MOTION_DIM)
+        frame = np.array(absolute, np.float32).reshape(MOTION_DIM)  # a copy: callers may reuse theirs
         self._frames.append(frame)
         self._since_refresh += 1
         if self._rest is None:
@@ -81,6 +86,14 @@ class OnlineRest:
             self._rest = rest_of_track(np.stack(self._frames), self.cfg)
             self._since_refresh = 0
         return to_relative(frame, self._rest)
+
+    def relative_pose(self, motion: np.ndarray) -> np.ndarray:
+        """(n, 58) frames -> a copy whose head pose is relative to the running rest (each frame added in
+        turn, so the estimate is causal); the expression channels are left as they are."""
+        out = np.array(motion, np.float32, copy=True).reshape(-1, MOTION_DIM)
+        for frame in out:
+            frame[POSE_SLICE] = self.update(frame)[POSE_SLICE]
+        return out
 
 
 # Valid ranges of relative motion (the renderer and the model clip to them).

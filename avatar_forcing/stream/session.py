@@ -337,6 +337,9 @@ class AvatarSession:
             self.user_motion = MotionInput(self.options.max_gap_s, self.motion_dim)
             # the rig's user motion is relative to the user's own resting face, estimated online
             self.user_rest = OnlineRest() if isinstance(self.backend, RigBackend) else None
+            # and the avatar's head is rendered relative to its own running rest (motion/neutral.py)
+            self.avatar_rest = OnlineRest() if isinstance(self.backend, RigBackend) and \
+                self.options.recentre_pose else None
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
             self.advanced_frames = 0     # the clock set by advance_to
@@ -545,6 +548,8 @@ class AvatarSession:
         motion = self.stats.denormalize(motion[0].float().cpu().numpy())
         if isinstance(self.backend, RigBackend):  # physical units with hard limits
             motion = clip_relative(motion)
+        if self.avatar_rest is not None:
+            motion = self.avatar_rest.relative_pose(motion)
         timings.dfot_ms = (time.perf_counter() - start) * 1000
 
         frames = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.model.config import FlowConfig
@@ -25,6 +26,9 @@ CHANNEL_WEIGHTINGS = ("uniform", "balanced", "expression")
 @dataclass
 class TrainConfig:
     model_preset: str = "tiny"  # a ModelConfig preset (model/config.py)
+    # Fields of the preset to change for this run, e.g. {"cond_window": 25}; the checkpoint records the
+    # resulting ModelConfig, so the run loads without it.
+    model_changes: dict[str, Any] = field(default_factory=dict)
     steps: int = 20_000  # optimizer steps
     batch_size: int = 8  # windows per process per micro-batch (paper: 8)
     grad_accum: int = 1  # micro-batches per optimizer step

@@ -107,7 +107,7 @@ def build_trainer(
     """Model (from the preset unless given), data, loss and checkpoint writer -> a ready Trainer.
 
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
-    mcfg = mcfg or model_preset(tcfg.model_preset)
+    mcfg = mcfg or model_preset(tcfg.model_preset, **tcfg.model_changes)
     check_config(mcfg)
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
                               augment=UserAugmentConfig() if tcfg.augment_user else None)
