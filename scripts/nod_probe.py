@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--videos", default="../shared/real/videos")
-    parser.add_argument("--names", default="d6,d10,d11,d14,d20", help="comma-separated video stems with speech")
+    parser.add_argument("--names", default="d6,d10,d11,d14,d20", help="video stems with speech")
     parser.add_argument("--phrase", type=float, default=2.0, help="seconds of speech per phrase")
     parser.add_argument("--pause", type=float, default=1.6, help="seconds of background after each phrase")
     parser.add_argument("--seeds", type=int, default=2)

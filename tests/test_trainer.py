@@ -284,7 +284,8 @@ def test_model_changes_reach_the_model(tmp_path):
     from tests.train_helpers import make_corpus
 
     path = tmp_path / "train.json"
-    path.write_text('{"model_preset": "tiny", "model_changes": {"cond_window": 25, "depth": 1}, "device": "cpu"}')
+    path.write_text(json.dumps({"model_preset": "tiny", "model_changes": {"cond_window": 25, "depth": 1},
+                                "device": "cpu"}))
     cfg = load(TrainConfig, path)
     assert cfg.model_changes == {"cond_window": 25, "depth": 1}
     trainer = build_trainer(cfg, make_corpus(tmp_path / "corpus"), tmp_path / "run", DistInfo())
