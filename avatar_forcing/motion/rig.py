@@ -115,16 +115,22 @@ class RigConfig:
     # is close to neutral, and a photo that smiles at rest has a mouth ~1.3x wider (0.32 per unit of smile,
     # the real faces' widening), which made every opening ~30 % larger (the astronaut "screamed").
     rest_smile_widening: float = 0.32
-    smile_up: float = 0.22  # corner lift over the lip centre (the lift fades to none at the midline)
+    # Corner lift over the lip centre (the lift fades to none at the midline). Real faces lift 0.22 per unit
+    # of smile, but a warp moves no shading, shows no teeth and folds no skin, and at 0.22 fresh reviewers
+    # read the avatar's full smile as widened, pouting lips. 0.32 (with the cheek and lid below) is what
+    # reads as a smile, and brings the re-tracked smile at an ask of 0.9 from 0.76-0.81 to 0.83-0.86 on
+    # the portraits that read it best (s2, s4, s42), without overshooting the ask.
+    smile_up: float = 0.32
     # A real smile is more than the corners. Per unit of mouthSmile over the real videos (landmarks
     # aligned on the skull): the cheek rises ~0.02-0.03 face widths and bulges out, bunching the skin
     # under the eye and deepening the fold from nose wing to corner, and the lower lid rises ~0.3 of the
-    # eye opening (MediaPipe reads eyeSquint ~0.15 per unit of smile there).
-    smile_cheek_up: float = 0.02  # face widths, around the cheek (cheek_radius); lips and lids excluded
+    # eye opening (MediaPipe reads eyeSquint ~0.15 per unit of smile there). Like the corner lift, the
+    # warp needs a little more than the real cheek's rise to read as one.
+    smile_cheek_up: float = 0.035  # face widths, around the cheek (cheek_radius); lips and lids excluded
     smile_cheek_out: float = 0.008  # face widths, away from the nose
-    # Lower lid, fraction of the eye opening: less than real, so that even a full smile closes the eye
+    # Lower lid, fraction of the eye opening: half the real rise, so that a full smile alone closes the eye
     # less than where the renderer starts painting a blinking lid over it (EyelidConfig.start, 0.3).
-    smile_lid_rise: float = 0.08
+    smile_lid_rise: float = 0.14
     # Real smiles start with a step: by the time MediaPipe reads 0.05-0.2 of smile, the corners are already
     # ~0.05 mouth widths higher and the mouth ~0.08 wider than at rest (below that the tracker reads no
     # smile at all). A positive ask gets this much extra smile field, eased in over smile_onset_scale of
