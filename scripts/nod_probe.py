@@ -1,12 +1,15 @@
 """Does a checkpoint nod after a real voice's phrase ends? (issue 16)
 
 The real videos hold only nine phrase ends in all, too few to judge nods. This probe makes many from the
-same real voices: each video's voiced audio is cut into phrases of --phrase seconds, separated by pauses of
---pause seconds filled with that recording's own background (its quietest frames, not digital silence), and
-played as the user's microphone to a silent avatar with no user video (motion only, no renderer). An
-eSpeak voice cut the same way is the control (the voice the model was trained on). Prints, per voice, the
+same real voices: each video's own phrases (voiced stretches between its natural pauses, so each ends as a
+phrase ends, not mid-word) are set apart by pauses of --pause seconds filled with that recording's own
+background (its quietest frames, not digital silence), and played as the user's microphone to a silent
+avatar with no user video (motion only, no renderer). eSpeak clauses, spoken one by one and set apart the
+same way, are the control (the voice the model was trained on). Prints, per voice, the
 nods of the generated pitch (`metrics.detect_nods`), their precision and recall against the phrase ends
-and the same for nods at random times (`eval reactions`' chance level), pooled over --seeds.
+and the same for nods at random times (`eval reactions`' chance level), pooled over --seeds, and the mean
+head dip after a phrase end (the largest downward pitch within the 1.5 s response window, relative to the
+pitch at the end) beside the same dip after every frame: a nod too small for the detector still shows.
 
     .venv/bin/python scripts/nod_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest
 """
@@ -26,6 +29,7 @@ from avatar_forcing.stream.inputs import SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
+MIN_PHRASE_S = 0.6  # shorter voiced stretches (a word, a breath) are left out
 CONTROL_TEXTS = (
     "So I went down to the market this morning, and they had the most wonderful apples, the red ones from "
     "the north, and I bought a whole bag of them for the kids, and then we made a pie in the afternoon.",
@@ -46,23 +50,26 @@ def background(pcm: np.ndarray, seconds: float) -> np.ndarray:
     return np.resize(quiet, round(seconds * SAMPLE_RATE)).astype(np.float32)
 
 
-def phrased(pcm: np.ndarray, phrase_s: float, pause_s: float, cfg: ReactionsConfig
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The voiced audio of `pcm` cut into phrases with pauses of its own background between them ->
-    (audio, phrase end times in s)."""
-    voiced = np.concatenate([pcm[round(a * SAMPLE_RATE): round(b * SAMPLE_RATE)]
-                             for a, b in voiced_segments(pcm, cfg)] or [pcm[:0]])
-    step = round(phrase_s * SAMPLE_RATE)
-    pause = background(pcm, pause_s)
-    parts, ends, t = [], [], 0.0
-    for start in range(0, len(voiced) - step + 1, step):
-        parts += [voiced[start: start + step], pause]
-        t += phrase_s
-        ends.append(t)
-        t += pause_s
-    if not parts:
-        return pcm[:0], np.zeros(0)
-    return np.concatenate(parts), np.array(ends)
+def spaced(phrases: list[np.ndarray], pause: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Phrases with `pause` after each -> (audio, phrase end times in s)."""
+    if not phrases:
+        return pause[:0], np.zeros(0)
+    lengths = np.array([len(p) + len(pause) for p in phrases])
+    ends = (np.cumsum(lengths) - len(pause)) / SAMPLE_RATE
+    return np.concatenate([x for p in phrases for x in (p, pause)]), ends
+
+
+def own_phrases(pcm: np.ndarray, min_phrase_s: float, cfg: ReactionsConfig) -> list[np.ndarray]:
+    """A recording's phrases: its voiced stretches (pauses shorter than cfg.min_pause_s bridged)."""
+    return [pcm[round(a * SAMPLE_RATE): round(b * SAMPLE_RATE)]
+            for a, b in voiced_segments(pcm, cfg) if b - a >= min_phrase_s]
+
+
+def dips(pitch: np.ndarray, times: np.ndarray, window_s: float) -> np.ndarray:
+    """Largest head-down pitch change (positive pitch = down) within window_s after each time (s)."""
+    w = round(window_s * FPS)
+    starts = [round(t * FPS) for t in times if round(t * FPS) + w <= len(pitch)]
+    return np.array([pitch[a: a + w].max() - pitch[a] for a in starts])
 
 
 def pitch_of(checkpoint: str, user_pcm: np.ndarray, seed: int) -> np.ndarray:
@@ -80,7 +87,6 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--videos", default="../shared/real/videos")
     parser.add_argument("--names", default="d6,d10,d11,d14,d20", help="video stems with speech")
-    parser.add_argument("--phrase", type=float, default=2.0, help="seconds of speech per phrase")
     parser.add_argument("--pause", type=float, default=1.6, help="seconds of background after each phrase")
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
@@ -91,31 +97,42 @@ def main() -> None:
         voices = {n: load_audio(folder / f"{n}.mp4", SAMPLE_RATE) for n in args.names.split(",")}
     else:
         print(f"no video folder at {folder}: only the eSpeak control")
-    control = np.concatenate([synthesize(text).pcm for text in CONTROL_TEXTS])
-    noise = np.random.default_rng(0).normal(0.0, 1e-3, len(control)).astype(np.float32)
-    voices["espeak"] = control + noise  # a quiet microphone floor, so the pauses are not digital zero
-    clips = {name: phrased(pcm, args.phrase, args.pause, cfg) for name, pcm in voices.items()}
+    clips = {name: spaced(own_phrases(pcm, MIN_PHRASE_S, cfg), background(pcm, args.pause))
+             for name, pcm in voices.items()}
+    clauses = [synthesize(c.strip()).pcm for text in CONTROL_TEXTS for c in text.split(",")]
+    floor = np.random.default_rng(0).normal(0.0, 1e-3, round(args.pause * SAMPLE_RATE)).astype(np.float32)
+    clips["espeak"] = spaced(clauses, floor)  # a quiet microphone floor: the pauses are not digital zero
     for checkpoint in args.checkpoints:
         print(checkpoint)
-        pooled = {"real": [], "espeak": []}
+        pooled = {"real": ([], [], []), "espeak": ([], [], [])}
         for name, (pcm, ends) in clips.items():
-            scores = [nod_scores(pitch_of(checkpoint, pcm, seed), ends, cfg) for seed in range(args.seeds)]
-            pooled["espeak" if name == "espeak" else "real"] += scores
-            print(f"  {name:7s} {len(ends)} phrase ends: " + summary(scores), flush=True)
-        for group, scores in pooled.items():
-            print(f"  {group} voices: " + summary(scores), flush=True)
+            pitches = [pitch_of(checkpoint, pcm, seed) for seed in range(args.seeds)]
+            scores = [nod_scores(pitch, ends, cfg) for pitch in pitches]
+            after = np.concatenate([dips(pitch, ends, cfg.nod.window_s) for pitch in pitches])
+            anywhere = np.concatenate([dips(pitch, np.arange(len(pitch)) / FPS, cfg.nod.window_s)
+                                       for pitch in pitches])
+            group = pooled["espeak" if name == "espeak" else "real"]
+            group[0].extend(scores), group[1].append(after), group[2].append(anywhere)
+            print(f"  {name:7s} {len(ends)} phrase ends: " + summary(scores, after, anywhere), flush=True)
+        for group, (scores, after, anywhere) in pooled.items():
+            print(f"  {group} voices: " + summary(scores, np.concatenate(after), np.concatenate(anywhere)),
+                  flush=True)
 
 
-def summary(scores: list[dict[str, float]]) -> str:
-    """Pooled over runs: nods per phrase end, and precision / recall against chance."""
-    events = sum(s["phrase_ends"] for s in scores)
-    nods = sum(s["nods"] for s in scores)
-    hits = sum(s["nod_precision"] * s["nods"] for s in scores if s["nods"])
-    answered = sum(s["nod_recall"] * s["phrase_ends"] for s in scores)
-    chance_p = sum(s["nod_precision_chance"] * s["nods"] for s in scores) / max(nods, 1)
-    chance_r = sum(s["nod_recall_chance"] * s["phrase_ends"] for s in scores) / max(events, 1)
+def summary(scores: list[dict[str, float]], after: np.ndarray, anywhere: np.ndarray) -> str:
+    """Pooled over runs: nods per phrase end, precision / recall against chance, head dip after an end
+    against after any frame (degrees)."""
+    judged = [s for s in scores if s["phrase_ends"] > 0]  # a clip whose ends all fall too late has none
+    events = sum(s["phrase_ends"] for s in judged)
+    nods = sum(s["nods"] for s in judged)
+    hits = sum(s["nod_precision"] * s["nods"] for s in judged if s["nods"])
+    answered = sum(s["nod_recall"] * s["phrase_ends"] for s in judged)
+    chance_p = sum(s["nod_precision_chance"] * s["nods"] for s in judged) / max(nods, 1)
+    chance_r = sum(s["nod_recall_chance"] * s["phrase_ends"] for s in judged) / max(events, 1)
     return (f"{nods / max(events, 1):.2f} nods per end, precision {hits / max(nods, 1):.2f} "
-            f"(chance {chance_p:.2f}), recall {answered / max(events, 1):.2f} (chance {chance_r:.2f})")
+            f"(chance {chance_p:.2f}), recall {answered / max(events, 1):.2f} (chance {chance_r:.2f}), "
+            f"dip {np.degrees(np.mean(after)) if len(after) else np.nan:.2f} deg "
+            f"(any frame {np.degrees(np.mean(anywhere)):.2f})")
 
 
 if __name__ == "__main__":
