@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from avatar_forcing.motion.eyes import EyelidConfig
 from avatar_forcing.motion import rig as R
+from avatar_forcing.motion.eyes import EyelidConfig
 from avatar_forcing.motion.tracker import track_image
 from avatar_forcing.motion.vector import BLENDSHAPE_NAMES
 

@@ -13,10 +13,10 @@ So zero is "as at rest" for every face, whatever its framing, head tilt or resti
 * a **recorded** person (real data preparation, evaluation) gets the same estimate over the whole clip
   (``rest_of_track``);
 * the **avatar**'s head rests where the portrait's does: the model's generated head pose drifts and carries
-  a per-model bias at rest (v11, silent: pitch -0.01 to -0.03 rad), so a live session renders it relative
-  to its own running rest, the same online estimate (``OnlineRest.relative_pose``). Its expressions are
-  rendered as generated: they are events around a relaxed face, and the model's rest is relaxed there
-  (mean |blendshape| <= 0.012 in silence).
+  a per-model bias at rest (v11, silent, seeds 0-4: median pitch -0.030 to +0.005 rad), so a live session
+  renders it relative to its own running rest, the same online estimate (``OnlineRest.relative_pose``).
+  Its expressions are rendered as generated: they are events around a relaxed face, and the model's rest
+  is relaxed there (mean |blendshape| <= 0.012 in silence).
 
 Relative blendshapes lie in [-1, 1] (less smile than at rest is negative); relative rotations are in
 radians, translations in face widths and scale as a log ratio, all against the rest.

@@ -36,7 +36,7 @@ class SessionOptions:
     start_at_rest: bool = True
     # Rig: the generated head pose is rendered relative to its own running rest (the estimate the user's
     # webcam gets), so a model's drift or resting bias never moves the face off the portrait's pose
-    # (motion/neutral.py; model v11 rests with its head raised by 0.6-1.7 deg).
+    # (motion/neutral.py; model v11's silent head rests raised by up to 1.7 deg).
     recentre_pose: bool = True
     # Rig: frames keep the portrait's framing, scaled down once so the longer side is at most this;
     # None = the photo's own size. LIA: frames are output_size squared (None: its native size).

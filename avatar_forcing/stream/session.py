@@ -338,8 +338,8 @@ class AvatarSession:
             # the rig's user motion is relative to the user's own resting face, estimated online
             self.user_rest = OnlineRest() if isinstance(self.backend, RigBackend) else None
             # and the avatar's head is rendered relative to its own running rest (motion/neutral.py)
-            self.avatar_rest = OnlineRest() if isinstance(self.backend, RigBackend) and \
-                self.options.recentre_pose else None
+            recentre = isinstance(self.backend, RigBackend) and self.options.recentre_pose
+            self.avatar_rest = OnlineRest() if recentre else None
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
             self.advanced_frames = 0     # the clock set by advance_to
