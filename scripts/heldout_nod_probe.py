@@ -1,9 +1,9 @@
 """Where do a checkpoint's nods come from? (issue 16)
 
 Streams held-out corpus conversations through a motion-only session (participant 0 the avatar, 1 the user)
-and prints the mean head dip within 1.5 s after each labelled nod's cause (a user phrase end) against the
-dip after any frame, beside the corpus' own; `--mute` leaves out the avatar's voice, the user's motion or
-both, to see which input the nods ride on.
+and prints the mean head dip within 1.5 s (`metrics.head_dips`) after each labelled nod's cause (a user
+phrase end) against the dip after any frame, beside the corpus' own; `--mute` leaves out the avatar's
+voice, the user's motion or both, to see which input the nods ride on.
 
     .venv/bin/python scripts/heldout_nod_probe.py avatar_forcing/assets/default_model --data runs/data_v11
 """
@@ -15,17 +15,11 @@ import argparse
 import numpy as np
 
 from avatar_forcing.data.shards import Corpus
+from avatar_forcing.eval.metrics import head_dips
 from avatar_forcing.motion.vector import FPS, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
-
-WINDOW_S = 1.5
-
-
-def dips(pitch: np.ndarray, starts: list[int]) -> list[float]:
-    w = round(WINDOW_S * FPS)
-    return [float(pitch[a: a + w].max() - pitch[a]) for a in starts if a + w <= len(pitch)]
 
 
 def main() -> None:
@@ -54,9 +48,10 @@ def main() -> None:
             session.close()
             nods = [e for e in conv.meta["events"][0] if e["type"] == "nod"]
             causes = sorted({round(e["cause_time"] * FPS) for e in nods})
-            after += dips(pitch, causes)
-            truth += dips(avatar.motion[:n, idx("pitch")], causes)
-            anywhere += dips(pitch, list(range(0, n, 5)))
+            after.append(head_dips(pitch, causes))
+            truth.append(head_dips(avatar.motion[:n, idx("pitch")], causes))
+            anywhere.append(head_dips(pitch, np.arange(0, n, 5)))
+        after, anywhere, truth = (np.concatenate(x) for x in (after, anywhere, truth))
         print(f"{checkpoint} (mute {args.mute}): {len(after)} nod causes, head dip after them "
               f"{np.degrees(np.mean(after)):.2f} deg, after any frame "
               f"{np.degrees(np.mean(anywhere)):.2f} deg; "

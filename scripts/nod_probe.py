@@ -23,6 +23,7 @@ import numpy as np
 
 from avatar_forcing.audio.io import load_audio
 from avatar_forcing.audio.tts import synthesize
+from avatar_forcing.eval.metrics import head_dips
 from avatar_forcing.eval.reactions import ReactionsConfig, nod_scores, voiced_segments
 from avatar_forcing.motion.vector import FPS, idx
 from avatar_forcing.stream.inputs import SAMPLE_RATE
@@ -65,13 +66,6 @@ def own_phrases(pcm: np.ndarray, min_phrase_s: float, cfg: ReactionsConfig) -> l
             for a, b in voiced_segments(pcm, cfg) if b - a >= min_phrase_s]
 
 
-def dips(pitch: np.ndarray, times: np.ndarray, window_s: float) -> np.ndarray:
-    """Largest head-down pitch change (positive pitch = down) within window_s after each time (s)."""
-    w = round(window_s * FPS)
-    starts = [round(t * FPS) for t in times if round(t * FPS) + w <= len(pitch)]
-    return np.array([pitch[a: a + w].max() - pitch[a] for a in starts])
-
-
 def pitch_of(checkpoint: str, user_pcm: np.ndarray, seed: int) -> np.ndarray:
     session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed))
     session.push_user_audio(user_pcm, SAMPLE_RATE)
@@ -108,9 +102,8 @@ def main() -> None:
         for name, (pcm, ends) in clips.items():
             pitches = [pitch_of(checkpoint, pcm, seed) for seed in range(args.seeds)]
             scores = [nod_scores(pitch, ends, cfg) for pitch in pitches]
-            after = np.concatenate([dips(pitch, ends, cfg.nod.window_s) for pitch in pitches])
-            anywhere = np.concatenate([dips(pitch, np.arange(len(pitch)) / FPS, cfg.nod.window_s)
-                                       for pitch in pitches])
+            after = np.concatenate([head_dips(pitch, np.round(ends * FPS), cfg.nod) for pitch in pitches])
+            anywhere = np.concatenate([head_dips(pitch, np.arange(len(pitch)), cfg.nod) for pitch in pitches])
             group = pooled["espeak" if name == "espeak" else "real"]
             group[0].extend(scores), group[1].append(after), group[2].append(anywhere)
             print(f"  {name:7s} {len(ends)} phrase ends: " + summary(scores, after, anywhere), flush=True)

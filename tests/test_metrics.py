@@ -165,3 +165,14 @@ def test_smile_mirroring_lag():
     unrelated = rng.random((n, MOTION_DIM)).astype(np.float32)
     r0, _ = smile_mirroring(user, unrelated)
     assert r0 < 0.3
+
+
+def test_head_dips_measure_the_nod_after_each_start_and_skip_late_ones():
+    from avatar_forcing.eval.metrics import NodConfig, head_dips
+
+    pitch = np.zeros(100)
+    pitch[20:30] = np.sin(np.linspace(0, np.pi, 10)) * 0.1  # a 0.1 rad nod starting at frame 20
+    cfg = NodConfig()
+    dips = head_dips(pitch, [15, 60, 90], cfg)  # frame 90's 1.5 s window runs past the end
+    assert len(dips) == 2
+    assert abs(dips[0] - pitch.max()) < 1e-12 and dips[1] == 0.0

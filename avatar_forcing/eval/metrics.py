@@ -260,6 +260,16 @@ class NodConfig:
     window_s: float = 1.5  # a nod counts for an event if it starts within this long after it
 
 
+def head_dips(pitch: np.ndarray, starts: np.ndarray, cfg: NodConfig = NodConfig()) -> np.ndarray:
+    """The largest head-down pitch change (positive pitch = down) within cfg.window_s after each start frame,
+    relative to the pitch there; starts whose window runs past the end are left out. A nod too small for
+    `detect_nods` still shows in its mean."""
+    pitch = np.asarray(pitch, np.float64).ravel()
+    w = round(cfg.window_s * cfg.fps)
+    starts = [a for a in np.asarray(starts, int) if a + w <= len(pitch)]
+    return np.array([pitch[a: a + w].max() - pitch[a] for a in starts])
+
+
 def detect_nods(pitch: np.ndarray, cfg: NodConfig = NodConfig()) -> np.ndarray:
     """Times (s) of nods: peaks of the band-passed downward pitch velocity (positive pitch = down)."""
     pitch = np.asarray(pitch, np.float64).ravel()
