@@ -199,8 +199,9 @@ async function start() {
     app.local = await openMedia();
     $("self").srcObject = app.local;
     const pc = (app.pc = new RTCPeerConnection({ iceServers: [] }));
-    app.channel = pc.createDataChannel("events");
-    app.channel.onmessage = (message) => onEvent(JSON.parse(message.data));
+    const channel = (app.channel = pc.createDataChannel("events"));
+    // a message already queued when Stop closed this channel must not write the ended session's figures back
+    channel.onmessage = (message) => { if (app.channel === channel) onEvent(JSON.parse(message.data)); };
     app.channel.onopen = () => {
       heartbeat = setInterval(() => {
         if (app.channel && app.channel.readyState === "open") app.channel.send('{"type": "ping"}');
