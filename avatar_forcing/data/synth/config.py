@@ -53,6 +53,10 @@ class DialogueConfig:
     backchannel_prob: float = 0.45  # after each phrase end of the speaker (not the last of a turn)
     backchannel_delay: Range = (0.2, 0.7)
     backchannels: tuple[str, ...] = ("mm-hmm", "yeah", "right", "uh-huh", "okay", "I see", "mhm", "sure")
+    # A live avatar never says "uh-huh" (its voice is the agent's speech), so a voiced backchannel in the
+    # corpus is a cue the session never has: the v11 model nodded on its own "uh-huh" and hardly on the
+    # user's phrase end (docs/EVALUATION.md, round 6). Most acknowledgements are silent: a nod, no sound.
+    voiced_backchannel_prob: float = 0.1
     laugh_prob: float = 0.2  # a turn ends with laughter
     laugh_texts: tuple[str, ...] = ("ha ha ha", "ha ha", "ha ha ha ha", "heh heh")
     laugh_response_prob: float = 0.35  # the listener laughs along (audibly) as well as smiling

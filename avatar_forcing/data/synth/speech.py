@@ -1,7 +1,8 @@
 """The spoken side of a synthetic conversation: voices, the turn-taking script, and eSpeak NG speech.
 
 The script alternates turns of 1-3 sentences between two speakers, with pauses between sentences and
-turns, some overlapping turn starts, listener backchannels after the speaker's phrases, and laughter
+turns, some overlapping turn starts, listener backchannels after the speaker's phrases (mostly silent:
+a nod, as a live avatar makes it), and laughter
 ("ha ha ha" spoken, labelled as laughter) that the listener sometimes joins.
 """
 
@@ -12,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from avatar_forcing.audio.io import SAMPLE_RATE
 from avatar_forcing.audio.tts import Speech, synthesize
 from avatar_forcing.data.synth import text_bank
 from avatar_forcing.data.synth.config import DialogueConfig, VoiceConfig
@@ -70,6 +72,11 @@ def speak(text: str, voice: Voice, rate: int | None = None) -> Speech:
     return synthesize(text, voice=voice.name, rate=rate, pitch=voice.pitch)
 
 
+def silent_speech() -> Speech:
+    """A silent acknowledgement: the listener nods without a sound (`voiced_backchannel_prob`)."""
+    return Speech(np.zeros(0, np.float32), SAMPLE_RATE)
+
+
 def script(
     rng: np.random.Generator,
     voices: list[Voice],
@@ -105,13 +112,14 @@ def script(
             if k < n - 1:
                 if rng.random() < cfg.backchannel_prob:
                     bc = str(rng.choice(cfg.backchannels))
+                    voiced = rng.random() < cfg.voiced_backchannel_prob
                     out.append(
                         Utterance(
                             listener,
                             now + rng.uniform(*cfg.backchannel_delay),
                             "backchannel",
-                            bc,
-                            speak(bc, voices[listener]),
+                            bc if voiced else "",
+                            speak(bc, voices[listener]) if voiced else silent_speech(),
                             turn,
                             cause_time=now,
                         )
