@@ -125,3 +125,27 @@ def test_a_smile_in_silence_is_mirrored(convs):
                     t = int(e["time"] * conv.fps)
                     answered += smile[t + 8 : t + 25].mean() > 0.8 * e["amplitude"]
     assert answered >= 1
+
+
+def test_silent_acknowledgements_nod_without_a_sound(convs):
+    """Most backchannels are a nod only: the listener's own track is silent there, and a nod starts there."""
+    silent = voiced = 0
+    for conv in convs:
+        sr_per_frame = len(conv.participants[0].audio) // conv.frames
+        for p in range(2):
+            part, own = conv.participants[p], conv.meta["events"][p]
+            spoken = [(u["start"], u["end"]) for u in conv.meta["turns"] if u["speaker"] == p and u["text"]]
+            nods = [e["time"] for e in own if e["type"] == "nod"]
+            for e in own:
+                if e["type"] != "backchannel":
+                    continue
+                assert any(abs(n - e["time"]) < 1e-3 for n in nods)  # the acknowledgement is a nod
+                if e["text"]:
+                    voiced += 1
+                    continue
+                silent += 1
+                if any(s - 0.1 <= e["time"] <= end + 0.3 for s, end in spoken):
+                    continue  # the listener's own speech nearby
+                t = int(e["time"] * conv.fps) * sr_per_frame
+                assert np.abs(part.audio[t : t + 5 * sr_per_frame]).max() == 0.0
+    assert silent > 2 * voiced and silent >= 5
