@@ -125,3 +125,22 @@ def test_mouth_controls_are_in_neutral_mouth_widths(face_rig):
     assert ratio == pytest.approx(1 / (1 + R.RigConfig().rest_smile_widening * 0.9), rel=0.01)
     eyes = BLENDSHAPE_NAMES.index("eyeBlinkLeft")  # not a mouth control: unchanged
     assert np.allclose(smiling.basis[eyes], face_rig.basis[eyes])
+
+
+def test_a_turned_head_moves_its_far_mouth_corner_less(face_rig):
+    """Squeeze the image-left half of the face as a head turned away on that side shows it: the far
+    corner's sideways travel shrinks with its half of the mouth, the near one's grows, and a frontal
+    face's two sides stay within a few per cent of each other."""
+    assert all(abs(s - 1.0) < 0.1 for s in face_rig.side_scale.values())
+    pts = np.array(face_rig.rest)
+    mid = pts[list(R.MOUTH_MIDLINE)].mean(0)
+    far = (pts - mid) @ face_rig.ex < 0  # image left: the subject's right ("R")
+    pts[far] = mid + (pts[far] - mid) * 0.6
+    turned = R.FaceRig(np.concatenate([pts, np.zeros((len(pts), 1))], 1))
+    assert turned.side_scale["R"] < 0.8 < 1.2 < turned.side_scale["L"]
+    amounts = np.zeros(len(BLENDSHAPE_NAMES))
+    for name in ("mouthSmileLeft", "mouthSmileRight"):
+        amounts[BLENDSHAPE_NAMES.index(name)] = 1.0
+    sideways = {s: abs(turned.displacement(amounts)[R.MOUTH_CORNERS[s][0]] @ turned.ex) for s in "RL"}
+    ratio = sideways["R"] / sideways["L"]
+    assert ratio == pytest.approx(turned.side_scale["R"] / turned.side_scale["L"], rel=0.15)

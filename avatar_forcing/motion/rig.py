@@ -32,6 +32,7 @@ LIP_LOWER_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
 LIP_UPPER_MID = (183, 42, 41, 38, 12, 268, 271, 272, 407, 184, 74, 73, 72, 11, 302, 303, 304, 408)
 LIP_LOWER_MID = (96, 89, 179, 86, 15, 316, 403, 319, 325, 77, 90, 180, 85, 16, 315, 404, 320, 307)
 MOUTH_CORNERS = {"R": (61, 78, 62, 76), "L": (291, 308, 292, 306)}
+MOUTH_MIDLINE = (0, 13, 14, 17)  # the lips' middle, outer and inner, upper and lower
 MOUTH_INNER_RING = LIP_UPPER_INNER + tuple(reversed(LIP_LOWER_INNER))  # closed polygon, corner to corner
 EYE_UPPER = {"R": (246, 161, 160, 159, 158, 157, 173), "L": (466, 388, 387, 386, 385, 384, 398)}
 EYE_LOWER = {"R": (7, 163, 144, 145, 153, 154, 155), "L": (249, 390, 373, 374, 380, 381, 382)}
@@ -144,6 +145,11 @@ class RigConfig:
     lower_down: float = 0.08
     roll_lower: float = 0.05
     corner_radius: float = 0.33  # falloff radius around a mouth corner
+    # A turned head shows the far half of its mouth foreshortened: sideways motion of each half (corners
+    # out or in, the cheek's bulge) is scaled by that half's share of the rest mouth width, so the far
+    # corner of a 3/4 portrait no longer travels as far as the near one and past the cheek's outline.
+    # Bounded so that a tracker's bad corner cannot zero or double a side.
+    foreshortening: tuple[float, float] = (0.4, 1.4)
     blink_cover: float = 1.55  # upper lid travel per unit, as a fraction of the eye opening ...
     blink_lower_rise: float = 0.25  # ... and the lower lid's: the eye is shut at eyeBlink 0.55
     blink_crease_follow: float = 0.35
@@ -205,12 +211,21 @@ class FaceRig:
         ex = (left - right) / self.face_width  # image-right along the face
         ey = np.array([-ex[1], ex[0]])  # image-down along the face
         self.ex, self.ey = ex, ey
+        self.side_scale = self._foreshortening()
         self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
         self._bounds = cfg.bounds()
         self._smile_idx = [BLENDSHAPE_NAMES.index(f"mouthSmile{side}") for side in ("Left", "Right")]
         self._build()
 
     # --- helpers ----------------------------------------------------------------------------------------
+    def _foreshortening(self) -> dict[str, float]:
+        """Each half mouth's width over the mean half width ("R", "L": image left, image right half)."""
+        mid = self.rest[list(MOUTH_MIDLINE)].mean(0)
+        half = {s: abs(float((self.rest[MOUTH_CORNERS[s][0]] - mid) @ self.ex)) for s in "RL"}
+        mean = max(0.5 * (half["R"] + half["L"]), 1e-6)
+        lo, hi = self.cfg.foreshortening
+        return {s: float(np.clip(half[s] / mean, lo, hi)) for s in "RL"}
+
     def _vec(self, right: float, down: float) -> np.ndarray:
         """A face-frame vector (face widths) in image pixels."""
         return (right * self.ex + down * self.ey) * self.face_width
@@ -269,7 +284,7 @@ class FaceRig:
         # the narrowing stays around the mouth, and the upper lip stays with the skull
         above = np.concatenate([np.flatnonzero(fy < -c.jaw_narrow_top), upper])
         for side, sign in (("R", 1.0), ("L", -1.0)):
-            narrow = self._mouth(sign * c.jaw_narrow, 0)
+            narrow = self._mouth(sign * c.jaw_narrow * self.side_scale[side], 0)
             self._set("jawOpen", self._radial(MOUTH_CORNERS[side][:1], narrow, radius, exclude=above))
         self._set("mouthClose", self._points(lower, self._mouth(0, -c.mouth_close_lift)))
         self._set("mouthRollLower", self._points(LIP_LOWER_OUTER, self._mouth(0, -c.roll_lower)))
@@ -278,7 +293,8 @@ class FaceRig:
         for name, inward in (("mouthPucker", c.pucker_inward), ("mouthFunnel", c.funnel_inward)):
             field = np.zeros_like(self.rest)
             for side, sign in (("R", 1.0), ("L", -1.0)):
-                field += self._radial(MOUTH_CORNERS[side][:1], self._mouth(sign * inward, 0), radius)
+                inward_px = self._mouth(sign * inward * self.side_scale[side], 0)
+                field += self._radial(MOUTH_CORNERS[side][:1], inward_px, radius)
             self._set(name, field)
         self._set(
             "mouthFunnel",
@@ -298,16 +314,17 @@ class FaceRig:
             # bunching the skin under the eye and deepening the fold from nose wing to corner; the lower
             # lid comes up a little (and only it moves the lids).
             midline = np.clip(fx / fx[corner[0]], 0.0, 1.0)[:, None]
-            cheek = self._vec(out * c.smile_cheek_out, -c.smile_cheek_up)
+            sideways = out * self.side_scale[side]  # toward this side's ear, foreshortened
+            cheek = self._vec(sideways * c.smile_cheek_out, -c.smile_cheek_up)
             self._set(
                 f"mouthSmile{suffix}",
-                self._radial(corner, self._mouth(out * c.smile_out, 0.0), radius, exclude=eyes)
+                self._radial(corner, self._mouth(sideways * c.smile_out, 0.0), radius, exclude=eyes)
                 + midline * self._radial(corner, self._mouth(0.0, -c.smile_up), radius, exclude=eyes)
                 + self._radial(CHEEK[side], cheek, c.cheek_radius, exclude=eyes + lips)
                 + self._points(EYE_LOWER[side], -self.ey * (c.smile_lid_rise * self._lids(side)[1])[:, None]),
             )
             self._set(f"mouthFrown{suffix}", radial(self._mouth(0.0, c.frown_down)))
-            self._set(f"mouthStretch{suffix}", radial(self._mouth(out * c.stretch_out, 0.0)))
+            self._set(f"mouthStretch{suffix}", radial(self._mouth(sideways * c.stretch_out, 0.0)))
             half_upper = [i for i in upper if fx[i] * out > 0]
             half_lower = [i for i in lower if fx[i] * out > 0]
             self._set(f"mouthPress{suffix}", self._points(half_lower, self._mouth(0, -c.press_up)))
