@@ -189,3 +189,36 @@ def test_stamp_round_trip():
     rgb = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
     for index in (0, 1, 257, 40000):
         assert read_stamp(stamp(rgb, index)) == index
+
+
+def test_a_barge_in_jumps_a_backlog_of_due_blocks(speech):
+    """Six blocks are due at once (a loaded machine); the user barges in while the first is generated:
+    the worker takes the barge-in before the next step, not after the whole backlog."""
+    from avatar_forcing.integrations.pipecat.runner import EngineRunner, InputFrame
+    from avatar_forcing.stream.session import AvatarSession
+
+    session = AvatarSession(None, None, SessionOptions(nfe=2, output_size=320, threads=1))
+    runner = EngineRunner(session)
+    real_step, closed_before_step = session.step, []
+
+    def step():
+        closed_before_step.append(runner._closure is not None)
+        block = real_step()
+        if len(closed_before_step) == 1:
+            runner.interrupt(first_frame=5)
+        return block
+
+    session.step = step
+    pcm = speech[: 30 * RATE // FPS]
+    n = RATE // FPS
+    for i in range(30):
+        runner.submit(InputFrame(i, np.zeros(640, np.float32), 16000, pcm[i * n:(i + 1) * n], RATE, None))
+    runner.start(time.monotonic() + 10.0)  # the timeline starts later: nothing is shed as late
+    deadline = time.monotonic() + 60
+    while runner.generated < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner.stop()
+    session.close()
+    assert runner.stats.error is None and runner.generated >= 30
+    assert closed_before_step[:2] == [False, True]  # the second step already ran with the mouth closing
+    assert runner.stats.silenced_s > 0 and runner.stats.rerendered > 0

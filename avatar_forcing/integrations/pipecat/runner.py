@@ -5,8 +5,9 @@ Pushes are lock-stepped (one frame of user audio, one of avatar audio, at most o
 40 ms), so a generated frame and its voice belong to the same timeline slot and leave together. Under
 overload, input frames that could no longer be shown in time are skipped (never pushed): the engine's
 frame counter then runs behind the timeline, and a map turns engine frames back into timeline frames.
-A barge-in is handled here too, between two steps: the speech still queued in the engine is silenced and
-the frames already generated with it get their mouth closed (mouth.py).
+A barge-in is handled here too, before the next step (it jumps a backlog of due blocks): the speech
+still queued in the engine is silenced and the frames already generated with it get their mouth closed
+(mouth.py).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class EngineRunner:
         self._newest = -1
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._barge_in = threading.Event()  # an Interrupt waits in the inbox: stop stepping, take it
         self._pushed = 0           # input frames pushed into the engine
         self._generated = 0        # frames generated (the engine's next block starts here)
         self._last_tracked = -track_every
@@ -123,6 +125,7 @@ class EngineRunner:
 
     def interrupt(self, first_frame: int) -> None:
         self._inbox.put(Interrupt(first_frame))
+        self._barge_in.set()
 
     @property
     def generated(self) -> int:
@@ -156,6 +159,7 @@ class EngineRunner:
                         break
                 if None in items or self._stop.is_set():
                     return
+                self._barge_in.clear()  # every Interrupt queued so far is in `items`
                 for item in self._shed(items):
                     if isinstance(item, Interrupt):
                         self._interrupt(item)
@@ -200,7 +204,9 @@ class EngineRunner:
         self._pushed += 1
 
     def _drain(self) -> None:
-        while not self._stop.is_set():
+        # On a loaded machine several blocks can be due at once; a barge-in must not wait behind them
+        # (each step is 0.1-0.3 s here), so the inbox is read again first.
+        while not self._stop.is_set() and not self._barge_in.is_set():
             start = time.perf_counter()
             block = self.session.step()
             if block is None:
