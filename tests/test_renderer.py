@@ -77,10 +77,12 @@ def test_rig_is_symmetric_by_construction(renderer):
     for pair in ("mouthSmile", "mouthStretch", "mouthFrown"):
         left = rig.basis[BLENDSHAPE_NAMES.index(pair + "Left")]
         right = rig.basis[BLENDSHAPE_NAMES.index(pair + "Right")]
-        assert np.linalg.norm(left[corner_l]) == pytest.approx(np.linalg.norm(right[corner_r]), rel=1e-6)
-        # mirrored: the same vertical move, opposite horizontal moves in the face frame
+        # mirrored: the same vertical move, opposite horizontal moves in the face frame, each half's
+        # foreshortened by its share of the mouth's width (1 on a frontal face, RigConfig.foreshortening)
         assert left[corner_l] @ rig.ey == pytest.approx(right[corner_r] @ rig.ey, rel=1e-6)
-        assert left[corner_l] @ rig.ex == pytest.approx(-(right[corner_r] @ rig.ex), rel=1e-6, abs=1e-9)
+        out_l = left[corner_l] @ rig.ex / rig.side_scale["L"]
+        out_r = right[corner_r] @ rig.ex / rig.side_scale["R"]
+        assert out_l == pytest.approx(-out_r, rel=1e-6, abs=1e-9)
     # lids move by the same fraction of each eye's own opening
     for pair in ("eyeBlink", "eyeSquint", "eyeWide"):
         frac = []
@@ -117,8 +119,9 @@ def test_rig_units_are_the_portraits_own(astronaut):
         rig = FaceRig(points)
         field = rig.basis[BLENDSHAPE_NAMES.index("mouthPucker")]
         inward = np.linalg.norm(field[MOUTH_CORNERS["L"][0]])
-        ratios.append(inward / rig.mouth_width)
-    assert ratios[0] == pytest.approx(ratios[1], rel=1e-6)
+        ratios.append(inward / (rig.mouth_width * rig.side_scale["L"]))  # that half's own width
+    # (the other corner's field reaches this one with a weight of ~0.01, scaled by the other half's share)
+    assert ratios[0] == pytest.approx(ratios[1], rel=1e-3)
 
 
 def test_bad_portraits_get_clear_errors(no_face_image, astronaut, tmp_path):
