@@ -72,10 +72,11 @@ class BotConfig:
     greeting: str | None = GREETING
     script: tuple[str, ...] = DEFAULT_SCRIPT
     # Silero VAD: speech this long (at this confidence) starts a user turn and interrupts the bot; it
-    # answers ~0.25 s after the first syllable. Silence this long ends the turn.
+    # answers ~0.25 s after the first syllable. Silence this long ends the turn: Pipecat's default 0.8 s,
+    # since at 0.6 s a pause after "Wait, wait," once ended the user's turn (1 of 9 browser-test runs).
     vad_confidence: float = 0.6
     vad_start_s: float = 0.1
-    vad_stop_s: float = 0.6
+    vad_stop_s: float = 0.8
     avatar: AvatarServiceConfig = field(default_factory=lambda: AvatarServiceConfig(playout_delay_s=0.5))
     max_bots: int = 2
 
