@@ -14,13 +14,22 @@ def face_rig(astronaut):
     return R.FaceRig(track_image(astronaut).landmarks)
 
 
+@pytest.fixture(scope="module")
+def closed_rig(face_rig):
+    """The astronaut with her lips together at rest (her photo shows her teeth): the jaw's full travel."""
+    closed = np.array(face_rig.rest)
+    closed[R.LIP_INNER_MIDDLE[1]] = closed[R.LIP_INNER_MIDDLE[0]]
+    return R.FaceRig(np.concatenate([closed, np.zeros((len(closed), 1))], 1))
+
+
 def moved(face_rig, name: str, amount: float = 1.0) -> np.ndarray:
     amounts = np.zeros(len(BLENDSHAPE_NAMES))
     amounts[BLENDSHAPE_NAMES.index(name)] = amount
     return np.linalg.norm(face_rig.displacement(amounts), axis=1) > 0.05 * face_rig.face_width * 0.1
 
 
-def test_jaw_open_moves_lower_lip_and_chin_down_not_eyes(face_rig):
+def test_jaw_open_moves_lower_lip_and_chin_down_not_eyes(closed_rig):
+    face_rig = closed_rig
     amounts = np.zeros(len(BLENDSHAPE_NAMES))
     amounts[BLENDSHAPE_NAMES.index("jawOpen")] = 1.0
     disp = face_rig.displacement(amounts)
@@ -144,3 +153,24 @@ def test_a_turned_head_moves_its_far_mouth_corner_less(face_rig):
     sideways = {s: abs(turned.displacement(amounts)[R.MOUTH_CORNERS[s][0]] @ turned.ex) for s in "RL"}
     ratio = sideways["R"] / sideways["L"]
     assert ratio == pytest.approx(turned.side_scale["R"] / turned.side_scale["L"], rel=0.15)
+
+
+def test_lips_parted_at_rest_leave_the_jaw_less_travel(face_rig, closed_rig):
+    """The astronaut's smile parts her lips at rest: jawOpen's limit bounds the lips' total gap, so she
+    opens less far than a closed mouth would, and never less than RigConfig.jaw_min_travel."""
+    cfg = face_rig.cfg
+    jaw = BLENDSHAPE_NAMES.index("jawOpen")
+    limit = dict((p, hi) for p, _, hi in cfg.limits)["jawOpen"]
+    assert face_rig.rest_opening > 0.1
+
+    def lower_lip_travel(rig, amount):
+        amounts = np.zeros(len(BLENDSHAPE_NAMES))
+        amounts[jaw] = amount
+        return rig.displacement(amounts)[R.LIP_INNER_MIDDLE[1]] @ rig.ey
+
+    expected = max(limit - face_rig.rest_opening, cfg.jaw_min_travel)
+    assert expected < limit - 0.1
+    assert lower_lip_travel(face_rig, 1.0) == pytest.approx(lower_lip_travel(face_rig, expected))
+    assert lower_lip_travel(face_rig, expected - 0.05) < lower_lip_travel(face_rig, expected) - 1e-6
+    assert closed_rig.rest_opening == 0.0
+    assert lower_lip_travel(closed_rig, 1.0) == pytest.approx(lower_lip_travel(closed_rig, limit))

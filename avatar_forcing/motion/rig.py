@@ -33,6 +33,7 @@ LIP_UPPER_MID = (183, 42, 41, 38, 12, 268, 271, 272, 407, 184, 74, 73, 72, 11, 3
 LIP_LOWER_MID = (96, 89, 179, 86, 15, 316, 403, 319, 325, 77, 90, 180, 85, 16, 315, 404, 320, 307)
 MOUTH_CORNERS = {"R": (61, 78, 62, 76), "L": (291, 308, 292, 306)}
 MOUTH_MIDLINE = (0, 13, 14, 17)  # the lips' middle, outer and inner, upper and lower
+LIP_INNER_MIDDLE = (13, 14)  # upper, lower
 MOUTH_INNER_RING = LIP_UPPER_INNER + tuple(reversed(LIP_LOWER_INNER))  # closed polygon, corner to corner
 EYE_UPPER = {"R": (246, 161, 160, 159, 158, 157, 173), "L": (466, 388, 387, 386, 385, 384, 398)}
 EYE_LOWER = {"R": (7, 163, 144, 145, 153, 154, 155), "L": (249, 390, 373, 374, 380, 381, 382)}
@@ -181,6 +182,10 @@ class RigConfig:
         ("mouthClose", 0.0, 0.6),
         ("eyeBlink", 0.0, 0.56),  # shut: more would push the lid through the lower lid
     )
+    # jawOpen's limit bounds the lips' gap, so a portrait whose lips already part at rest (the astronaut's
+    # smile, s10, s42: 0.15-0.20 mouth widths, a jawOpen of 0.18-0.24) has that much less travel: on top of
+    # their own opening a full 0.5 read as a scream to fresh reviewers. At least this much is always left:
+    jaw_min_travel: float = 0.25
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) per blendshape; a limit's name matches both sides of a paired control."""
@@ -213,11 +218,20 @@ class FaceRig:
         self.ex, self.ey = ex, ey
         self.side_scale = self._foreshortening()
         self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
-        self._bounds = cfg.bounds()
+        self.rest_opening = self._rest_opening()
+        low, high = cfg.bounds()
+        jaw = BLENDSHAPE_NAMES.index("jawOpen")
+        high[jaw] = max(high[jaw] - self.rest_opening, min(cfg.jaw_min_travel, high[jaw]))
+        self._bounds = (low, high)
         self._smile_idx = [BLENDSHAPE_NAMES.index(f"mouthSmile{side}") for side in ("Left", "Right")]
         self._build()
 
     # --- helpers ----------------------------------------------------------------------------------------
+    def _rest_opening(self) -> float:
+        """How far the portrait's lips part at rest, as the jawOpen that would part closed lips as far."""
+        gap = float((self.rest[LIP_INNER_MIDDLE[1]] - self.rest[LIP_INNER_MIDDLE[0]]) @ self.ey)
+        return max(gap / (self.cfg.jaw_drop * self.mouth_width), 0.0)
+
     def _foreshortening(self) -> dict[str, float]:
         """Each half mouth's width over the mean half width ("R", "L": image left, image right half)."""
         mid = self.rest[list(MOUTH_MIDLINE)].mean(0)
