@@ -161,16 +161,16 @@ def test_lips_parted_at_rest_leave_the_jaw_less_travel(face_rig, closed_rig):
     cfg = face_rig.cfg
     jaw = BLENDSHAPE_NAMES.index("jawOpen")
     limit = dict((p, hi) for p, _, hi in cfg.limits)["jawOpen"]
-    assert face_rig.rest_opening > 0.1
+    assert face_rig.rest_jaw > 0.1
 
     def lower_lip_travel(rig, amount):
         amounts = np.zeros(len(BLENDSHAPE_NAMES))
         amounts[jaw] = amount
         return rig.displacement(amounts)[R.LIP_INNER_MIDDLE[1]] @ rig.ey
 
-    expected = max(limit - face_rig.rest_opening, cfg.jaw_min_travel)
+    expected = max(limit - face_rig.rest_jaw, cfg.jaw_min_travel)
     assert expected < limit - 0.1
     assert lower_lip_travel(face_rig, 1.0) == pytest.approx(lower_lip_travel(face_rig, expected))
     assert lower_lip_travel(face_rig, expected - 0.05) < lower_lip_travel(face_rig, expected) - 1e-6
-    assert closed_rig.rest_opening == 0.0
+    assert closed_rig.rest_jaw == 0.0
     assert lower_lip_travel(closed_rig, 1.0) == pytest.approx(lower_lip_travel(closed_rig, limit))

@@ -218,16 +218,16 @@ class FaceRig:
         self.ex, self.ey = ex, ey
         self.side_scale = self._foreshortening()
         self.basis = np.zeros((NUM_BLENDSHAPES, len(pts), 2))
-        self.rest_opening = self._rest_opening()
+        self.rest_jaw = self._rest_jaw()
         low, high = cfg.bounds()
         jaw = BLENDSHAPE_NAMES.index("jawOpen")
-        high[jaw] = max(high[jaw] - self.rest_opening, min(cfg.jaw_min_travel, high[jaw]))
+        high[jaw] = max(high[jaw] - self.rest_jaw, min(cfg.jaw_min_travel, high[jaw]))
         self._bounds = (low, high)
         self._smile_idx = [BLENDSHAPE_NAMES.index(f"mouthSmile{side}") for side in ("Left", "Right")]
         self._build()
 
     # --- helpers ----------------------------------------------------------------------------------------
-    def _rest_opening(self) -> float:
+    def _rest_jaw(self) -> float:
         """How far the portrait's lips part at rest, as the jawOpen that would part closed lips as far."""
         gap = float((self.rest[LIP_INNER_MIDDLE[1]] - self.rest[LIP_INNER_MIDDLE[0]]) @ self.ey)
         return max(gap / (self.cfg.jaw_drop * self.mouth_width), 0.0)

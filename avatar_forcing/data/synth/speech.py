@@ -1,9 +1,9 @@
 """The spoken side of a synthetic conversation: voices, the turn-taking script, and eSpeak NG speech.
 
 The script alternates turns of 1-3 sentences between two speakers, with pauses between sentences and
-turns, some overlapping turn starts, listener backchannels after the speaker's phrases (mostly silent:
-a nod, as a live avatar makes it), and laughter
-("ha ha ha" spoken, labelled as laughter) that the listener sometimes joins.
+turns, some overlapping turn starts, listener backchannels after the speaker's phrases (mostly silent: a
+nod, as a live avatar makes it), and laughter ("ha ha ha" spoken, labelled as laughter) that the listener
+sometimes joins.
 """
 
 from __future__ import annotations
