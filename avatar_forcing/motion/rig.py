@@ -416,5 +416,10 @@ class FaceRig:
             disp[lo] += shut
         return disp
 
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) per blendshape for this portrait (the config's, the jaw's less its rest opening)."""
+        return self._bounds[0].copy(), self._bounds[1].copy()
+
     def clip(self, amounts: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(amounts, np.float64), *self._bounds)
