@@ -194,3 +194,18 @@ def test_background_stays_still_when_the_head_turns(renderer):
     assert diff[:, :8].mean() < 3 and diff[-8:, :].mean() < 3  # left and bottom edges: background
     x, y = renderer.landmarks_full[:, :2].mean(0).astype(int)
     assert diff[y - 20 : y + 20, x - 20 : x + 20].mean() > 10  # the face moved
+
+
+def test_the_painted_lid_takes_the_skin_not_the_crease_shadow():
+    """Half of the lid-skin patch is a dark crease shadow or brow: the painted lid gets the skin's colour."""
+    from avatar_forcing.motion.eyes import EyelidConfig, eye_look
+
+    skin, shadow = np.array([200, 160, 140], np.uint8), np.array([70, 45, 35], np.uint8)
+    image = np.broadcast_to(skin, (200, 200, 3)).copy()
+    face_width, cfg = 200.0, EyelidConfig()
+    upper = np.stack([np.linspace(80, 120, 7), np.full(7, 100.0)], 1)
+    lower = upper + [0.0, 8.0]
+    centre_y = int(100 - cfg.skin_offset * face_width)
+    image[: centre_y + 1] = shadow  # everything above the patch's middle row, the middle row included
+    look = eye_look(image, upper, lower, face_width, cfg)
+    np.testing.assert_allclose(look.skin, skin, atol=2.0)

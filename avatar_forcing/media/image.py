@@ -25,6 +25,7 @@ class ImageLimits:
 
 
 DEFAULT_LIMITS = ImageLimits()
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luminance (ITU-R BT.601)
 
 
 def load_image(source: str | Path | bytes, max_pixels: int | None = None,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from avatar_forcing.media.image import LUMA
+
 
 @dataclass(frozen=True)
 class EyelidConfig:
@@ -21,7 +23,10 @@ class EyelidConfig:
     start: float = 0.3  # the painted lid appears once the eye is this much closed ...
     full: float = 0.5  # ... and is opaque from this much closed
     shut: float = 0.9  # from this much closed the lids meet
-    skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths)
+    skin_offset: float = 0.05  # lid skin is sampled this far above the upper lid (face widths) ...
+    # ... from its brightest quarter: the crease's shadow and brow hair fall in the patch too (often more
+    # than half of it) and made the painted lid a dark brown band, "a bruise" to fresh reviewers
+    skin_quantile: float = 75.0
     margin_shade: float = 0.2  # the lid darkens by this much toward its margin
     lash_width: float = 0.007  # face widths
     lash_quantile: float = 5.0  # lash colour: this percentile of the rest eye region's brightness
@@ -42,7 +47,8 @@ def eye_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width
     r = max(int(0.02 * face_width), 2)
     x, y = int(centre[0]), int(centre[1])
     patch = image[max(y - r, 0) : y + r, max(x - 2 * r, 0) : x + 2 * r].reshape(-1, 3)
-    skin = np.median(patch, axis=0).astype(np.float32)
+    luma = patch.astype(np.float32) @ LUMA
+    skin = np.median(patch[luma >= np.percentile(luma, cfg.skin_quantile)], axis=0).astype(np.float32)
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 1)
     inside = image[mask > 0].astype(np.float32)

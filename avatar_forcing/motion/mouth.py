@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from avatar_forcing.media.image import LUMA
+
 RGB = tuple[int, int, int]
 GAINS = tuple[float, float, float]
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,13 @@ def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np
     pixels = skin.astype(np.float32)
     chroma = float(np.median(pixels.max(1) - pixels.min(1)))
     colour = float(np.clip(chroma / cfg.reference_chroma, 0.0, 1.0))
-    luma = float(np.median(pixels @ _LUMA))
+    luma = float(np.median(pixels @ LUMA))
     light = float(np.clip(luma / cfg.reference_light, *cfg.light_range))
     full_lower = np.concatenate([upper[:1], lower, upper[-1:]])
     lips = np.median(_band(image, full_lower, upper, cfg.lip_band_span, cfg.lip_band), 0)
     hair_band = (-cfg.hair_band[1], -cfg.hair_band[0])
     above = np.median(_band(image, upper, upper, cfg.lip_band_span, hair_band), 0)
-    ratio = float(above @ _LUMA) / max(luma, 1.0)
+    ratio = float(above @ LUMA) / max(luma, 1.0)
     hi, lo = cfg.hair_ratio
     hair = float(np.clip((hi - ratio) / (hi - lo), 0.0, 1.0))
     teeth = np.array(cfg.teeth, np.float32) * light
@@ -184,7 +185,7 @@ def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np
 def _scaled(rgb: np.ndarray, gains: GAINS, luma_range: tuple[float, float]) -> np.ndarray:
     """``rgb`` times per-channel ``gains``, its luma brought into ``luma_range``."""
     out = rgb * np.array(gains, np.float32)
-    luma = max(float(out @ _LUMA), 1.0)
+    luma = max(float(out @ LUMA), 1.0)
     return out * (np.clip(luma, *luma_range) / luma)
 
 
@@ -297,7 +298,7 @@ def draw_mouth(
     corners = np.clip(np.abs(2 * u), 0, 1) ** cfg.corner_power
     paint *= (1 - cfg.corner_shade * corners)[..., None]
     if look.colour < 1.0:  # a grey photo gets a grey mouth
-        grey = paint @ _LUMA
+        grey = paint @ LUMA
         paint = grey[..., None] + look.colour * (paint - grey[..., None])
 
     # how far inside the (smoothed) inner lip line each pixel lies, drawn finer and averaged
