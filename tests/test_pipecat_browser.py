@@ -225,7 +225,9 @@ def test_pipecat_bot_talks_listens_and_stops_when_interrupted(browser, media_fil
                             avatar=AvatarServiceConfig(stamp_frames=True, playout_delay_s=0.8))
     server = example.BotServer(cfg)
     with ServerThread(server) as srv:
-        browser.get(srv.url)
+        # The fake microphone has no echo path, as with headphones: the page's "headphones" mode turns the
+        # browser's echo canceller off (with it on, the VAD heard a barge-in 0.7-2.2 s late in ~1/3 of runs)
+        browser.get(srv.url + "?headphones")
         browser.execute_script(METER_JS)
         browser.find_element("id", "connect").click()
         wait_until(lambda: browser.execute_script("return avatarApp.firstFrame"), 30, "the first frame")
@@ -318,10 +320,10 @@ def test_pipecat_bot_talks_listens_and_stops_when_interrupted(browser, media_fil
         print(f"WARNING: A/V offset at the only speech onset(s) {onsets} ms")
     # the avatar spoke the greeting, stopped at once when the user barged in, listened, then answered
     assert jaw[greeting].max() > 0.2 and jaw[greeting].std() > 0.03
-    # The target is 0.5 s from barge-in to a closed mouth; the avatar's part measured 0.19-0.25 s
-    # on a quiet machine but 0.8 s in one fresh-clone CI run, so only a loose bound is asserted here and
-    # the figures are printed (docs/INTEGRATIONS.md states what is met).
-    assert avatar_s <= 1.0
+    # The target is 0.5 s from barge-in to a closed mouth: 0.36-0.45 s here (VAD 0.23-0.24 s, the
+    # avatar 0.12-0.21 s), but the avatar's part once took 0.8 s in a fresh-clone CI run, so the assertion
+    # leaves room for a loaded machine and the figures are printed (docs/INTEGRATIONS.md).
+    assert avatar_s <= 1.0 and barge_in_s <= 1.0
     if barge_in_s > 0.5:
         print(f"WARNING: barge-in to mouth closed took {barge_in_s:.2f} s (VAD {vad_s:.2f} s, avatar "
               f"{avatar_s:.2f} s): over the 0.5 s target")
