@@ -320,8 +320,8 @@ def test_pipecat_bot_talks_listens_and_stops_when_interrupted(browser, media_fil
         print(f"WARNING: A/V offset at the only speech onset(s) {onsets} ms")
     # the avatar spoke the greeting, stopped at once when the user barged in, listened, then answered
     assert jaw[greeting].max() > 0.2 and jaw[greeting].std() > 0.03
-    # The target is 0.5 s from barge-in to a closed mouth: 0.36-0.45 s here (VAD 0.23-0.24 s, the
-    # avatar 0.12-0.21 s), but the avatar's part once took 0.8 s in a fresh-clone CI run, so the assertion
+    # The target is 0.5 s from barge-in to a closed mouth: 0.35-0.47 s here (VAD 0.23-0.25 s, the
+    # avatar 0.11-0.22 s), but the avatar's part once took 0.8 s in a fresh-clone CI run, so the assertion
     # leaves room for a loaded machine and the figures are printed (docs/INTEGRATIONS.md).
     assert avatar_s <= 1.0 and barge_in_s <= 1.0
     if barge_in_s > 0.5:
