@@ -67,3 +67,31 @@ def test_loader_corrupts_the_user_side_and_the_avatar_voice_reproducibly(tmp_pat
     for key in ("user_motion", "user_audio"):
         assert not np.array_equal(clean[key].numpy(), aug[key].numpy())
         assert np.array_equal(aug[key].numpy(), again[key].numpy())
+
+
+def test_a_room_fills_the_pauses_after_the_voice():
+    from avatar_forcing.data.augment import reverberate
+
+    power = np.full((200, 80), 1e-10)
+    power[:50] = 1e-4  # 0.5 s of voice, then silence
+    cfg = dataclasses.replace(UserAugmentConfig(), reverb_t60_s=(0.5, 0.5), reverb_wet=(0.5, 0.5))
+    out = reverberate(power, np.random.default_rng(0), cfg)
+    tail_db = 10 * np.log10(out[[55, 75], 0] / 1e-4)
+    assert -30 < tail_db[0] < -3 and tail_db[1] < tail_db[0] - 15  # a tail that decays ~60 dB / 0.5 s
+    assert np.allclose(out[60:], out[60:, :1])  # every band alike
+
+
+def test_a_music_bed_sits_below_the_voice_in_harmonic_notes():
+    from avatar_forcing.data.augment import music_bed
+
+    rng = np.random.default_rng(0)
+    power = np.full((400, 80), 1e-10)
+    power[::4] = 1e-4  # the voice's loud hops
+    cfg = dataclasses.replace(UserAugmentConfig(), music_snr_db=(10.0, 10.0))
+    music = music_bed(power, rng, cfg)
+    assert music.shape == power.shape and (music >= 0).all()
+    snr = 10 * np.log10(np.percentile(power.sum(1), 90) / music.sum(1).mean())
+    assert abs(snr - 10.0) < 0.5
+    peaks = (music[200] > 0.2 * music[200].max()).sum()
+    assert 2 <= peaks <= 30  # a few partials, not a noise floor
+    assert (music[1:] != music[:-1]).any(axis=1).sum() >= 3  # the notes change

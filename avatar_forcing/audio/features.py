@@ -80,6 +80,11 @@ def _tables(cfg: LogMelConfig) -> tuple[np.ndarray, np.ndarray]:
     return window, bank
 
 
+def mel_filterbank(cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) triangles with peak 1: how an FFT bin's power spreads over the bands."""
+    return _tables(cfg)[1]
+
+
 def _as_pcm(pcm: np.ndarray) -> np.ndarray:
     """Validate and canonicalise: 1-D, float32-quantised, finite, returned as float64."""
     pcm = np.asarray(pcm)

@@ -9,8 +9,9 @@ a camera never delivers:
     the server tracks every 2nd frame). A real smile also moves other channels in a per-person mix,
     which no augmentation here imitates: the model sees only the listener's cues of the user's face
     (model/config.py LISTENER_CUES), where that mix does not reach;
-  * audio (log-mel features): microphone gain, a noise floor with a random tilt, and a band limit (cheap
-    microphones and low-bitrate codecs).
+  * audio (log-mel features): a room's reverberation, a music bed (the held harmonic notes that online
+    videos put under speech: two of the real test videos have one), microphone gain, a noise floor with a
+    random tilt, and a band limit (cheap microphones and low-bitrate codecs).
 The avatar's own voice gets the same audio corruption, less often: at inference it comes from any TTS
 engine, a voice agent or a recorded file, not only from clean eSpeak, and a mouth that follows the
 voice's energy through a noise floor and a band limit carries over to voices the corpus never had.
@@ -23,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
-from avatar_forcing.audio.features import LogMelConfig
+from avatar_forcing.audio.features import LogMelConfig, mel_filterbank
 from avatar_forcing.motion.vector import NUM_BLENDSHAPES
 
 Range = tuple[float, float]
@@ -50,6 +52,15 @@ class UserAugmentConfig:
     band_limit_mel: tuple[int, int] = (50, 75)  # first attenuated mel band (of 80)
     band_limit_db: float = -30.0
     avatar_audio_prob: float = 0.5            # of a window's avatar voice going through the same corruption
+    reverb_prob: float = 0.3
+    reverb_t60_s: Range = (0.2, 0.7)          # living room to hall
+    reverb_wet: Range = (0.2, 1.0)            # reverberant over direct power
+    music_prob: float = 0.25
+    music_snr_db: Range = (0.0, 20.0)         # speech's loud frames over the music, in power
+    music_note_s: Range = (0.2, 1.0)          # each note's length
+    music_f0_hz: Range = (110.0, 880.0)       # A2 to A5, log-uniform
+    music_partials: int = 8                   # harmonics per note, power falling as 1 / k^2
+    music_decay_per_s: Range = (0.0, 3.0)     # a held pad (0) to a plucked string
 
 
 def augment_user_motion(motion: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig) -> np.ndarray:
@@ -79,6 +90,14 @@ def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugme
     avatar's as another TTS or recording would give it)."""
     n = len(features)
     db = features.reshape(n, mel.hops_per_frame, mel.n_mels) * mel.db_scale + mel.db_center
+    reverb, music = rng.random() < cfg.reverb_prob, rng.random() < cfg.music_prob
+    if reverb or music:
+        power = 10.0 ** (db.reshape(-1, mel.n_mels) / 10.0)
+        if reverb:
+            power = reverberate(power, rng, cfg, mel)
+        if music:
+            power = power + music_bed(power, rng, cfg, mel)
+        db = 10.0 * np.log10(np.maximum(power, mel.log_floor)).reshape(db.shape)
     db = db + rng.uniform(*cfg.gain_db)
     if rng.random() < cfg.band_limit_prob:
         first = int(rng.integers(cfg.band_limit_mel[0], cfg.band_limit_mel[1] + 1))
@@ -88,3 +107,35 @@ def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugme
     power = 10.0 ** (db / 10.0) + 10.0 ** (noise / 10.0)
     db = 10.0 * np.log10(np.maximum(power, mel.log_floor))
     return ((db - mel.db_center) / mel.db_scale).reshape(n, -1).astype(np.float32)
+
+
+def reverberate(power: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
+                mel: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(hops, n_mels) mel power -> the same in a room: an exponential tail fills the pauses between
+    syllables (energy down 60 dB in T60)."""
+    decay = 10.0 ** (-6.0 * (mel.hop / mel.sample_rate) / rng.uniform(*cfg.reverb_t60_s))
+    tail = lfilter([1.0 - decay], [1.0, -decay], power, axis=0)
+    return power + rng.uniform(*cfg.reverb_wet) * tail
+
+
+def music_bed(power: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
+              mel: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """(hops, n_mels) mel power of a background of held harmonic notes, `music_snr_db` below the speech's
+    loud hops: energy that is not speech and that a mouth must not follow."""
+    hops, hop_s = len(power), mel.hop / mel.sample_rate
+    bank = mel_filterbank(mel)  # (fft bins, n_mels): a pure tone's power lands in its bin's bands
+    bin_hz = mel.sample_rate / mel.n_fft
+    out = np.zeros_like(power)
+    start = 0
+    while start < hops:
+        length = max(1, round(rng.uniform(*cfg.music_note_s) / hop_s))
+        f0 = np.exp(rng.uniform(*np.log(cfg.music_f0_hz)))
+        k = np.arange(1, cfg.music_partials + 1)
+        k = k[k * f0 < mel.fmax]
+        spectrum = (k[:, None] ** -2.0 * bank[np.round(k * f0 / bin_hz).astype(int)]).sum(0)
+        t = np.arange(min(length, hops - start)) * hop_s
+        out[start:start + len(t)] = np.exp(-rng.uniform(*cfg.music_decay_per_s) * t)[:, None] * spectrum
+        start += length
+    loud = np.percentile(power.sum(1), 90)
+    level = loud * 10.0 ** (-rng.uniform(*cfg.music_snr_db) / 10.0)
+    return out * level / max(out.sum(1).mean(), 1e-30)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from avatar_forcing.audio.denoise import DenoiseConfig, denoise, denoise_preroll
 from avatar_forcing.data.augment import UserAugmentConfig, augment_audio, augment_user_motion
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
@@ -41,6 +42,7 @@ class LoaderConfig:
     coverage: float = 1.0  # windows per conversation and role = coverage * frames / window
     seed: int = 0
     augment: UserAugmentConfig | None = None  # webcam/microphone corruption of the user side (training)
+    denoise: DenoiseConfig | None = None  # the session's noise suppression on both voices (audio/denoise.py)
 
 
 @dataclass
@@ -54,21 +56,26 @@ class Plan:
 
 
 def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats: MotionStats,
-                augment: UserAugmentConfig | None = None, rng: np.random.Generator | None = None
-                ) -> dict[str, np.ndarray]:
+                augment: UserAugmentConfig | None = None, rng: np.random.Generator | None = None,
+                denoise_cfg: DenoiseConfig | None = None) -> dict[str, np.ndarray]:
     """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view; ``augment``
     (with ``rng``) corrupts the user side as a webcam and a microphone would, and sometimes the avatar's
-    voice as another TTS or microphone would (data/augment.py)."""
+    voice as another TTS or microphone would (data/augment.py); ``denoise_cfg`` then runs the session's
+    noise suppression over both voices, from the audio before the window (as a stream would have heard)."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
-    user_motion, user_audio = you.motion[start:end], you.features[start:end].astype(np.float32)
-    avatar_audio = me.features[start:end].astype(np.float32)
+    lead = min(start, denoise_preroll(denoise_cfg)) if denoise_cfg is not None else 0
+    user_motion = you.motion[start:end]
+    user_audio = you.features[start - lead:end].astype(np.float32)
+    avatar_audio = me.features[start - lead:end].astype(np.float32)
     if augment is not None and rng is not None:
         if rng.random() < augment.prob:
             user_motion = augment_user_motion(user_motion, rng, augment)
             user_audio = augment_audio(user_audio, rng, augment)
         if rng.random() < augment.avatar_audio_prob:
             avatar_audio = augment_audio(avatar_audio, rng, augment)
+    if denoise_cfg is not None:
+        user_audio, avatar_audio = (denoise(a, denoise_cfg)[lead:] for a in (user_audio, avatar_audio))
 
     in_range = np.arange(window) < end - start
     ref = np.zeros(MOTION_DIM, np.float32)  # the rest
@@ -172,6 +179,7 @@ class TrainStream(IterableDataset):
                     self.corpus.stats,
                     self.cfg.augment,
                     np.random.default_rng([self.cfg.seed, SPLIT_STREAM, plan.key]),
+                    self.cfg.denoise,
                 )
             )
             if len(batch) == bs:
@@ -229,9 +237,15 @@ class HeldoutWindows(Dataset):
     reference = the rest. Items are dicts of tensors without a batch dimension."""
 
     def __init__(
-        self, root: str | Path, window: int = 50, split: str = "heldout", max_conversations: int | None = None
+        self,
+        root: str | Path,
+        window: int = 50,
+        split: str = "heldout",
+        max_conversations: int | None = None,
+        denoise: DenoiseConfig | None = None,
     ):
         self.corpus = Corpus(root)
+        self.denoise = denoise
         refs = sorted(self.corpus.conversations(split), key=lambda r: r.id)[:max_conversations]
         if not refs:
             raise InputError(f"no {split} conversations in {root}")
@@ -249,7 +263,8 @@ class HeldoutWindows(Dataset):
         if ref.id not in self._cache:
             self._cache.clear()  # items are ordered by conversation: keep just the current one
             self._cache[ref.id] = self.corpus.load(ref, audio=False)
-        s = make_sample(self._cache[ref.id], avatar, start, self.window, self.corpus.stats)
+        s = make_sample(self._cache[ref.id], avatar, start, self.window, self.corpus.stats,
+                        denoise_cfg=self.denoise)
         return {k: torch.from_numpy(v) for k, v in s.items()}
 
 

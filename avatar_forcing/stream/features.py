@@ -1,7 +1,8 @@
 """The audio features a session computes, chosen by the checkpoint's config.
 
 * ``log_mel`` (our checkpoints; the default when a config names none): causal log-mel, 320 numbers per
-  25 fps frame, streamed bit-identically to the offline features (audio/features.py);
+  25 fps frame, streamed bit-identically to the offline features (audio/features.py), through the noise
+  suppression the model was trained with (audio/denoise.py; `extra["feature_config"]["denoise"]`);
 * ``wav2vec2`` (converted official checkpoints, `extra["audio_features"] == "wav2vec2"`): the 12 hidden
   layers of wav2vec2-base concatenated, 9216 per frame, from the local folder recorded at conversion
   (`extra["wav2vec"]`) or given in SessionOptions.wav2vec; streamed causally with a look-back window
@@ -19,6 +20,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from avatar_forcing import config as config_io
+from avatar_forcing.audio.denoise import DenoiseConfig, LogMelDenoiser
 from avatar_forcing.audio.features import FEATURE_DIM, StreamingLogMel
 from avatar_forcing.errors import CheckpointError
 
@@ -40,11 +43,28 @@ class AudioFeatures(Protocol):
     def stream(self) -> FeatureStream: ...
 
 
+class DenoisedLogMel:
+    """`StreamingLogMel` followed by `LogMelDenoiser`."""
+
+    def __init__(self, cfg: DenoiseConfig):
+        self.features, self.denoiser = StreamingLogMel(), LogMelDenoiser(cfg)
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        return self.denoiser.push(self.features.push(pcm))
+
+    def reset(self) -> None:
+        self.features.reset()
+        self.denoiser.reset()
+
+
 class LogMelFeatures:
     name, dim = LOG_MEL, FEATURE_DIM
 
+    def __init__(self, denoise: DenoiseConfig | None = None):
+        self.denoise = denoise
+
     def stream(self) -> FeatureStream:
-        return StreamingLogMel()
+        return StreamingLogMel() if self.denoise is None else DenoisedLogMel(self.denoise)
 
 
 class Wav2Vec2AudioFeatures:
@@ -71,7 +91,9 @@ def audio_features_for(extra: dict, audio_dim: int, checkpoint_dir: str | Path |
     `wav2vec` overrides the folder recorded at conversion. Its dimension must be the model's."""
     kind = extra.get("audio_features", LOG_MEL)
     if kind == LOG_MEL:
-        features: AudioFeatures = LogMelFeatures()
+        denoise = (extra.get("feature_config") or {}).get("denoise")
+        features: AudioFeatures = LogMelFeatures(
+            config_io.from_dict(DenoiseConfig, denoise) if denoise is not None else None)
     elif kind == WAV2VEC2:
         folder = wav2vec or extra.get("wav2vec")
         if folder is None:

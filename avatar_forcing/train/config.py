@@ -47,6 +47,9 @@ class TrainConfig:
     flow_loss: str = FlowConfig.loss  # "l1" (the paper) | "l2" (the conditional mean: FlowConfig.loss)
     # Corrupt each training window's user side as a webcam and a microphone would (data/augment.py).
     augment_user: bool = False
+    # Hear both voices through the session's noise suppression (audio/denoise.py); recorded in the
+    # checkpoint's feature_config, so that a session repeats it.
+    denoise_audio: bool = False
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable

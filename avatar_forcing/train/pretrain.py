@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from avatar_forcing import config as config_io
+from avatar_forcing.audio.denoise import DenoiseConfig
 from avatar_forcing.audio.features import FEATURE_DIM, LogMelConfig
 from avatar_forcing.data.augment import UserAugmentConfig
 from avatar_forcing.data.loader import HeldoutWindows, LoaderConfig, TrainLoader
@@ -57,20 +58,23 @@ def check_config(mcfg: ModelConfig, motion_dim: int = MOTION_DIM, feature_dim: i
         )
 
 
-def feature_config(data_dir: str | Path) -> dict[str, Any]:
-    """The audio features the corpus was made with (log-mel unless its index says otherwise)."""
+def feature_config(data_dir: str | Path, denoise: DenoiseConfig | None = None) -> dict[str, Any]:
+    """The audio features the corpus was made with (log-mel unless its index says otherwise), and the
+    noise suppression the model hears them through (a session repeats it: stream/features.py)."""
     from avatar_forcing.data.shards import Corpus
 
     info = Corpus(data_dir).index.get("info", {})
-    return info.get("feature_config") or {"kind": "log_mel", **config_io.to_dict(LogMelConfig())}
+    features = info.get("feature_config") or {"kind": "log_mel", **config_io.to_dict(LogMelConfig())}
+    return {**features, "denoise": config_io.to_dict(denoise) if denoise is not None else None}
 
 
 def validation_batches(
-    data_dir: str | Path, window: int, count: int, batch_size: int, stats: MotionStats | None = None
+    data_dir: str | Path, window: int, count: int, batch_size: int, stats: MotionStats | None = None,
+    denoise: DenoiseConfig | None = None,
 ) -> list[Batch]:
     """``count`` held-out windows spread evenly over the held-out split (fixed across runs)."""
     try:
-        heldout = HeldoutWindows(data_dir, window)
+        heldout = HeldoutWindows(data_dir, window, denoise=denoise)
     except InputError:
         return []  # a corpus without a held-out split trains without validation
     if stats is not None:
@@ -109,13 +113,14 @@ def build_trainer(
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
     mcfg = mcfg or model_preset(tcfg.model_preset, **tcfg.model_changes)
     check_config(mcfg)
+    denoise = DenoiseConfig() if tcfg.denoise_audio else None
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
-                              augment=UserAugmentConfig() if tcfg.augment_user else None)
+                              augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise)
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats
     val = (
-        validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats)
+        validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats, denoise)
         if dist.is_main
         else []
     )
@@ -124,7 +129,7 @@ def build_trainer(
         model = DFoT(mcfg)
     flow = flow_config(tcfg.user_condition, tcfg.p_drop_user, tcfg.flow_loss)
     extra = {
-        "feature_config": feature_config(data_dir),
+        "feature_config": feature_config(data_dir, denoise),
         "flow_config": config_io.to_dict(flow),
         **(extra or {}),
     }
