@@ -56,6 +56,15 @@ def face_landmarks() -> np.ndarray:
     return lm
 
 
+def test_the_summary_row_takes_the_worst_freeze_and_the_mean_of_the_rest():
+    rows = [{"smile_range": 0.2, "longest_freeze_s": 0.1, "frozen": 0.0},
+            {"smile_range": 0.4, "longest_freeze_s": 2.5, "frozen": 1.0},
+            {"smile_range": math.nan, "longest_freeze_s": 0.3, "frozen": 0.0}]
+    summary = rx.overall(rows)
+    assert summary["smile_range"] == pytest.approx(0.3)  # NaN rows left out
+    assert summary["longest_freeze_s"] == 2.5 and summary["frozen"] == 1.0  # one frozen video is a failure
+
+
 def test_the_longest_freeze_is_the_still_stretch_between_motion():
     base = face_landmarks()
     shift = np.zeros(150)

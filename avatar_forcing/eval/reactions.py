@@ -393,12 +393,17 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (  # key, header, format
 )
 
 
+# A freeze anywhere is a failure, so the summary row takes the worst video's, not the mean.
+WORST_OF_VIDEOS = ("longest_freeze_s", "frozen")
+
+
 def overall(rows: list[dict[str, float]]) -> dict[str, float]:
-    """The mean of each number over the videos where it is finite."""
+    """The mean of each number over the videos where it is finite (the worst for WORST_OF_VIDEOS)."""
     out = {}
     for key in rows[0] if rows else ():
         values = [r[key] for r in rows if np.isfinite(r[key])]
-        out[key] = float(np.mean(values)) if values else math.nan
+        summary = np.max if key in WORST_OF_VIDEOS else np.mean
+        out[key] = float(summary(values)) if values else math.nan
     return out
 
 
@@ -556,7 +561,8 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
              f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}; "
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
              f"baseline = the same model with no user input (talking only). Freeze: landmarks moving < "
-             f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s.")
+             f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s; "
+             "the mean row's longest freeze is the worst video's.")
     if args.rescore:
         notes += " Re-scored from the signals of an earlier run (signals/)."
     (out / "table.md").write_text(f"# eval reactions\n\n{notes}\n\n{table}\n")
