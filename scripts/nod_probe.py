@@ -11,6 +11,10 @@ and the same for nods at random times (`eval reactions`' chance level), pooled o
 head dip after a phrase end (the largest downward pitch within the 1.5 s response window, relative to the
 pitch at the end) beside the same dip after every frame: a nod too small for the detector still shows.
 
+In the corpus a listener nods at a phrase break inside the speaker's turn, not at a turn end, where it
+starts talking itself: the default 1.6 s pause is as long as a turn end; `--pause 0.6` is a phrase break
+(docs/EVALUATION.md, round 8).
+
     .venv/bin/python scripts/nod_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest
 """
 
