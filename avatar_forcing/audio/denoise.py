@@ -19,7 +19,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d
 from scipy.signal import lfilter
 
-from avatar_forcing.audio.features import LogMelConfig
+from avatar_forcing.audio.features import LogMelConfig, db_to_features, features_to_db
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,7 @@ class LogMelDenoiser:
         mel, n = self.mel, len(features)
         if n == 0:
             return np.empty((0, mel.dim), np.float32)
-        db = features.reshape(-1, mel.n_mels).astype(np.float64) * mel.db_scale + mel.db_center
-        power = 10.0 ** (db / 10.0)
+        power = 10.0 ** (features_to_db(features.reshape(-1, mel.n_mels).astype(np.float64), mel) / 10.0)
         smoothed, self._state = lfilter([1.0 - self._alpha], [1.0, -self._alpha], power, axis=0,
                                         zi=self._state)
         history = np.concatenate([self._tail, smoothed])
@@ -59,8 +58,7 @@ class LogMelDenoiser:
         noise = noise[len(self._tail):]  # each hop's minimum over itself and the window before it
         self._tail = history[len(history) - len(self._tail):]
         gain = np.maximum(1.0 - self.cfg.over * noise / power, self._gain_floor)
-        db = 10.0 * np.log10(np.maximum(power * gain, mel.log_floor))
-        return ((db - mel.db_center) / mel.db_scale).reshape(n, -1).astype(np.float32)
+        return db_to_features(10.0 * np.log10(np.maximum(power * gain, mel.log_floor)), mel).reshape(n, -1)
 
 
 def denoise_preroll(cfg: DenoiseConfig, mel: LogMelConfig = LogMelConfig()) -> int:

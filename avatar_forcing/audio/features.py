@@ -80,6 +80,16 @@ def _tables(cfg: LogMelConfig) -> tuple[np.ndarray, np.ndarray]:
     return window, bank
 
 
+def features_to_db(features: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """Feature values -> mel band power in dB (the inverse of the normalisation; same dtype and shape)."""
+    return features * cfg.db_scale + cfg.db_center
+
+
+def db_to_features(db: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """Mel band power in dB -> float32 feature values (-100 dB -> -1, 0 dB -> +1)."""
+    return ((db - cfg.db_center) / cfg.db_scale).astype(np.float32)
+
+
 def mel_filterbank(cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
     """(n_fft // 2 + 1, n_mels) triangles with peak 1: how an FFT bin's power spreads over the bands."""
     return _tables(cfg)[1]
@@ -113,7 +123,7 @@ def _frames_from_padded(padded: np.ndarray, n_frames: int, cfg: LogMelConfig) ->
         power = (magnitude * magnitude).reshape(stop - start, cfg.hops_per_frame, -1)
         mel = np.matmul(power, bank)  # one (4, bins) @ (bins, n_mels) product per frame
         db = 10.0 * np.log10(np.maximum(mel, cfg.log_floor))
-        out[start:stop] = ((db - cfg.db_center) / cfg.db_scale).reshape(stop - start, cfg.dim)
+        out[start:stop] = db_to_features(db, cfg).reshape(stop - start, cfg.dim)
     return out
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from avatar_forcing.audio.features import LogMelConfig, mel_filterbank
+from avatar_forcing.audio.features import LogMelConfig, db_to_features, features_to_db, mel_filterbank
 from avatar_forcing.motion.vector import NUM_BLENDSHAPES
 
 Range = tuple[float, float]
@@ -89,7 +89,7 @@ def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugme
     """(N, hops x n_mels) log-mel features -> the same voice through another microphone (the user's, or the
     avatar's as another TTS or recording would give it)."""
     n = len(features)
-    db = features.reshape(n, mel.hops_per_frame, mel.n_mels) * mel.db_scale + mel.db_center
+    db = features_to_db(features.reshape(n, mel.hops_per_frame, mel.n_mels), mel)
     reverb, music = rng.random() < cfg.reverb_prob, rng.random() < cfg.music_prob
     if reverb or music:
         power = 10.0 ** (db.reshape(-1, mel.n_mels) / 10.0)
@@ -106,7 +106,7 @@ def augment_audio(features: np.ndarray, rng: np.random.Generator, cfg: UserAugme
     noise = floor + rng.normal(0.0, cfg.noise_fluctuation_db, db.shape)
     power = 10.0 ** (db / 10.0) + 10.0 ** (noise / 10.0)
     db = 10.0 * np.log10(np.maximum(power, mel.log_floor))
-    return ((db - mel.db_center) / mel.db_scale).reshape(n, -1).astype(np.float32)
+    return db_to_features(db, mel).reshape(n, -1)
 
 
 def reverberate(power: np.ndarray, rng: np.random.Generator, cfg: UserAugmentConfig,
