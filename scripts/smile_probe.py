@@ -1,12 +1,16 @@
-"""Controlled reaction probe (issue 16): does a checkpoint's avatar smile back at a user who smiles?
+"""Controlled reaction probe (issue 16): does the avatar smile back at a smiling user, and how soon?
 
 Through the live session path (no tracker, no renderer): the user's motion, relative to the user's rest, is
 neutral for 4 s, smiles `amp` (with a little cheek squint) from 4 s to 9 s, then rests again; the user's
 microphone is silent (or, with --talking, carries the demo user's synthetic speech throughout: a user who
-smiles while talking) and the avatar has no speech. Prints the avatar's generated smile per phase,
-averaged over seeds.
+smiles while talking) and the avatar has no speech. Prints, per user smile level and over seeds, the
+avatar's generated smile per phase and its answer: the seconds until its smile first reaches half the
+user's (people answer a smile 0.3-0.7 s after it, docs/DATA.md), and how many seeds answer within
+`ANSWER_WITHIN_S`. With --corpus, first the same for the listeners of a corpus' training conversations:
+every user smile onset to at least `CORPUS_MIN_SMILE` while the other does not smile yet.
 
     .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest [--talking]
+        [--corpus runs/data]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import numpy as np
 
 from avatar_forcing.audio.io import load_audio
+from avatar_forcing.data.shards import Corpus
 from avatar_forcing.demo import DEMO_DIR
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
@@ -26,6 +31,11 @@ SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 CHEEK = [idx("cheekSquintLeft"), idx("cheekSquintRight")]
 CHEEK_PER_SMILE = 0.4
 PHASES_S = (0.0, 4.0, 9.0, 14.0)  # rest, smile, rest
+ANSWERED_AT = 0.5        # of the user's smile level
+ANSWER_WITHIN_S = 1.6    # eval reactions' longest lag (ReactionsConfig.max_lag_s)
+CORPUS_ONSET = 0.15      # a corpus user's smile starts where it rises through this ...
+CORPUS_MIN_SMILE = 0.3   # ... and counts if it reaches this within a second
+CORPUS_NOT_YET = 0.1     # the listener does not smile yet: below this over the 0.2 s before
 
 
 def user_voice(frames: int, talking: bool) -> np.ndarray:
@@ -37,12 +47,12 @@ def user_voice(frames: int, talking: bool) -> np.ndarray:
     return np.resize(speech, samples).astype(np.float32)
 
 
-def generated_smile(checkpoint: str, amp: float, seed: int, cfg_user: float, talking: bool) -> np.ndarray:
+def generated_smile(checkpoint: str, amp: float, options: SessionOptions, talking: bool) -> np.ndarray:
     a, b, end = (int(t * FPS) for t in PHASES_S[1:])
     user = np.zeros((end, MOTION_DIM), np.float32)
     user[a:b, SMILE] = amp
     user[a:b, CHEEK] = amp * CHEEK_PER_SMILE
-    session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed, cfg_user=cfg_user))
+    session = AvatarSession(checkpoint, None, options)
     session.push_user_motion(user, 0.0)
     session.push_user_audio(user_voice(end, talking), SAMPLE_RATE)
     session.finish()
@@ -53,22 +63,62 @@ def generated_smile(checkpoint: str, amp: float, seed: int, cfg_user: float, tal
     return np.concatenate(blocks)[:end, SMILE].mean(1)
 
 
+def answer_s(smile: np.ndarray, amp: float) -> float:
+    """Seconds from the user's smile onset until the avatar's smile reaches ANSWERED_AT of it (inf: never;
+    NaN: the user did not smile)."""
+    if amp <= 0:
+        return float("nan")
+    a, b = (int(t * FPS) for t in PHASES_S[1:3])
+    hits = np.flatnonzero(smile[a:b] >= ANSWERED_AT * amp)
+    return hits[0] / FPS if len(hits) else float("inf")
+
+
+def corpus_answers(data: str, conversations: int) -> np.ndarray:
+    """Answer times (s; inf: none within 3 s) of the listeners of a corpus' first training conversations."""
+    corpus, times = Corpus(data), []
+    second, before, horizon = FPS, FPS // 5, 3 * FPS
+    for ref in corpus.conversations("train")[:conversations]:
+        people = corpus.load(ref, audio=False).participants
+        for me, user in ((0, 1), (1, 0)):
+            theirs, mine = (people[i].motion[:, SMILE].mean(1) for i in (user, me))
+            for t in np.flatnonzero((theirs[1:] >= CORPUS_ONSET) & (theirs[:-1] < CORPUS_ONSET)) + 1:
+                level = theirs[t:t + second].max()
+                if level < CORPUS_MIN_SMILE or mine[max(0, t - before):t + 1].max() > CORPUS_NOT_YET:
+                    continue
+                hits = np.flatnonzero(mine[t:t + horizon] >= ANSWERED_AT * level)
+                times.append(hits[0] / FPS if len(hits) else float("inf"))
+    return np.array(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--amps", default="0,0.5,0.9")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--amps", default="0.2,0.35,0.5,0.9")
+    parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)
+    parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
     parser.add_argument("--talking", action="store_true", help="the user talks while smiling")
+    parser.add_argument("--corpus", help="also measure the listeners of this corpus")
+    parser.add_argument("--corpus-conversations", type=int, default=120)
     args = parser.parse_args()
+    if args.corpus:
+        times = corpus_answers(args.corpus, args.corpus_conversations)
+        print(f"{args.corpus}: {len(times)} user smiles, answered within {ANSWER_WITHIN_S} s: "
+              f"{np.mean(times <= ANSWER_WITHIN_S):.2f}, median answer {np.median(times):.2f} s")
     a, b = (int(t * FPS) for t in PHASES_S[1:3])
     for checkpoint in args.checkpoints:
         for amp in (float(x) for x in args.amps.split(",")):
-            runs = [generated_smile(checkpoint, amp, seed, args.cfg_user, args.talking)
-                    for seed in range(args.seeds)]
+            options = [SessionOptions(render=False, seed=seed, cfg_user=args.cfg_user,
+                                      history_noise=args.history_noise) for seed in range(args.seeds)]
+            runs = [generated_smile(checkpoint, amp, o, args.talking) for o in options]
+            answers = np.array([answer_s(r, amp) for r in runs])
             smile = np.mean(runs, 0)
-            print(f"{checkpoint} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
-                  f"{smile[a:b].mean():.3f} (max {smile[a:b].max():.3f}), after {smile[b:].mean():.3f}")
+            line = (f"{checkpoint} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
+                    f"{smile[a:b].mean():.3f} (max {smile[a:b].max():.3f}), after {smile[b:].mean():.3f}")
+            if amp > 0:
+                line += (f"; answered within {ANSWER_WITHIN_S} s in {int((answers <= ANSWER_WITHIN_S).sum())}"
+                         f"/{len(runs)} seeds, median answer {np.median(answers):.2f} s")
+            print(line)
 
 
 if __name__ == "__main__":
