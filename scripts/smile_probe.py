@@ -6,8 +6,8 @@ microphone is silent (or, with --talking, carries the demo user's synthetic spee
 smiles while talking) and the avatar has no speech. Prints, per user smile level and over seeds, the
 avatar's generated smile per phase and its answer: the seconds until its smile first reaches half the
 user's (people answer a smile 0.3-0.7 s after it, docs/DATA.md), and how many seeds answer within
-`ANSWER_WITHIN_S`. With --corpus, first the same for the listeners of a corpus' training conversations:
-every user smile onset to at least `CORPUS_MIN_SMILE` while the other does not smile yet.
+`ANSWER_WITHIN_S`. With --corpus, first the same for the listeners of a corpus' training conversations, by
+`eval reactions`' rule (``smile_answers``, ``AnswerConfig``).
 
     .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest [--talking]
         [--corpus runs/data]
@@ -22,6 +22,7 @@ import numpy as np
 from avatar_forcing.audio.io import load_audio
 from avatar_forcing.data.shards import Corpus
 from avatar_forcing.demo import DEMO_DIR
+from avatar_forcing.eval.reactions import AnswerConfig, smile_answers
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
@@ -31,11 +32,8 @@ SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 CHEEK = [idx("cheekSquintLeft"), idx("cheekSquintRight")]
 CHEEK_PER_SMILE = 0.4
 PHASES_S = (0.0, 4.0, 9.0, 14.0)  # rest, smile, rest
-ANSWERED_AT = 0.5        # of the user's smile level
-ANSWER_WITHIN_S = 1.6    # eval reactions' longest lag (ReactionsConfig.max_lag_s)
-CORPUS_ONSET = 0.15      # a corpus user's smile starts where it rises through this ...
-CORPUS_MIN_SMILE = 0.3   # ... and counts if it reaches this within a second
-CORPUS_NOT_YET = 0.1     # the listener does not smile yet: below this over the 0.2 s before
+ANSWERED_AT = AnswerConfig.answered_at      # of the user's smile level
+ANSWER_WITHIN_S = AnswerConfig.within_s
 
 
 def user_voice(frames: int, talking: bool) -> np.ndarray:
@@ -74,20 +72,14 @@ def answer_s(smile: np.ndarray, amp: float) -> float:
 
 
 def corpus_answers(data: str, conversations: int) -> np.ndarray:
-    """Answer times (s; inf: none within 3 s) of the listeners of a corpus' first training conversations."""
+    """Answer times (s; inf: none) of the listeners of a corpus' first training conversations."""
     corpus, times = Corpus(data), []
-    second, before, horizon = FPS, FPS // 5, 3 * FPS
     for ref in corpus.conversations("train")[:conversations]:
         people = corpus.load(ref, audio=False).participants
         for me, user in ((0, 1), (1, 0)):
             theirs, mine = (people[i].motion[:, SMILE].mean(1) for i in (user, me))
-            for t in np.flatnonzero((theirs[1:] >= CORPUS_ONSET) & (theirs[:-1] < CORPUS_ONSET)) + 1:
-                level = theirs[t:t + second].max()
-                if level < CORPUS_MIN_SMILE or mine[max(0, t - before):t + 1].max() > CORPUS_NOT_YET:
-                    continue
-                hits = np.flatnonzero(mine[t:t + horizon] >= ANSWERED_AT * level)
-                times.append(hits[0] / FPS if len(hits) else float("inf"))
-    return np.array(times)
+            times.append(smile_answers(theirs, mine))
+    return np.concatenate(times)
 
 
 def main() -> None:

@@ -39,6 +39,26 @@ def test_a_lagged_copy_of_the_smile_is_found_at_its_lag():
     assert r_lead < 0.9
 
 
+def smile_step(frames: int, at: int, level: float, ramp: int = 5) -> np.ndarray:
+    return np.clip((np.arange(frames) - at) / ramp, 0.0, 1.0) * level
+
+
+def test_smile_answers_times_the_answer_and_skips_what_cannot_be_judged():
+    frames, at = 200, 40
+    user = smile_step(frames, at, 0.6)
+    answer = smile_step(frames, at + 15, 0.5)  # reaches half of 0.6 within the lag window
+    times = rx.smile_answers(user, answer)
+    assert len(times) == 1 and 15 / FPS < times[0] < 20 / FPS
+    assert np.isinf(rx.smile_answers(user, np.zeros(frames))).all()  # never answered
+    assert len(rx.smile_answers(smile_step(frames, at, 0.2), answer)) == 0  # too faint to count
+    assert len(rx.smile_answers(user, np.full(frames, 0.4))) == 0  # the avatar was smiling already
+    assert len(rx.smile_answers(smile_step(frames, frames - 10, 0.6), answer)) == 0  # no time left to answer
+    late = rx.answer_scores(user, smile_step(frames, at + 60, 0.5))  # 2.4 s: after the window
+    assert late == {"smiles": 1.0, "smiles_answered": 0.0, "answer_s": late["answer_s"]}
+    assert math.isnan(late["answer_s"])
+    assert rx.answer_scores(user, answer)["smiles_answered"] == 1.0
+
+
 def test_a_constant_face_has_no_smile_range_and_is_one_long_freeze():
     frames = 100
     seq = Retracked(smile_motion(np.full(frames, 0.3)), np.tile(face_landmarks(), (frames, 1, 1)))
