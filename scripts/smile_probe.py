@@ -10,7 +10,7 @@ user's (people answer a smile 0.3-0.7 s after it, docs/DATA.md), and how many se
 `eval reactions`' rule (``smile_answers``, ``AnswerConfig``).
 
     .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest [--talking]
-        [--corpus runs/data]
+        [--corpus runs/data] [--plot smile_answers.png]
 """
 
 from __future__ import annotations
@@ -82,6 +82,33 @@ def corpus_answers(data: str, conversations: int) -> np.ndarray:
     return np.concatenate(times)
 
 
+def plot(path: str, curves: dict[str, list[tuple[float, float, float]]], corpus_rate: float | None) -> None:
+    """Per checkpoint: the avatar's mean smile during the user's (left) and the share of seeds answering in
+    time (right), against the user's smile level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in curves.items():
+        amps, smiles, rates = zip(*points, strict=True)
+        left.plot(amps, smiles, marker="o", label=name)
+        right.plot(amps, rates, marker="o", label=name)
+    left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="as much as the user")
+    if corpus_rate is not None:
+        right.axhline(corpus_rate, color="black", linestyle="--", label="the corpus' listeners")
+    left.set(xlabel="user's smile", ylabel="avatar's mean smile while the user smiles")
+    right.set(xlabel="user's smile", ylabel=f"seeds answering within {ANSWER_WITHIN_S} s", ylim=(-0.05, 1.05))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
@@ -92,9 +119,12 @@ def main() -> None:
     parser.add_argument("--talking", action="store_true", help="the user talks while smiling")
     parser.add_argument("--corpus", help="also measure the listeners of this corpus")
     parser.add_argument("--corpus-conversations", type=int, default=120)
+    parser.add_argument("--plot", metavar="PNG", help="also draw the answers against the user's smile")
     args = parser.parse_args()
+    corpus_rate, curves = None, {}
     if args.corpus:
         times = corpus_answers(args.corpus, args.corpus_conversations)
+        corpus_rate = float(np.mean(times <= ANSWER_WITHIN_S))
         print(f"{args.corpus}: {len(times)} user smiles, answered within {ANSWER_WITHIN_S} s: "
               f"{np.mean(times <= ANSWER_WITHIN_S):.2f}, median answer {np.median(times):.2f} s")
     a, b = (int(t * FPS) for t in PHASES_S[1:3])
@@ -108,9 +138,13 @@ def main() -> None:
             line = (f"{checkpoint} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
                     f"{smile[a:b].mean():.3f} (max {smile[a:b].max():.3f}), after {smile[b:].mean():.3f}")
             if amp > 0:
-                line += (f"; answered within {ANSWER_WITHIN_S} s in {int((answers <= ANSWER_WITHIN_S).sum())}"
-                         f"/{len(runs)} seeds, median answer {np.median(answers):.2f} s")
+                in_time = int((answers <= ANSWER_WITHIN_S).sum())
+                line += (f"; answered within {ANSWER_WITHIN_S} s in {in_time}/{len(runs)} seeds, "
+                         f"median answer {np.median(answers):.2f} s")
+                curves.setdefault(checkpoint, []).append((amp, float(smile[a:b].mean()), in_time / len(runs)))
             print(line)
+    if args.plot:
+        plot(args.plot, curves, corpus_rate)
 
 
 if __name__ == "__main__":
