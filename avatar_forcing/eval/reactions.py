@@ -73,13 +73,14 @@ from avatar_forcing.motion.tracker import fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
 MODEL, BASELINE = "model", "baseline"
+MAX_LAG_S = 1.6  # the longest a reaction may follow its cause: the smile lag and a smile's answer
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
     """When a smile is answered: the user's smile rises through `onset` and reaches `min_level` within
     `level_s`, the avatar does not smile yet (below `not_yet` over the `before_s` before), and the avatar's
-    smile reaches `answered_at` of the user's level within `within_s` (ReactionsConfig.max_lag_s). By this
+    smile reaches `answered_at` of the user's level within `within_s` (MAX_LAG_S). By this
     rule the corpus' listeners answer 88 % of such smiles, after a median 0.64 s (docs/EVALUATION.md,
     round 9)."""
 
@@ -89,7 +90,7 @@ class AnswerConfig:
     not_yet: float = 0.1
     before_s: float = 0.2
     answered_at: float = 0.5
-    within_s: float = 1.6
+    within_s: float = MAX_LAG_S
     horizon_s: float = 3.0  # how long to wait for a late answer (its latency; inf after)
 
 
@@ -97,7 +98,7 @@ class AnswerConfig:
 class ReactionsConfig:
     seconds: float | None = None        # per video; None: the whole video
     seed: int = 0
-    max_lag_s: float = 1.6              # the avatar's smile may follow the user's by up to this
+    max_lag_s: float = MAX_LAG_S        # the avatar's smile may follow the user's by up to this
     # voice activity on the user's RMS envelope (40 ms frames): a frame is voiced when its RMS is above
     # both an absolute floor (silent tracks: portraits.PortraitsConfig.silent_rms) and a point between the
     # clip's quiet and loud levels (so neither a quiet recording nor a noisy room has a fixed threshold;
@@ -145,7 +146,7 @@ def smile_answers(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: AnswerC
     the smiles whose whole answer window is inside the clip; untracked frames are interpolated."""
     theirs, mine = filled(user_smile), filled(avatar_smile)
     n = min(len(theirs), len(mine))
-    if n < 2 or not (np.isfinite(theirs[:n]).all() and np.isfinite(mine[:n]).all()):
+    if not (np.isfinite(theirs[:n]).all() and np.isfinite(mine[:n]).all()):  # untracked throughout
         return np.zeros(0)
     theirs, mine = theirs[:n], mine[:n]
     level_n, before_n, within_n = (round(x * FPS) for x in (cfg.level_s, cfg.before_s, cfg.within_s))
@@ -257,7 +258,8 @@ def reaction_metrics(user: Retracked, avatar: Retracked, ends: np.ndarray,
     n = min(len(user), len(avatar))
     user, avatar = prefix(user, n), prefix(avatar, n)
     mine, theirs = listen_metrics(avatar, cfg.portraits), listen_metrics(user, cfg.portraits)
-    r, lag = smile_lag(smile(user.motion), smile(avatar.motion), cfg)
+    user_smile, avatar_smile = smile(user.motion), smile(avatar.motion)
+    r, lag = smile_lag(user_smile, avatar_smile, cfg)
     freeze, freeze_at = longest_freeze(avatar.landmarks, cfg)
 
     def ratio(key: str) -> float:
@@ -267,7 +269,7 @@ def reaction_metrics(user: Retracked, avatar: Retracked, ends: np.ndarray,
     return {
         "smile_range": mine["smile_range"], "smile_lag_r": r, "smile_lag_s": lag,
         "asked_smile_range": percentile_range(asked, cfg.portraits.listen_low_high),
-        **answer_scores(smile(user.motion), smile(avatar.motion), cfg.answer),
+        **answer_scores(user_smile, avatar_smile, cfg.answer),
         "yaw_ratio": ratio("yaw_std_deg"), "roll_ratio": ratio("roll_std_deg"),
         **nod_scores(avatar.motion[:, idx("pitch")], ends, cfg),
         "longest_freeze_s": freeze, "freeze_at_s": freeze_at, "frozen": float(freeze >= cfg.freeze_flag_s),
