@@ -6,6 +6,7 @@ import torch
 
 from avatar_forcing.data import shards
 from avatar_forcing.data.loader import (
+    SMILE,
     HeldoutWindows,
     LoaderConfig,
     TrainLoader,
@@ -105,3 +106,25 @@ def test_heldout_views(corpus):
     assert ds[0]["motion"].shape == (W, 58)
     convs = heldout_conversations(root)
     assert [c.id for c in convs] == ["h0"] and convs[0].meta["events"][0][0]["type"] == "nod"
+
+
+def test_onset_fraction_places_windows_where_the_users_smile_begins(tmp_path):
+    frames, onset = 300, 180
+    convs = [fake_conversation(f"s{i}", frames, seed=i) for i in range(2)]
+    for conv in convs:
+        for p in conv.participants:
+            p.motion[:, SMILE] = 0.0
+        convs[0].participants[0].motion[onset:, SMILE] = 0.5  # participant 0 smiles: avatar 1 sees it
+    shards.write_shard(tmp_path, "train-00000", convs)
+    shards.write_index(tmp_path)
+    lo, hi = LoaderConfig.onset_lead
+    placed = TrainStream(tmp_path, cfg=LoaderConfig(onset_fraction=1.0))
+    assert placed.user_smile_onsets(placed.refs[0], 1) == [onset]
+    assert placed.user_smile_onsets(placed.refs[0], 0) == []
+    plans = [p for _, p in zip(range(40), placed.plans(0, 1), strict=False)]
+    answering = [p.start for p in plans if p.ref.id == "s0" and p.avatar == 1]
+    assert answering and all(lo <= onset - s <= hi for s in answering)
+    others = [p.start for p in plans if not (p.ref.id == "s0" and p.avatar == 1)]
+    assert len(set(others)) > 1  # no smile to place them by: uniform windows
+    uniform = [p.start for _, p in zip(range(40), TrainStream(tmp_path).plans(0, 1), strict=False)]
+    assert sum(lo <= onset - s <= hi for s in uniform) < len(answering)

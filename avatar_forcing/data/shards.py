@@ -240,6 +240,15 @@ class Corpus:
             ref = found[0]
         return self.load_shard(ref.shard, [ref.id], audio)[0]
 
+    def load_motion(self, ref: ConversationRef) -> list[np.ndarray]:
+        """The participants' motion alone (a small read: the features and audio stay on disk)."""
+        path = self.root / SHARD_DIR / f"{ref.shard}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return [data[f"{ref.id}/p{i}/motion"] for i in range(2)]
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"cannot read the motion of {ref.id} in {path}: {exc}") from None
+
     def load_shard(self, name: str, ids: list[str] | None = None, audio: bool = True) -> list[Conversation]:
         """Conversations of one shard (all, or those in ``ids``, in that order)."""
         folder = self.root / SHARD_DIR

@@ -69,6 +69,7 @@ from avatar_forcing.eval.portraits import (
     video_frames,
     write_sheet,
 )
+from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile_onsets
 from avatar_forcing.motion.tracker import fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
@@ -78,15 +79,12 @@ MAX_LAG_S = 1.6  # the longest a reaction may follow its cause: the smile lag an
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    """When a smile is answered: the user's smile rises through `onset` and reaches `min_level` within
-    `level_s`, the avatar does not smile yet (below `not_yet` over the `before_s` before), and the avatar's
-    smile reaches `answered_at` of the user's level within `within_s` (MAX_LAG_S). By this
-    rule the corpus' listeners answer 88 % of such smiles, after a median 0.64 s (docs/EVALUATION.md,
-    round 9)."""
+    """When a smile is answered: the user's smile begins (``SmileOnsetConfig``), the avatar does not smile
+    yet (below `not_yet` over the `before_s` before), and the avatar's smile reaches `answered_at` of the
+    user's level within `within_s` (MAX_LAG_S). By this rule the corpus' listeners answer 88 % of such
+    smiles, after a median 0.64 s (docs/EVALUATION.md, round 9)."""
 
-    onset: float = 0.15
-    min_level: float = 0.3
-    level_s: float = 1.0
+    smile: SmileOnsetConfig = SmileOnsetConfig()
     not_yet: float = 0.1
     before_s: float = 0.2
     answered_at: float = 0.5
@@ -149,11 +147,10 @@ def smile_answers(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: AnswerC
     if not (np.isfinite(theirs[:n]).all() and np.isfinite(mine[:n]).all()):  # untracked throughout
         return np.zeros(0)
     theirs, mine = theirs[:n], mine[:n]
-    level_n, before_n, within_n = (round(x * FPS) for x in (cfg.level_s, cfg.before_s, cfg.within_s))
+    before_n, within_n = (round(x * FPS) for x in (cfg.before_s, cfg.within_s))
     times = []
-    for t in np.flatnonzero((theirs[1:] >= cfg.onset) & (theirs[:-1] < cfg.onset)) + 1:
-        level = theirs[t:t + level_n].max()
-        if level < cfg.min_level or t + within_n > n or mine[max(0, t - before_n):t + 1].max() >= cfg.not_yet:
+    for t, level in smile_onsets(theirs, cfg.smile):
+        if t + within_n > n or mine[max(0, t - before_n):t + 1].max() >= cfg.not_yet:
             continue
         hits = np.flatnonzero(mine[t:t + round(cfg.horizon_s * FPS)] >= cfg.answered_at * level)
         times.append(hits[0] / FPS if len(hits) else math.inf)

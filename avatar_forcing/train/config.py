@@ -50,6 +50,8 @@ class TrainConfig:
     # Hear both voices through the session's noise suppression (audio/denoise.py); recorded in the
     # checkpoint's feature_config, so that a session repeats it.
     denoise_audio: bool = False
+    # Place this fraction of the windows around a user's smile beginning (data/loader.py, LoaderConfig).
+    onset_fraction: float = 0.0
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
@@ -75,6 +77,8 @@ class TrainConfig:
             raise ConfigError("train.warmup_steps, grad_clip, val_every and num_workers must be >= 0")
         if not 0.0 <= self.p_drop_user < 1.0:
             raise ConfigError(f"train.p_drop_user must be in [0, 1), got {self.p_drop_user}")
+        if not 0.0 <= self.onset_fraction <= 1.0:
+            raise ConfigError(f"train.onset_fraction must be in [0, 1], got {self.onset_fraction}")
         if self.user_condition not in USER_CONDITIONS:
             raise ConfigError(
                 f"train.user_condition must be one of {USER_CONDITIONS}, got {self.user_condition!r}"

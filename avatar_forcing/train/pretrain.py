@@ -115,7 +115,8 @@ def build_trainer(
     check_config(mcfg)
     denoise = DenoiseConfig() if tcfg.denoise_audio else None
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
-                              augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise)
+                              augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise,
+                              onset_fraction=tcfg.onset_fraction)
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats
