@@ -149,3 +149,25 @@ def test_silent_acknowledgements_nod_without_a_sound(convs):
                 t = int(e["time"] * conv.fps) * sr_per_frame
                 assert np.abs(part.audio[t : t + 5 * sr_per_frame]).max() == 0.0
     assert silent > 2 * voiced and silent >= 5
+
+
+def test_late_answers_move_only_the_mirrored_smiles():
+    """A late answer changes when a smile is mirrored and nothing else: its own random stream."""
+    def with_late(prob: float):
+        listening = dataclasses.replace(CFG.listening, smile_late_prob=prob)
+        return generate_fresh(5, "train", 0, dataclasses.replace(CFG, listening=listening))
+
+    prompt, late = with_late(0.0), with_late(1.0)
+    smile_like = {idx(n) for n in ("mouthSmileLeft", "mouthSmileRight", "eyeSquintLeft", "eyeSquintRight")}
+    others = [i for i in range(prompt.participants[0].motion.shape[1]) if i not in smile_like]
+    lags = {}
+    for conv, name in ((prompt, "prompt"), (late, "late")):
+        lags[name] = [e["time"] - e["cause_time"] for p in range(2) for e in conv.meta["events"][p]
+                      if e["type"] == "smile_mirror"]
+    assert lags["prompt"] and len(lags["prompt"]) == len(lags["late"])
+    lo, hi = CFG.listening.smile_lag
+    assert all(lo - 1e-3 <= x <= hi + 1e-3 for x in lags["prompt"])
+    late_lo, late_hi = CFG.listening.smile_late_lag
+    assert any(late_lo - 1e-3 <= x <= late_hi + 1e-3 and x > hi for x in lags["late"])
+    for a, b in zip(prompt.participants, late.participants, strict=True):
+        np.testing.assert_array_equal(a.motion[:, others], b.motion[:, others])

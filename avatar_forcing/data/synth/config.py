@@ -121,6 +121,12 @@ class ListeningConfig:
     double_nod_prob: float = 0.3
     smile_mirror_prob: float = 0.9  # per speaker smile
     smile_lag: Range = (0.3, 0.7)
+    # Some answers come late (the listener was looking away, or thinking). Without them a listener who has
+    # not answered by 0.7 s never answers in the corpus, so a model that missed the moment read its own
+    # history as "this listener does not mirror" and waited until the smile's start left its context,
+    # about 2.9 s, at every smile level and seed (docs/EVALUATION.md, round 10).
+    smile_late_prob: float = 0.25
+    smile_late_lag: Range = (0.7, 1.5)
     smile_mirror_gain: Range = (0.8, 1.1)  # listener smile relative to the speaker's
     smile_hold: Range = (0.8, 2.0)
     laugh_response_lag: Range = (0.3, 0.7)

@@ -43,6 +43,7 @@ LOG_SCALE_DRIFT = 0.01  # slow leaning towards / away from the camera
 SPEAKING_AVERSION_PROB = 0.4  # speakers often glance away as they start a turn
 TAIL_SECONDS = 0.6  # silence after the last utterance
 QUIET_SMILE_STREAM = 1  # quiet smiles have their own generator: the rest of a conversation stays as it was
+LATE_ANSWER_STREAM = 2  # so do the late answers to a smile
 
 
 def conversation_id(seed: int, split: str, index: int) -> str:
@@ -181,7 +182,8 @@ def generate(
         q = 1 - p
         gain = styles[p]["expressiveness"]
         listening = 1.0 - speaking[p]  # anyone not taking a turn listens (and reacts)
-        r = react(t, cfg.fps, cues[q], cues[p], listening, own_head[q], rng, cfg.listening, gain)
+        late_rng = np.random.default_rng([seed, SPLIT_CODES[split], index, LATE_ANSWER_STREAM, p])
+        r = react(t, cfg.fps, cues[q], cues[p], listening, own_head[q], rng, late_rng, cfg.listening, gain)
         head = own_head[p] + r.head
         gaze = r.gaze
         for u in [u for u in utterances if u.speaker == p and u.kind == "sentence"]:

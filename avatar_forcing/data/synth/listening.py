@@ -3,8 +3,9 @@
 Rules, applied only while the listener is not taking a turn of their own:
   1. nod        : 200-600 ms after the speaker ends a phrase, with probability ``nod_prob`` (always
                   when the listener backchannels); sometimes a double nod.
-  2. smile_mirror: when the speaker smiles, the listener smiles too after a 300-700 ms lag, at a
-                  fraction of the speaker's smile, until shortly after the speaker stops.
+  2. smile_mirror: when the speaker smiles, the listener smiles too after a 300-700 ms lag (a quarter of
+                  the time late, 0.7-1.5 s), at a fraction of the speaker's smile, until shortly after
+                  the speaker stops.
   3. laugh_response: when the speaker laughs, a broad smile (with cheek and eye squint) after a lag.
   4. mimicry    : the listener's head follows a delayed, low-passed, scaled copy of the speaker's.
   5. gaze_shift : short glances away (eyeLook*), a Poisson process while listening.
@@ -91,10 +92,12 @@ def react(
     listening: np.ndarray,
     partner_head: np.ndarray,
     rng: np.random.Generator,
+    late_rng: np.random.Generator,
     cfg: ListeningConfig,
     gain: float,
 ) -> Reactions:
-    """Apply the reaction rules to a listener. ``listening`` (T,) in [0, 1]; ``partner_head`` (T, 3)."""
+    """Apply the reaction rules to a listener. ``listening`` (T,) in [0, 1]; ``partner_head`` (T, 3).
+    ``late_rng`` decides which smiles are answered late: its own stream, so the rest stays as it was."""
     frames = len(t)
     head = np.zeros((frames, 3))
     smile = np.zeros(frames)
@@ -122,6 +125,9 @@ def react(
         lag = rng.uniform(*cfg.smile_lag)
         if not is_listening(onset + lag) or rng.random() >= cfg.smile_mirror_prob:
             continue
+        if late_rng.random() < cfg.smile_late_prob:
+            late = late_rng.uniform(*cfg.smile_late_lag)
+            lag = late if is_listening(onset + late) else lag
         level = min(1.0, gain * amp * rng.uniform(*cfg.smile_mirror_gain))
         hold_end = max(end, onset + rng.uniform(*cfg.smile_hold)) + lag
         smile = np.maximum(smile, level * envelope(t, onset + lag, hold_end, 0.3, 0.6))
