@@ -7,10 +7,10 @@ smiles while talking) and the avatar has no speech. Prints, per user smile level
 avatar's generated smile per phase and its answer: the seconds until its smile first reaches half the
 user's (people answer a smile 0.3-0.7 s after it, docs/DATA.md), and how many seeds answer within
 `ANSWER_WITHIN_S`. With --corpus, first the same for the listeners of a corpus' training conversations, by
-`eval reactions`' rule (``smile_answers``, ``AnswerConfig``).
+`eval reactions`' rule (eval/metrics.py: ``smile_answers``, ``AnswerConfig``).
 
     .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest [--talking]
-        [--corpus runs/data] [--plot smile_answers.png]
+        [--corpus runs/data] [--plot smile_answers.png] [--plot-runs runs.png --runs-amp 0.5]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from avatar_forcing.audio.io import load_audio
 from avatar_forcing.data.shards import Corpus
 from avatar_forcing.demo import DEMO_DIR
-from avatar_forcing.eval.reactions import AnswerConfig, smile_answers
+from avatar_forcing.eval.metrics import AnswerConfig, smile_answers
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
@@ -109,6 +109,32 @@ def plot(path: str, curves: dict[str, list[tuple[float, float, float]]], corpus_
     print(f"wrote {path}")
 
 
+def plot_runs(path: str, runs: dict[str, list[np.ndarray]], amp: float) -> None:
+    """One panel per checkpoint: every seed's smile around the user's smile of level ``amp``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a, b = (int(t * FPS) for t in PHASES_S[1:3])
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.4), sharey=True, squeeze=False)
+    for ax, (name, seeds) in zip(axes[0], runs.items(), strict=True):
+        t = np.arange(len(seeds[0])) / FPS - PHASES_S[1]
+        user = np.where((np.arange(len(t)) >= a) & (np.arange(len(t)) < b), amp, 0.0)
+        ax.plot(t, user, color="black", linestyle="--", label="user")
+        for seed, smile in enumerate(seeds):
+            ax.plot(t, smile, alpha=0.75, label="avatar, one seed each" if seed == 0 else None)
+        ax.axvspan(0, ANSWER_WITHIN_S, color="green", alpha=0.08, label=f"in time ({ANSWER_WITHIN_S} s)")
+        ax.set(title=name, xlabel="seconds after the user's smile begins",
+               xlim=(-1, PHASES_S[2] - PHASES_S[1]))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("smile")
+    axes[0][0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
@@ -120,8 +146,11 @@ def main() -> None:
     parser.add_argument("--corpus", help="also measure the listeners of this corpus")
     parser.add_argument("--corpus-conversations", type=int, default=120)
     parser.add_argument("--plot", metavar="PNG", help="also draw the answers against the user's smile")
+    parser.add_argument("--plot-runs", metavar="PNG",
+                        help="also draw every seed's smile for the level --runs-amp, per checkpoint")
+    parser.add_argument("--runs-amp", type=float, default=0.5)
     args = parser.parse_args()
-    corpus_rate, curves = None, {}
+    corpus_rate, curves, seeds_of = None, {}, {}
     if args.corpus:
         times = corpus_answers(args.corpus, args.corpus_conversations)
         corpus_rate = float(np.mean(times <= ANSWER_WITHIN_S))
@@ -134,6 +163,8 @@ def main() -> None:
                                       history_noise=args.history_noise) for seed in range(args.seeds)]
             runs = [generated_smile(checkpoint, amp, o, args.talking) for o in options]
             answers = np.array([answer_s(r, amp) for r in runs])
+            if amp == args.runs_amp:
+                seeds_of[checkpoint] = runs
             smile = np.mean(runs, 0)
             line = (f"{checkpoint} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
                     f"{smile[a:b].mean():.3f} (max {smile[a:b].max():.3f}), after {smile[b:].mean():.3f}")
@@ -145,6 +176,8 @@ def main() -> None:
             print(line)
     if args.plot:
         plot(args.plot, curves, corpus_rate)
+    if args.plot_runs and seeds_of:
+        plot_runs(args.plot_runs, seeds_of, args.runs_amp)
 
 
 if __name__ == "__main__":

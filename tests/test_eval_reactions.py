@@ -13,6 +13,7 @@ import pytest
 
 from avatar_forcing.data.synth.signals import nod
 from avatar_forcing.eval import reactions as rx
+from avatar_forcing.eval.metrics import answer_scores, smile_answers
 from avatar_forcing.eval.portraits import Retracked, listen_metrics
 from avatar_forcing.motion.tracker import NUM_LANDMARKS
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
@@ -47,15 +48,15 @@ def test_smile_answers_times_the_answer_and_skips_what_cannot_be_judged():
     frames, at = 200, 40
     user = smile_step(frames, at, 0.6)
     answer = smile_step(frames, at + 15, 0.5)  # reaches half of 0.6 within the lag window
-    times = rx.smile_answers(user, answer)
+    times = smile_answers(user, answer)
     assert len(times) == 1 and 15 / FPS < times[0] < 20 / FPS
-    assert np.isinf(rx.smile_answers(user, np.zeros(frames))).all()  # never answered
-    assert len(rx.smile_answers(smile_step(frames, at, 0.2), answer)) == 0  # too faint to count
-    assert len(rx.smile_answers(user, np.full(frames, 0.4))) == 0  # the avatar was smiling already
-    assert len(rx.smile_answers(smile_step(frames, frames - 10, 0.6), answer)) == 0  # no time left to answer
-    late = rx.answer_scores(user, smile_step(frames, at + 60, 0.5))  # 2.4 s: after the window
+    assert np.isinf(smile_answers(user, np.zeros(frames))).all()  # never answered
+    assert len(smile_answers(smile_step(frames, at, 0.2), answer)) == 0  # too faint to count
+    assert len(smile_answers(user, np.full(frames, 0.4))) == 0  # the avatar was smiling already
+    assert len(smile_answers(smile_step(frames, frames - 10, 0.6), answer)) == 0  # no time left to answer
+    late = answer_scores(user, smile_step(frames, at + 60, 0.5))  # 2.4 s: after the window
     assert late["smiles"] == 1.0 and late["smiles_answered"] == 0.0 and math.isnan(late["answer_s"])
-    assert rx.answer_scores(user, answer)["smiles_answered"] == 1.0
+    assert answer_scores(user, answer)["smiles_answered"] == 1.0
 
 
 def test_a_constant_face_has_no_smile_range_and_is_one_long_freeze():

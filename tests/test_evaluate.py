@@ -24,7 +24,8 @@ SR, SPF = 16000, 640
 MICRO = dict(width=32, depth=1, heads=2, cond_dim=16, time_embed_dim=32, window=20)
 
 
-def _participant(rng, speaking: list[tuple[float, float]], nods_at: list[float]) -> Participant:
+def _participant(rng, speaking: list[tuple[float, float]], nods_at: list[float],
+                 smiling: list[tuple[float, float]]) -> Participant:
     t = np.arange(FRAMES) / FPS
     audio = np.zeros(FRAMES * SPF, np.float32)
     motion = np.zeros((FRAMES, MOTION_DIM), np.float32)
@@ -34,7 +35,9 @@ def _participant(rng, speaking: list[tuple[float, float]], nods_at: list[float])
         motion[(t >= a) & (t < b), idx("jawOpen")] = 0.4 + 0.1 * np.sin(20 * t[(t >= a) & (t < b)])
     for n in nods_at:  # a 0.5 s down-up pitch bump
         motion[:, idx("pitch")] += 0.15 * np.exp(-(((t - n - 0.25) / 0.1) ** 2))
-    motion[:, idx("mouthSmileLeft")] = motion[:, idx("mouthSmileRight")] = 0.3 + 0.2 * np.sin(t)
+    for a, b in smiling:
+        for side in ("mouthSmileLeft", "mouthSmileRight"):
+            motion[(t >= a) & (t < b), idx(side)] = 0.5
     motion += 0.01 * rng.standard_normal(motion.shape).astype(np.float32)
     return Participant(motion, log_mel(audio).astype(np.float32), np.ones(FRAMES, bool),
                        np.zeros(MOTION_DIM, np.float32), audio)
@@ -45,8 +48,9 @@ def make_corpus(root, labels: bool = True):
     convs = []
     for split, n in (("train", 1), ("heldout", 2)):
         for i in range(n):
-            p0 = _participant(rng, [(0.2, 1.8), (3.5, 4.2)], [2.2])  # p0 nods after p1's phrase end at 2.0
-            p1 = _participant(rng, [(2.0 - 0.1, 2.0), (4.5, 5.6)], [1.9])
+            # p0 nods after p1's phrase end at 2.0; p0 smiles at 1.0 s, p1 at 3.0 s, each answered 0.5 s later
+            p0 = _participant(rng, [(0.2, 1.8), (3.5, 4.2)], [2.2], [(1.0, 2.0), (3.5, 4.5)])
+            p1 = _participant(rng, [(2.0 - 0.1, 2.0), (4.5, 5.6)], [1.9], [(1.5, 2.5), (3.0, 4.5)])
             meta = {}
             if labels:
                 nod = lambda at, cause: {"type": "nod", "time": at, "cause_time": cause}  # noqa: E731
@@ -78,13 +82,15 @@ def test_eval_model_end_to_end(tmp_path, checkpoint):
     for row in report.rows:
         for c in columns(report):
             assert c.key in row.metrics, c.key
-            if c.key not in ("nod_latency_s", "nod_precision"):  # an untrained model may never nod
+            # an untrained model may never nod, and may smile already wherever the user begins to
+            if c.key not in ("nod_latency_s", "nod_precision", "smiles_answered"):
                 assert math.isfinite(row.metrics[c.key]), (row.label, c.key)
     gt = report.row(GT_LABEL).metrics
     assert gt["rpcc_flat_exp"] == 0 and gt["fd_exp"] == pytest.approx(0, abs=1e-6)
     assert gt["nod_recall"] == 1.0  # the constructed GT nods after every labelled phrase end
+    assert gt["user_smiles"] == 4 and gt["smiles_answered"] == 1.0  # one smile per clip, answered in 0.5 s
     a, b = report.row("a").metrics, report.row("b").metrics
-    assert a == b  # same weights, same per-clip seeds: deterministic
+    np.testing.assert_equal(a, b)  # same weights, same per-clip seeds: deterministic (NaN equal to NaN)
     assert a["fd_exp"] > 0
     md = markdown(report)
     assert "rPCC-Exp (flat)" in md and "| b |" in md

@@ -55,6 +55,7 @@ class EvalConfig:
     nod: M.NodConfig = field(default_factory=M.NodConfig)
     lip: M.LipSyncConfig = field(default_factory=M.LipSyncConfig)
     mirror: M.MirrorConfig = field(default_factory=M.MirrorConfig)
+    answer: M.AnswerConfig = field(default_factory=M.AnswerConfig)
 
 
 @dataclass
@@ -195,6 +196,8 @@ def clip_metrics(clip: Clip, pred: np.ndarray, clusters: Clusters, cfg: EvalConf
     lip = M.lip_sync(clip.avatar_audio, pred, clip.gt, cfg.lip)
     out.update(lip_r=lip.correlation, lip_lag_s=lip.lag_s, mouth_mae=float(lip.mouth_mae))
     out["smile_r"] = M.smile_mirroring(clip.user_motion, pred, cfg.mirror)[0]
+    answers = M.smile_answers(M.smile(clip.user_motion), M.smile(pred), cfg.answer)
+    out.update(user_smiles=float(len(answers)), smiles_in_time=float((answers <= cfg.answer.within_s).sum()))
     if clip.nod_causes is not None:
         score = M.nod_response(pred[:, idx("pitch")], clip.nod_causes, cfg.nod)
         hits = score.recall * score.events if score.events else 0.0
@@ -237,6 +240,9 @@ def set_metrics(clips: list[Clip], preds: list[np.ndarray], per_clip: list[dict[
             out[f"pfd_{part}"] = M.pfd(xs, gs, ps)
     for key in ("lip_r", "lip_lag_s", "mouth_mae", "smile_r"):
         out[key] = _nanmean(m[key] for m in per_clip)
+    smiles = sum(m["user_smiles"] for m in per_clip)  # pooled: most clips hold one or two
+    out["user_smiles"] = float(smiles)
+    out["smiles_answered"] = sum(m["smiles_in_time"] for m in per_clip) / smiles if smiles else float("nan")
     labelled = [m for m in per_clip if "nod_events" in m]
     if labelled:
         events = sum(m["nod_events"] for m in labelled)

@@ -42,10 +42,14 @@ from tqdm import tqdm
 
 from avatar_forcing.errors import InputError
 from avatar_forcing.eval.metrics import (
+    MAX_LAG_S,
+    AnswerConfig,
     LipSyncConfig,
     NodConfig,
+    answer_scores,
     audio_envelope,
     detect_nods,
+    filled,
     lagged_correlation,
     nod_response,
     smile,
@@ -69,27 +73,10 @@ from avatar_forcing.eval.portraits import (
     video_frames,
     write_sheet,
 )
-from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile_onsets
-from avatar_forcing.motion.tracker import fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
 MODEL, BASELINE = "model", "baseline"
-MAX_LAG_S = 1.6  # the longest a reaction may follow its cause: the smile lag and a smile's answer
 
-
-@dataclass(frozen=True)
-class AnswerConfig:
-    """When a smile is answered: the user's smile begins (``SmileOnsetConfig``), the avatar does not smile
-    yet (below `not_yet` over the `before_s` before), and the avatar's smile reaches `answered_at` of the
-    user's level within `within_s` (MAX_LAG_S). By this rule the corpus' listeners answer 88 % of such
-    smiles, after a median 0.64 s (docs/EVALUATION.md, round 9)."""
-
-    smile: SmileOnsetConfig = SmileOnsetConfig()
-    not_yet: float = 0.1
-    before_s: float = 0.2
-    answered_at: float = 0.5
-    within_s: float = MAX_LAG_S
-    horizon_s: float = 3.0  # how long to wait for a late answer (its latency; inf after)
 
 
 @dataclass(frozen=True)
@@ -120,15 +107,6 @@ class ReactionsConfig:
 
 # ---- signals -------------------------------------------------------------------------------------------
 
-def filled(x: np.ndarray) -> np.ndarray:
-    """A 1-D signal with its NaN (untracked) frames interpolated; all NaN if fewer than 2 are finite."""
-    x = np.asarray(x, np.float64)
-    ok = np.isfinite(x)
-    if ok.sum() < 2:
-        return np.full_like(x, np.nan)
-    return fill_gaps(x[:, None], ok)[:, 0]
-
-
 def smile_lag(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: ReactionsConfig = ReactionsConfig()
               ) -> tuple[float, float]:
     """(best r, its lag in s) of avatar_smile[t + lag] against user_smile[t], lag 0..max_lag_s."""
@@ -136,34 +114,6 @@ def smile_lag(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: ReactionsCo
     lags = range(min(round(cfg.max_lag_s * FPS), n - 3) + 1)  # a lag past the clip has no overlap to judge
     r, lag = lagged_correlation(filled(user_smile), filled(avatar_smile), lags)
     return r, lag / FPS
-
-
-def smile_answers(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: AnswerConfig = AnswerConfig()
-                  ) -> np.ndarray:
-    """Seconds from each of the user's smiles to the avatar's answer (inf: none within cfg.horizon_s), for
-    the smiles whose whole answer window is inside the clip; untracked frames are interpolated."""
-    theirs, mine = filled(user_smile), filled(avatar_smile)
-    n = min(len(theirs), len(mine))
-    if not (np.isfinite(theirs[:n]).all() and np.isfinite(mine[:n]).all()):  # untracked throughout
-        return np.zeros(0)
-    theirs, mine = theirs[:n], mine[:n]
-    before_n, within_n = (round(x * FPS) for x in (cfg.before_s, cfg.within_s))
-    times = []
-    for t, level in smile_onsets(theirs, cfg.smile):
-        if t + within_n > n or mine[max(0, t - before_n):t + 1].max() >= cfg.not_yet:
-            continue
-        hits = np.flatnonzero(mine[t:t + round(cfg.horizon_s * FPS)] >= cfg.answered_at * level)
-        times.append(hits[0] / FPS if len(hits) else math.inf)
-    return np.array(times)
-
-
-def answer_scores(user_smile: np.ndarray, avatar_smile: np.ndarray, cfg: AnswerConfig = AnswerConfig()
-                  ) -> dict[str, float]:
-    times = smile_answers(user_smile, avatar_smile, cfg)
-    answered = times[times <= cfg.within_s]
-    return {"smiles": float(len(times)),
-            "smiles_answered": float(len(answered) / len(times)) if len(times) else math.nan,
-            "answer_s": float(np.median(answered)) if len(answered) else math.nan}
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
