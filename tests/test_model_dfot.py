@@ -6,6 +6,7 @@ from avatar_forcing.model.checkpoint import load_checkpoint, save_checkpoint
 from avatar_forcing.model.config import FlowConfig, model_preset
 from avatar_forcing.model.dfot import DFoT
 from avatar_forcing.model.flow import block_sigmas, diffusion_forcing_loss
+from avatar_forcing.motion.vector import MOTION_NAMES
 from tests.model_helpers import inputs, micro_model
 
 
@@ -130,3 +131,15 @@ def test_the_model_sees_only_its_user_channels():
         assert all((a - b).abs().max() > 1e-4 for a, b in zip(base, paths(seen), strict=True))
     with pytest.raises(ConfigError):
         model_preset("tiny", user_channels=("smile",))
+
+
+def test_channel_weights_count_a_channel_more_and_keep_the_scale():
+    """A weighted channel's error counts w times; with every weight equal the loss is unchanged."""
+    model = micro_model()
+    data = inputs(model, 8, 20)
+    loss = {name: diffusion_forcing_loss(model, data, FlowConfig(loss="l2", channel_weights=weights),
+                                         torch.Generator().manual_seed(1))[0].item()
+            for name, weights in (("plain", ()), ("one", ((MOTION_NAMES[1], 50.0),)),
+                                  ("all", tuple((n, 3.0) for n in MOTION_NAMES[:model.cfg.motion_dim])))}
+    assert loss["all"] == pytest.approx(loss["plain"], rel=1e-5)
+    assert loss["one"] != pytest.approx(loss["plain"], rel=1e-3)

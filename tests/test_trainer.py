@@ -221,7 +221,7 @@ def test_real_model_overfits_one_batch(tmp_path):
 
     torch.set_num_threads(1)
     batch = next(iter(TrainLoader(make_corpus(tmp_path / "corpus"), LoaderConfig(window=20, batch_size=2))))
-    flow = flow_config("normal")
+    flow = flow_config(TrainConfig())
 
     def fixed(model, b, generator):  # the same noise, flow times and dropout every step
         return diffusion_forcing_loss(model, b, flow, torch.Generator().manual_seed(0))
@@ -265,15 +265,20 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "--from" in capsys.readouterr().err
 
 
-def test_user_dropout_rate_reaches_the_flow_config():
+def test_user_dropout_rate_and_loss_weights_reach_the_flow_config():
     from avatar_forcing.model.config import FlowConfig
     from avatar_forcing.train.pretrain import flow_config
 
-    assert flow_config("normal") == FlowConfig()  # the default recipe is unchanged
-    assert flow_config("normal", 0.3).p_drop_user == 0.3
-    assert flow_config("drop_always", 0.3).p_drop_user == 1.0  # the talking-only model never sees the user
+    assert flow_config(TrainConfig(flow_loss="l1")) == FlowConfig()  # the default recipe is unchanged
+    assert flow_config(TrainConfig(p_drop_user=0.3)).p_drop_user == 0.3
+    # the talking-only model never sees the user
+    assert flow_config(TrainConfig(user_condition="drop_always", p_drop_user=0.3)).p_drop_user == 1.0
     with pytest.raises(ConfigError, match="p_drop_user"):
         TrainConfig(p_drop_user=1.0).validate()
+    weighted = flow_config(TrainConfig(loss_weights={"mouthSmileLeft": 4.0}))
+    assert weighted.channel_weights == (("mouthSmileLeft", 4.0),)
+    with pytest.raises(ConfigError, match="loss_weights"):
+        TrainConfig(loss_weights={"smile": 4.0}).validate()
 
 
 def test_model_changes_reach_the_model(tmp_path):

@@ -123,6 +123,8 @@ class FlowConfig:
     # is pulled to "never": trained with L1, the model's x0 estimate of a listening avatar's smile while
     # the user smiles was 0.07 against 0.17 in the data (issue 16). "l2": the conditional mean.
     loss: Literal["l1", "l2"] = "l1"
+    # (motion channel, weight) pairs: those channels count this many times in the loss, the others once.
+    channel_weights: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

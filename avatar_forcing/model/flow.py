@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from avatar_forcing.model.config import FlowConfig, SamplerConfig
+from avatar_forcing.motion.vector import idx
 
 
 def sigma_table(size: int) -> torch.Tensor:
@@ -69,6 +70,14 @@ def velocity(
     )  # fmt: skip
 
 
+def channel_weights(cfg: FlowConfig, dim: int) -> torch.Tensor:
+    """(dim,) loss weight per motion channel: 1, or FlowConfig.channel_weights' value for the named ones."""
+    weights = torch.ones(dim)
+    for name, weight in cfg.channel_weights:
+        weights[idx(name)] = weight
+    return weights
+
+
 def diffusion_forcing_loss(
     model, batch: dict[str, torch.Tensor], cfg: FlowConfig, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -85,7 +94,9 @@ def diffusion_forcing_loss(
     drop_user = (torch.rand(n, generator=generator) < cfg.p_drop_user).to(x0.device)
     v = velocity(model, interpolate(x0, noise, sigma), sigma, batch, drop_avatar, drop_user)
     err = v.float() - (noise - x0).float()
-    loss = err.abs().mean() if cfg.loss == "l1" else err.square().mean()
+    per_element = err.abs() if cfg.loss == "l1" else err.square()
+    weights = channel_weights(cfg, x0.shape[-1]).to(per_element.device)
+    loss = (per_element * weights).mean() / weights.mean()
     stats = {
         "loss": loss.item(),
         "drop_avatar": drop_avatar.float().mean().item(),

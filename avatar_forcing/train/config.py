@@ -13,6 +13,7 @@ from typing import Any
 
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.model.config import FlowConfig
+from avatar_forcing.motion.vector import MOTION_NAMES
 
 USER_CONDITIONS = ("normal", "drop_always")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -52,6 +53,8 @@ class TrainConfig:
     denoise_audio: bool = False
     # Place this fraction of the windows around a user's smile beginning (data/loader.py, LoaderConfig).
     onset_fraction: float = 0.0
+    # Motion channels that count more in the flow loss, e.g. {"mouthSmileLeft": 4.0} (FlowConfig).
+    loss_weights: dict[str, float] = field(default_factory=dict)
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
@@ -77,6 +80,9 @@ class TrainConfig:
             raise ConfigError("train.warmup_steps, grad_clip, val_every and num_workers must be >= 0")
         if not 0.0 <= self.p_drop_user < 1.0:
             raise ConfigError(f"train.p_drop_user must be in [0, 1), got {self.p_drop_user}")
+        for name, weight in self.loss_weights.items():
+            if name not in MOTION_NAMES or not weight > 0:
+                raise ConfigError(f"train.loss_weights: {name!r} must be a motion channel with a weight > 0")
         if not 0.0 <= self.onset_fraction <= 1.0:
             raise ConfigError(f"train.onset_fraction must be in [0, 1], got {self.onset_fraction}")
         if self.user_condition not in USER_CONDITIONS:

@@ -355,7 +355,7 @@ def run_dpo(
             loser_fn = mismatched_loser(with_user)
         elif cfg.loser_form == "mixed":
             loser_fn = mixed_loser(loser_fn, mismatched_loser(with_user))
-        flow = flow_config(cfg.train.user_condition, cfg.train.p_drop_user, cfg.train.flow_loss)
+        flow = flow_config(cfg.train)
         objective = DPOObjective(ref, loser_fn, cfg, flow, mcfg.block_size, mcfg.motion_dim)
         extra = {"stage": "dpo", "from_checkpoint": str(from_checkpoint), "dpo_config": to_dict(cfg)}
         trainer = build_trainer(

@@ -31,10 +31,10 @@ from avatar_forcing.train.distributed import DistInfo
 from avatar_forcing.train.trainer import Batch, LossFn, SaveModelFn, Trainer, TrainResult
 
 
-def flow_config(user_condition: str, p_drop_user: float = FlowConfig.p_drop_user,
-                loss: str = FlowConfig.loss) -> FlowConfig:
+def flow_config(tcfg: TrainConfig) -> FlowConfig:
     """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
-    return FlowConfig(p_drop_user=1.0 if user_condition == "drop_always" else p_drop_user, loss=loss)
+    return FlowConfig(p_drop_user=1.0 if tcfg.user_condition == "drop_always" else tcfg.p_drop_user,
+                      loss=tcfg.flow_loss, channel_weights=tuple(sorted(tcfg.loss_weights.items())))
 
 
 def df_loss(flow: FlowConfig) -> LossFn:
@@ -128,7 +128,7 @@ def build_trainer(
     if model is None:
         torch.manual_seed(tcfg.seed)  # every rank builds the same initial weights
         model = DFoT(mcfg)
-    flow = flow_config(tcfg.user_condition, tcfg.p_drop_user, tcfg.flow_loss)
+    flow = flow_config(tcfg)
     extra = {
         "feature_config": feature_config(data_dir, denoise),
         "flow_config": config_io.to_dict(flow),
