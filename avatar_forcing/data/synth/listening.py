@@ -3,9 +3,9 @@
 Rules, applied only while the listener is not taking a turn of their own:
   1. nod        : 200-600 ms after the speaker ends a phrase, with probability ``nod_prob`` (always
                   when the listener backchannels); sometimes a double nod.
-  2. smile_mirror: when the speaker smiles, the listener smiles too after a 300-700 ms lag (a quarter of
-                  the time late, 0.7-1.5 s), at a fraction of the speaker's smile, until shortly after
-                  the speaker stops.
+  2. smile_mirror: when the speaker smiles, the listener smiles too after a 300-700 ms lag (with
+                  ``smile_late_prob``, late: 0.7-1.5 s), at a fraction of the speaker's smile, until
+                  shortly after the speaker stops.
   3. laugh_response: when the speaker laughs, a broad smile (with cheek and eye squint) after a lag.
   4. mimicry    : the listener's head follows a delayed, low-passed, scaled copy of the speaker's.
   5. gaze_shift : short glances away (eyeLook*), a Poisson process while listening.
