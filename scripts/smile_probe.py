@@ -9,8 +9,10 @@ user's (people answer a smile 0.3-0.7 s after it, docs/DATA.md), and how many se
 `ANSWER_WITHIN_S`. With --corpus, first the same for the listeners of a corpus' training conversations, by
 `eval reactions`' rule (eval/metrics.py: ``smile_answers``, ``AnswerConfig``).
 
-    .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model runs/x/dpo/latest [--talking]
-        [--corpus runs/data] [--plot smile_answers.png] [--plot-runs runs.png --runs-amp 0.5]
+    .venv/bin/python scripts/smile_probe.py avatar_forcing/assets/default_model x=runs/x/dpo/latest
+        [--talking] [--corpus runs/data] [--plot smile_answers.png] [--plot-runs runs.png --runs-amp 0.5]
+
+A checkpoint given as LABEL=DIR is called LABEL in the output.
 """
 
 from __future__ import annotations
@@ -157,22 +159,24 @@ def main() -> None:
         print(f"{args.corpus}: {len(times)} user smiles, answered within {ANSWER_WITHIN_S} s: "
               f"{np.mean(times <= ANSWER_WITHIN_S):.2f}, median answer {np.median(times):.2f} s")
     a, b = (int(t * FPS) for t in PHASES_S[1:3])
-    for checkpoint in args.checkpoints:
+    for spec in args.checkpoints:
+        name, _, checkpoint = spec.rpartition("=")  # LABEL=DIR names the checkpoint in the output
+        name = name or checkpoint
         for amp in (float(x) for x in args.amps.split(",")):
             options = [SessionOptions(render=False, seed=seed, cfg_user=args.cfg_user,
                                       history_noise=args.history_noise) for seed in range(args.seeds)]
             runs = [generated_smile(checkpoint, amp, o, args.talking) for o in options]
             answers = np.array([answer_s(r, amp) for r in runs])
             if amp == args.runs_amp:
-                seeds_of[checkpoint] = runs
+                seeds_of[name] = runs
             smile = np.mean(runs, 0)
-            line = (f"{checkpoint} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
+            line = (f"{name} user smile {amp}: avatar smile before {smile[:a].mean():.3f}, during "
                     f"{smile[a:b].mean():.3f} (max {smile[a:b].max():.3f}), after {smile[b:].mean():.3f}")
             if amp > 0:
                 in_time = int((answers <= ANSWER_WITHIN_S).sum())
                 line += (f"; answered within {ANSWER_WITHIN_S} s in {in_time}/{len(runs)} seeds, "
                          f"median answer {np.median(answers):.2f} s")
-                curves.setdefault(checkpoint, []).append((amp, float(smile[a:b].mean()), in_time / len(runs)))
+                curves.setdefault(name, []).append((amp, float(smile[a:b].mean()), in_time / len(runs)))
             print(line)
     if args.plot:
         plot(args.plot, curves, corpus_rate)
