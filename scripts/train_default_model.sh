@@ -26,6 +26,7 @@ RUN=${RUN:-runs/default_model}
 DATA=${DATA:-$RUN/data}             # an existing corpus, or where to synthesize one
 HOURS=${HOURS:-3}                   # hours of conversation (about 10% of it held out)
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-16000}
+DECAY_STEPS=${DECAY_STEPS:-0}       # pretraining's last steps, over which the lr falls linearly to 0
 DPO_STEPS=${DPO_STEPS:-300}         # 0: pretraining only
 MODEL_CHANGES=${MODEL_CHANGES:-"{}"}     # JSON: fields of the tiny preset to change, e.g. '{"cond_window": 25}'
 USER_CONDITION=${USER_CONDITION:-normal}
@@ -64,7 +65,7 @@ fi
 
 # --- 2. diffusion-forcing pretraining ---------------------------------------------------------------
 cat > "$RUN/pretrain.json" <<EOF
-{"model_preset": "tiny", "model_changes": $MODEL_CHANGES, "steps": $PRETRAIN_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
+{"model_preset": "tiny", "model_changes": $MODEL_CHANGES, "steps": $PRETRAIN_STEPS, "decay_steps": $DECAY_STEPS, "batch_size": 8, "lr": 0.0005, "warmup_steps": 40,
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
  "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO,

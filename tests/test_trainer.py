@@ -297,3 +297,15 @@ def test_model_changes_reach_the_model(tmp_path):
     assert trainer.model.cfg == model_preset("tiny", cond_window=25, depth=1) != model_preset("tiny")
     with pytest.raises(ConfigError, match="unknown ModelConfig fields"):
         model_preset("tiny", cond_windw=25)
+
+
+def test_learning_rate_warms_up_holds_and_decays_to_zero():
+    from avatar_forcing.train.trainer import lr_at
+
+    cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, decay_steps=20)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == 1.0  # warm-up
+    assert lr_at(50, cfg) == lr_at(80, cfg) == 1.0  # constant until the last 20 steps
+    assert lr_at(90, cfg) == pytest.approx(0.5) and lr_at(99, cfg) == pytest.approx(0.05)  # decay
+    assert lr_at(99, TrainConfig(steps=100, lr=1.0, warmup_steps=10)) == 1.0  # no decay by default
+    with pytest.raises(ConfigError, match="decay_steps"):
+        TrainConfig(decay_steps=-1).validate()

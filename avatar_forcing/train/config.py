@@ -38,6 +38,7 @@ class TrainConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0
     warmup_steps: int = 1000  # linear warm-up from 0 to lr, then constant
+    decay_steps: int = 0  # then a linear decay to 0 over the last this many steps (0: none, the paper)
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     ema_decay: float = 0.999  # EMA of weights; the saved model is the EMA
     precision: str = "auto"  # auto: bf16 autocast on CUDA that supports it, fp32 elsewhere
@@ -76,8 +77,10 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.val_every < 0 or self.num_workers < 0:
-            raise ConfigError("train.warmup_steps, grad_clip, val_every and num_workers must be >= 0")
+        if min(self.warmup_steps, self.decay_steps, self.grad_clip, self.val_every, self.num_workers) < 0:
+            raise ConfigError(
+                "train.warmup_steps, decay_steps, grad_clip, val_every and num_workers must be >= 0"
+            )
         if not 0.0 <= self.p_drop_user < 1.0:
             raise ConfigError(f"train.p_drop_user must be in [0, 1), got {self.p_drop_user}")
         for name, weight in self.loss_weights.items():

@@ -65,10 +65,11 @@ class TrainResult:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps`` optimizer steps, then constant (the paper uses a fixed lr)."""
-    if cfg.warmup_steps == 0:
-        return cfg.lr
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+    """Linear warm-up over ``warmup_steps`` optimizer steps, then constant (the paper uses a fixed lr), then
+    a linear decay towards 0 over the last ``decay_steps``."""
+    warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    decay = min(1.0, (cfg.steps - step) / cfg.decay_steps) if cfg.decay_steps else 1.0
+    return cfg.lr * min(warmup, decay)
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
