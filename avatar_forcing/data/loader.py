@@ -45,11 +45,11 @@ class LoaderConfig:
     seed: int = 0
     augment: UserAugmentConfig | None = None  # webcam/microphone corruption of the user side (training)
     denoise: DenoiseConfig | None = None  # the session's noise suppression on both voices (audio/denoise.py)
-    # Answering a smile is rare in the corpus (a window holds a user's smile beginning and the listener's
-    # answer about one time in twenty) and was under-learned: the avatar answered a held smile late, at a
-    # time set by the sampling noise (docs/EVALUATION.md, round 9). This fraction of the windows is placed
-    # so that one of the user's smiles begins `onset_lead` frames after the window's start, where the
-    # window also holds the answer (0.3-1.6 s later); 0 keeps the uniform windows.
+    # Answering a smile is rare in the corpus: about one uniform window in ten holds a user's smile
+    # beginning and the listener's answer. This fraction of the windows is placed so that one of the user's
+    # smiles begins `onset_lead` frames after the window's start, where the window also holds the answer
+    # (0.3-1.6 s later); 0 keeps the uniform windows. At 0.3 (v15) the held-out split answers more smiles,
+    # real users no more often (docs/EVALUATION.md, round 10).
     onset_fraction: float = 0.0
     onset_lead: tuple[int, int] = (5, 25)
     smile_onset: SmileOnsetConfig = field(default_factory=SmileOnsetConfig)

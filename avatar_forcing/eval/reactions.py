@@ -78,7 +78,6 @@ from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 MODEL, BASELINE = "model", "baseline"
 
 
-
 @dataclass(frozen=True)
 class ReactionsConfig:
     seconds: float | None = None        # per video; None: the whole video
