@@ -124,11 +124,12 @@ def plot_runs(path: str, runs: dict[str, list[np.ndarray]], amp: float) -> None:
         t = np.arange(len(seeds[0])) / FPS - PHASES_S[1]
         user = np.where((np.arange(len(t)) >= a) & (np.arange(len(t)) < b), amp, 0.0)
         ax.plot(t, user, color="black", linestyle="--", label="user")
+        label = f"avatar, one line per seed ({len(seeds)})"
         for seed, smile in enumerate(seeds):
-            ax.plot(t, smile, alpha=0.75, label="avatar, one seed each" if seed == 0 else None)
+            ax.plot(t, smile, alpha=0.75, label=label if seed == 0 else None)
         ax.axvspan(0, ANSWER_WITHIN_S, color="green", alpha=0.08, label=f"in time ({ANSWER_WITHIN_S} s)")
         ax.set(title=name, xlabel="seconds after the user's smile begins",
-               xlim=(-1, PHASES_S[2] - PHASES_S[1]))
+               xlim=(-1, PHASES_S[2] - PHASES_S[1] + 1))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("smile")
     axes[0][0].legend(fontsize=8, loc="upper left")
