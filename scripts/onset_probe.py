@@ -20,10 +20,10 @@ import torch
 
 from avatar_forcing.data.loader import heldout_conversations, make_sample
 from avatar_forcing.model.checkpoint import load_checkpoint
-from avatar_forcing.motion.smile_onsets import smile_onsets
-from avatar_forcing.motion.vector import FPS, idx
+from avatar_forcing.motion.smile_onsets import SMILE_CHANNELS as SMILE
+from avatar_forcing.motion.smile_onsets import smile, smile_onsets
+from avatar_forcing.motion.vector import FPS
 
-SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 WINDOW, ONSET = 50, 25  # frames: the window, and where in it the user's smile begins
 NOT_YET = 0.1  # the avatar's smile over the frames before the onset stays below this
 BEFORE = 5
@@ -38,10 +38,10 @@ def onset_windows(data: str, conversations: int) -> list[tuple]:
     for conv in heldout_conversations(data, limit=conversations, audio=False):
         for avatar in (0, 1):
             me, you = conv.participants[avatar], conv.participants[1 - avatar]
-            for t, _ in smile_onsets(you.motion[:, SMILE].mean(1)):
+            for t, _ in smile_onsets(smile(you.motion)):
                 start = t - ONSET
                 fits = start >= 0 and start + WINDOW <= conv.frames
-                if fits and me.motion[t - BEFORE:t + 1, SMILE].mean(1).max() < NOT_YET:
+                if fits and smile(me.motion[t - BEFORE:t + 1]).max() < NOT_YET:
                     windows.append((conv, avatar, start))
     return windows
 

@@ -25,12 +25,13 @@ from avatar_forcing.audio.io import load_audio
 from avatar_forcing.data.shards import Corpus
 from avatar_forcing.demo import DEMO_DIR
 from avatar_forcing.eval.metrics import AnswerConfig, smile_answers
+from avatar_forcing.motion.smile_onsets import SMILE_CHANNELS as SMILE
+from avatar_forcing.motion.smile_onsets import smile as smile_weight
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
-SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 CHEEK = [idx("cheekSquintLeft"), idx("cheekSquintRight")]
 CHEEK_PER_SMILE = 0.4
 PHASES_S = (0.0, 4.0, 9.0, 14.0)  # rest, smile, rest
@@ -60,7 +61,7 @@ def generated_smile(checkpoint: str, amp: float, options: SessionOptions, talkin
     while (block := session.step()) is not None:
         blocks.append(block.motion)
     session.close()
-    return np.concatenate(blocks)[:end, SMILE].mean(1)
+    return smile_weight(np.concatenate(blocks)[:end])
 
 
 def answer_s(smile: np.ndarray, amp: float) -> float:
@@ -79,7 +80,7 @@ def corpus_answers(data: str, conversations: int) -> np.ndarray:
     for ref in corpus.conversations("train")[:conversations]:
         people = corpus.load(ref, audio=False).participants
         for me, user in ((0, 1), (1, 0)):
-            theirs, mine = (people[i].motion[:, SMILE].mean(1) for i in (user, me))
+            theirs, mine = (smile_weight(people[i].motion) for i in (user, me))
             times.append(smile_answers(theirs, mine))
     return np.concatenate(times)
 

@@ -6,7 +6,6 @@ import torch
 
 from avatar_forcing.data import shards
 from avatar_forcing.data.loader import (
-    SMILE,
     HeldoutWindows,
     LoaderConfig,
     TrainLoader,
@@ -14,6 +13,7 @@ from avatar_forcing.data.loader import (
     heldout_conversations,
     make_sample,
 )
+from avatar_forcing.motion.smile_onsets import SMILE_CHANNELS as SMILE
 from avatar_forcing.motion.vector import MotionStats
 from tests.test_shards import fake_conversation
 

@@ -29,11 +29,10 @@ from avatar_forcing.audio.denoise import DenoiseConfig, denoise, denoise_preroll
 from avatar_forcing.data.augment import UserAugmentConfig, augment_audio, augment_user_motion
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
-from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile_onsets
-from avatar_forcing.motion.vector import MOTION_DIM, MotionStats, idx
+from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile, smile_onsets
+from avatar_forcing.motion.vector import MOTION_DIM, MotionStats
 
 SPLIT_STREAM = 0x5EED  # separates the loader's random streams from other users of the seed
-SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 
 
 @dataclass
@@ -178,7 +177,7 @@ class TrainStream(IterableDataset):
         """Frames where the user of ``avatar`` (the other participant) begins a smile (read once)."""
         if ref.id not in self._onsets:
             motion = self.corpus.load_motion(ref)
-            self._onsets[ref.id] = [[t for t, _ in smile_onsets(m[:, SMILE].mean(1), self.cfg.smile_onset)]
+            self._onsets[ref.id] = [[t for t, _ in smile_onsets(smile(m), self.cfg.smile_onset)]
                                     for m in motion]
         return self._onsets[ref.id][1 - avatar]
 

@@ -19,7 +19,7 @@ import scipy.linalg
 import scipy.signal
 
 from avatar_forcing.errors import InputError
-from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile_onsets
+from avatar_forcing.motion.smile_onsets import SmileOnsetConfig, smile, smile_onsets
 from avatar_forcing.motion.tracker import fill_gaps
 from avatar_forcing.motion.vector import BLENDSHAPE_NAMES, BLENDSHAPE_SLICE, FPS, POSE_SLICE, idx
 
@@ -323,11 +323,6 @@ class MirrorConfig:
     fps: float = FPS
     min_lag_s: float = 0.3  # people mirror a smile after a short delay, not instantly
     max_lag_s: float = 1.0
-
-
-def smile(motion: np.ndarray) -> np.ndarray:
-    m = np.asarray(motion)
-    return (m[:, idx("mouthSmileLeft")] + m[:, idx("mouthSmileRight")]) / 2
 
 
 def smile_mirroring(user: np.ndarray, avatar: np.ndarray, cfg: MirrorConfig = MirrorConfig()

@@ -1,6 +1,6 @@
-"""Where a smile begins: one definition for training, which places windows around the user's smiles so
-that the answer to one is learned (data/loader.py), and for evaluation, which judges whether the avatar
-answers them (eval/reactions.py)."""
+"""A smile and where it begins: one definition for training, which places windows around the user's
+smiles so that the answer to one is learned (data/loader.py), and for evaluation, which judges whether the
+avatar answers them (eval/metrics.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar_forcing.motion.vector import FPS
+from avatar_forcing.motion.vector import FPS, idx
+
+SMILE_CHANNELS = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
+
+
+def smile(motion: np.ndarray) -> np.ndarray:
+    """(T, 58) motion -> (T,) smile weight: the mean of the two mouth corners."""
+    return np.asarray(motion)[:, SMILE_CHANNELS].mean(1)
 
 
 @dataclass(frozen=True)
