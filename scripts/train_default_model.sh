@@ -34,6 +34,7 @@ P_DROP_USER=${P_DROP_USER:-0.1}     # how often pretraining drops the user condi
 AUGMENT_USER=${AUGMENT_USER:-true}  # corrupt the user side as a webcam and a microphone would
 DENOISE_AUDIO=${DENOISE_AUDIO:-true}  # hear both voices through the session's noise suppression
 ONSET_FRACTION=${ONSET_FRACTION:-0.0}  # windows placed around a user's smile beginning (LoaderConfig)
+VOICE_CONTEXT=${VOICE_CONTEXT:-false}  # append each voice's recent loudness to its features (audio/voice_context.py)
 LOSS_WEIGHTS=${LOSS_WEIGHTS:-"{}"}  # JSON: motion channels that count more in the flow loss (FlowConfig)
 FLOW_LOSS=${FLOW_LOSS:-l2}          # l2: the conditional mean (l1, the paper's, erases occasional reactions)
 BETA=${BETA:-1000.0}
@@ -69,7 +70,8 @@ cat > "$RUN/pretrain.json" <<EOF
  "ema_decay": 0.99, "val_every": 100, "val_windows": 32, "ckpt_every": 100, "seed": $SEED,
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
  "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO,
- "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS, "flow_loss": "$FLOW_LOSS"}
+ "voice_context": $VOICE_CONTEXT, "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS,
+ "flow_loss": "$FLOW_LOSS"}
 EOF
 t=$(date +%s)
 "$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume
@@ -81,7 +83,8 @@ if (( DPO_STEPS > 0 )); then
 {"train": {"model_preset": "tiny", "steps": $DPO_STEPS, "batch_size": 8, "lr": $DPO_LR, "warmup_steps": 5,
            "ema_decay": 0.99, "val_every": 20, "val_windows": 32, "ckpt_every": 20, "seed": $SEED,
            "device": "cpu", "num_workers": 0, "p_drop_user": $P_DROP_USER,
-           "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO, "flow_loss": "$FLOW_LOSS",
+           "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO, "voice_context": $VOICE_CONTEXT,
+           "flow_loss": "$FLOW_LOSS",
            "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
  "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}

@@ -3,7 +3,7 @@
 A sample is one window of N frames seen from one participant (the avatar); the other participant is
 the user. Each conversation therefore gives samples in both roles.
 
-    motion (N, 58) normalized     avatar_audio (N, 320)     user_audio (N, 320)
+    motion (N, 58) normalized     avatar_audio (N, 320 [+ 4])     user_audio (N, 320 [+ 4])
     user_motion (N, 58) normalized    reference (58,) normalized    motion_mask, user_mask (N,) bool
 
 Motion is relative to each participant's rest (motion/neutral.py), so the reference is the rest: zero
@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from avatar_forcing.audio.denoise import DenoiseConfig, denoise, denoise_preroll
+from avatar_forcing.audio.voice_context import VoiceContextConfig, with_voice_context
 from avatar_forcing.data.augment import UserAugmentConfig, augment_audio, augment_user_motion
 from avatar_forcing.data.shards import Conversation, ConversationRef, Corpus
 from avatar_forcing.errors import InputError
@@ -44,6 +45,7 @@ class LoaderConfig:
     seed: int = 0
     augment: UserAugmentConfig | None = None  # webcam/microphone corruption of the user side (training)
     denoise: DenoiseConfig | None = None  # the session's noise suppression on both voices (audio/denoise.py)
+    voice_context: VoiceContextConfig | None = None  # each voice's recent loudness (audio/voice_context.py)
     # Answering a smile is rare in the corpus: about one uniform window in ten holds a user's smile
     # beginning and the listener's answer. This fraction of the windows is placed so that one of the user's
     # smiles begins `onset_lead` frames after the window's start, where the window also holds the answer
@@ -66,14 +68,18 @@ class Plan:
 
 def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats: MotionStats,
                 augment: UserAugmentConfig | None = None, rng: np.random.Generator | None = None,
-                denoise_cfg: DenoiseConfig | None = None) -> dict[str, np.ndarray]:
+                denoise_cfg: DenoiseConfig | None = None,
+                voice_context: VoiceContextConfig | None = None) -> dict[str, np.ndarray]:
     """Cut one window (zero-padded, masked past the end) from ``avatar``'s point of view; ``augment``
     (with ``rng``) corrupts the user side as a webcam and a microphone would, and sometimes the avatar's
     voice as another TTS or microphone would (data/augment.py); ``denoise_cfg`` then runs the session's
-    noise suppression over both voices, from the audio before the window (as a stream would have heard)."""
+    noise suppression over both voices and ``voice_context`` appends their recent loudness, both from the
+    audio before the window (as a stream would have heard it)."""
     me, you = conv.participants[avatar], conv.participants[1 - avatar]
     end = min(start + window, conv.frames)
-    lead = min(start, denoise_preroll(denoise_cfg)) if denoise_cfg is not None else 0
+    preroll = max(denoise_preroll(denoise_cfg) if denoise_cfg is not None else 0,
+                  voice_context.preroll if voice_context is not None else 0)
+    lead = min(start, preroll)
     user_motion = you.motion[start:end]
     user_audio = you.features[start - lead:end].astype(np.float32)
     avatar_audio = me.features[start - lead:end].astype(np.float32)
@@ -84,7 +90,10 @@ def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats:
         if rng.random() < augment.avatar_audio_prob:
             avatar_audio = augment_audio(avatar_audio, rng, augment)
     if denoise_cfg is not None:
-        user_audio, avatar_audio = (denoise(a, denoise_cfg)[lead:] for a in (user_audio, avatar_audio))
+        user_audio, avatar_audio = (denoise(a, denoise_cfg) for a in (user_audio, avatar_audio))
+    if voice_context is not None:
+        user_audio, avatar_audio = (with_voice_context(a, voice_context) for a in (user_audio, avatar_audio))
+    user_audio, avatar_audio = user_audio[lead:], avatar_audio[lead:]
 
     in_range = np.arange(window) < end - start
     ref = np.zeros(MOTION_DIM, np.float32)  # the rest
@@ -206,6 +215,7 @@ class TrainStream(IterableDataset):
                     self.cfg.augment,
                     np.random.default_rng([self.cfg.seed, SPLIT_STREAM, plan.key]),
                     self.cfg.denoise,
+                    self.cfg.voice_context,
                 )
             )
             if len(batch) == bs:
@@ -269,9 +279,10 @@ class HeldoutWindows(Dataset):
         split: str = "heldout",
         max_conversations: int | None = None,
         denoise: DenoiseConfig | None = None,
+        voice_context: VoiceContextConfig | None = None,
     ):
         self.corpus = Corpus(root)
-        self.denoise = denoise
+        self.denoise, self.voice_context = denoise, voice_context
         refs = sorted(self.corpus.conversations(split), key=lambda r: r.id)[:max_conversations]
         if not refs:
             raise InputError(f"no {split} conversations in {root}")
@@ -290,7 +301,7 @@ class HeldoutWindows(Dataset):
             self._cache.clear()  # items are ordered by conversation: keep just the current one
             self._cache[ref.id] = self.corpus.load(ref, audio=False)
         s = make_sample(self._cache[ref.id], avatar, start, self.window, self.corpus.stats,
-                        denoise_cfg=self.denoise)
+                        denoise_cfg=self.denoise, voice_context=self.voice_context)
         return {k: torch.from_numpy(v) for k, v in s.items()}
 
 

@@ -2,7 +2,9 @@
 
 * ``log_mel`` (our checkpoints; the default when a config names none): causal log-mel, 320 numbers per
   25 fps frame, streamed bit-identically to the offline features (audio/features.py), through the noise
-  suppression the model was trained with (audio/denoise.py; `extra["feature_config"]["denoise"]`);
+  suppression the model was trained with (audio/denoise.py; `extra["feature_config"]["denoise"]`), and
+  with each voice's recent loudness appended when it was trained so (audio/voice_context.py;
+  `extra["feature_config"]["voice_context"]`);
 * ``wav2vec2`` (converted official checkpoints, `extra["audio_features"] == "wav2vec2"`): the 12 hidden
   layers of wav2vec2-base concatenated, 9216 per frame, from the local folder recorded at conversion
   (`extra["wav2vec"]`) or given in SessionOptions.wav2vec; streamed causally with a look-back window
@@ -23,6 +25,7 @@ import torch
 from avatar_forcing import config as config_io
 from avatar_forcing.audio.denoise import DenoiseConfig, LogMelDenoiser
 from avatar_forcing.audio.features import FEATURE_DIM, StreamingLogMel
+from avatar_forcing.audio.voice_context import VoiceContext, VoiceContextConfig
 from avatar_forcing.errors import CheckpointError
 
 LOG_MEL, WAV2VEC2 = "log_mel", "wav2vec2"
@@ -43,28 +46,37 @@ class AudioFeatures(Protocol):
     def stream(self) -> FeatureStream: ...
 
 
-class DenoisedLogMel:
-    """`StreamingLogMel` followed by `LogMelDenoiser`."""
+class LogMelStream:
+    """`StreamingLogMel`, then `LogMelDenoiser` and `VoiceContext` where the checkpoint was trained so."""
 
-    def __init__(self, cfg: DenoiseConfig):
-        self.features, self.denoiser = StreamingLogMel(), LogMelDenoiser(cfg)
+    def __init__(self, denoise: DenoiseConfig | None, voice_context: VoiceContextConfig | None):
+        self.features = StreamingLogMel()
+        self.denoiser = LogMelDenoiser(denoise) if denoise is not None else None
+        self.context = VoiceContext(voice_context) if voice_context is not None else None
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
-        return self.denoiser.push(self.features.push(pcm))
+        frames = self.features.push(pcm)
+        if self.denoiser is not None:
+            frames = self.denoiser.push(frames)
+        return frames if self.context is None else self.context.push(frames)
 
     def reset(self) -> None:
-        self.features.reset()
-        self.denoiser.reset()
+        for stage in (self.features, self.denoiser, self.context):
+            if stage is not None:
+                stage.reset()
 
 
 class LogMelFeatures:
-    name, dim = LOG_MEL, FEATURE_DIM
+    name = LOG_MEL
 
-    def __init__(self, denoise: DenoiseConfig | None = None):
-        self.denoise = denoise
+    def __init__(self, denoise: DenoiseConfig | None = None, voice_context: VoiceContextConfig | None = None):
+        self.denoise, self.voice_context = denoise, voice_context
+        self.dim = FEATURE_DIM + (voice_context.dim if voice_context is not None else 0)
 
     def stream(self) -> FeatureStream:
-        return StreamingLogMel() if self.denoise is None else DenoisedLogMel(self.denoise)
+        if self.denoise is None and self.voice_context is None:
+            return StreamingLogMel()
+        return LogMelStream(self.denoise, self.voice_context)
 
 
 class Wav2Vec2AudioFeatures:
@@ -91,9 +103,11 @@ def audio_features_for(extra: dict, audio_dim: int, checkpoint_dir: str | Path |
     `wav2vec` overrides the folder recorded at conversion. Its dimension must be the model's."""
     kind = extra.get("audio_features", LOG_MEL)
     if kind == LOG_MEL:
-        denoise = (extra.get("feature_config") or {}).get("denoise")
+        recorded = extra.get("feature_config") or {}
+        denoise, context = recorded.get("denoise"), recorded.get("voice_context")
         features: AudioFeatures = LogMelFeatures(
-            config_io.from_dict(DenoiseConfig, denoise) if denoise is not None else None)
+            config_io.from_dict(DenoiseConfig, denoise) if denoise is not None else None,
+            config_io.from_dict(VoiceContextConfig, context) if context is not None else None)
     elif kind == WAV2VEC2:
         folder = wav2vec or extra.get("wav2vec")
         if folder is None:

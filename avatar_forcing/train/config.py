@@ -52,6 +52,9 @@ class TrainConfig:
     # Hear both voices through the session's noise suppression (audio/denoise.py); recorded in the
     # checkpoint's feature_config, so that a session repeats it.
     denoise_audio: bool = False
+    # Append each voice's recent loudness to its features (audio/voice_context.py), so that the model knows
+    # how long a silence has lasted; recorded in the feature_config like the noise suppression.
+    voice_context: bool = False
     # Place this fraction of the windows around a user's smile beginning (data/loader.py, LoaderConfig).
     onset_fraction: float = 0.0
     # Motion channels that count more in the flow loss, e.g. {"mouthSmileLeft": 4.0} (FlowConfig).

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avatar_forcing.audio.features import FEATURE_DIM
 from avatar_forcing.config import to_dict
 from avatar_forcing.errors import CheckpointError, ConfigError
 from avatar_forcing.model.checkpoint import load_checkpoint
@@ -56,7 +57,7 @@ from avatar_forcing.motion.vector import (
 )
 from avatar_forcing.train import distributed
 from avatar_forcing.train.config import DPOConfig
-from avatar_forcing.train.pretrain import build_trainer, check_config, flow_config
+from avatar_forcing.train.pretrain import audio_dim, build_trainer, check_config, flow_config
 from avatar_forcing.train.trainer import TrainResult
 
 Batch = dict[str, torch.Tensor]
@@ -287,7 +288,8 @@ class CachedLosers:
         self._it = None
 
 
-def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | None = None) -> None:
+def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | None = None,
+                     feature_dim: int = FEATURE_DIM) -> None:
     """A stage-1 checkpoint must fit the data (and a loser checkpoint must fit the policy)."""
     if reference is not None:
         keys = ("motion_dim", "user_motion_dim", "audio_dim", "window")
@@ -301,7 +303,7 @@ def check_compatible(mcfg: ModelConfig, source: str, reference: ModelConfig | No
                 f"loser checkpoint {source} does not match the model being fine-tuned: " + ", ".join(diff)
             )
     try:
-        check_config(mcfg)
+        check_config(mcfg, feature_dim=feature_dim)
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {source} cannot be fine-tuned on this data: {exc}") from None
 
@@ -336,12 +338,12 @@ def run_dpo(
     """Stage 2 from a stage-1 checkpoint; under torchrun every rank calls this."""
     cfg.validate()
     policy, mcfg, stats = load_checkpoint(from_checkpoint)
-    check_compatible(mcfg, str(from_checkpoint))
+    check_compatible(mcfg, str(from_checkpoint), feature_dim=audio_dim(cfg.train))
     ref = copy.deepcopy(policy).eval().requires_grad_(False)
     loser_model, loser_stats = ref, stats
     if cfg.loser_source == "checkpoint":
         loser_model, loser_cfg, loser_stats = load_checkpoint(cfg.loser_checkpoint)
-        check_compatible(loser_cfg, cfg.loser_checkpoint, reference=mcfg)
+        check_compatible(loser_cfg, cfg.loser_checkpoint, reference=mcfg, feature_dim=audio_dim(cfg.train))
     dist = distributed.setup(cfg.train.device)
     try:
         ref.to(dist.device)

@@ -18,6 +18,7 @@ from torch import nn
 from avatar_forcing import config as config_io
 from avatar_forcing.audio.denoise import DenoiseConfig
 from avatar_forcing.audio.features import FEATURE_DIM, LogMelConfig
+from avatar_forcing.audio.voice_context import VoiceContextConfig
 from avatar_forcing.data.augment import UserAugmentConfig
 from avatar_forcing.data.loader import HeldoutWindows, LoaderConfig, TrainLoader
 from avatar_forcing.errors import ConfigError, InputError
@@ -58,23 +59,37 @@ def check_config(mcfg: ModelConfig, motion_dim: int = MOTION_DIM, feature_dim: i
         )
 
 
-def feature_config(data_dir: str | Path, denoise: DenoiseConfig | None = None) -> dict[str, Any]:
-    """The audio features the corpus was made with (log-mel unless its index says otherwise), and the
-    noise suppression the model hears them through (a session repeats it: stream/features.py)."""
+def voice_context(tcfg: TrainConfig) -> VoiceContextConfig | None:
+    return VoiceContextConfig() if tcfg.voice_context else None
+
+
+def audio_dim(tcfg: TrainConfig) -> int:
+    """Audio numbers per frame the model takes: log-mel, plus the voice context when trained with it."""
+    context = voice_context(tcfg)
+    return FEATURE_DIM + (context.dim if context is not None else 0)
+
+
+def feature_config(data_dir: str | Path, denoise: DenoiseConfig | None = None,
+                   context: VoiceContextConfig | None = None) -> dict[str, Any]:
+    """The audio features the corpus was made with (log-mel unless its index says otherwise), the noise
+    suppression the model hears them through and the voice context appended to them (a session repeats
+    both: stream/features.py)."""
     from avatar_forcing.data.shards import Corpus
 
     info = Corpus(data_dir).index.get("info", {})
     features = info.get("feature_config") or {"kind": "log_mel", **config_io.to_dict(LogMelConfig())}
-    return {**features, "denoise": config_io.to_dict(denoise) if denoise is not None else None}
+    return {**features, "denoise": config_io.to_dict(denoise) if denoise is not None else None,
+            "voice_context": config_io.to_dict(context) if context is not None else None}
 
 
 def validation_batches(
     data_dir: str | Path, window: int, count: int, batch_size: int, stats: MotionStats | None = None,
     denoise: DenoiseConfig | None = None,
+    context: VoiceContextConfig | None = None,
 ) -> list[Batch]:
     """``count`` held-out windows spread evenly over the held-out split (fixed across runs)."""
     try:
-        heldout = HeldoutWindows(data_dir, window, denoise=denoise)
+        heldout = HeldoutWindows(data_dir, window, denoise=denoise, voice_context=context)
     except InputError:
         return []  # a corpus without a held-out split trains without validation
     if stats is not None:
@@ -111,17 +126,19 @@ def build_trainer(
     """Model (from the preset unless given), data, loss and checkpoint writer -> a ready Trainer.
 
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
-    mcfg = mcfg or model_preset(tcfg.model_preset, **tcfg.model_changes)
-    check_config(mcfg)
+    context = voice_context(tcfg)
+    sized = {"audio_dim": audio_dim(tcfg)} if context is not None else {}
+    mcfg = mcfg or model_preset(tcfg.model_preset, **{**sized, **tcfg.model_changes})
+    check_config(mcfg, feature_dim=audio_dim(tcfg))
     denoise = DenoiseConfig() if tcfg.denoise_audio else None
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
                               augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise,
-                              onset_fraction=tcfg.onset_fraction)
+                              voice_context=context, onset_fraction=tcfg.onset_fraction)
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats
     val = (
-        validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats, denoise)
+        validation_batches(data_dir, mcfg.window, tcfg.val_windows, tcfg.batch_size, stats, denoise, context)
         if dist.is_main
         else []
     )
@@ -130,7 +147,7 @@ def build_trainer(
         model = DFoT(mcfg)
     flow = flow_config(tcfg)
     extra = {
-        "feature_config": feature_config(data_dir, denoise),
+        "feature_config": feature_config(data_dir, denoise, context),
         "flow_config": config_io.to_dict(flow),
         **(extra or {}),
     }
