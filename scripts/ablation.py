@@ -107,7 +107,8 @@ def video(cfg: AblationConfig, data: str, out: Path, sheet: Path) -> None:
     for name, path in models(cfg, out).items():
         m = load_eval_model(f"{name}={path}")
         opts = SessionOptions(nfe=cfg.eval_nfe, seed=cfg.seed, output_size=cfg.panel, threads=2)
-        session = AvatarSession(portrait=default_portrait(), options=opts, model=m.model, stats=m.stats)
+        session = AvatarSession(portrait=default_portrait(), options=opts, model=m.model, stats=m.stats,
+                                audio_features=m.audio_features)
         session.push_avatar_audio(clip.avatar_audio, SAMPLE_RATE)
         if not m.talking_only:
             session.push_user_audio(clip.user_audio, SAMPLE_RATE)

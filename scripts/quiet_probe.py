@@ -56,7 +56,7 @@ def head_in(motion: np.ndarray, where: np.ndarray) -> tuple[int, float]:
 
 
 def heldout_silences(spec: str, args: argparse.Namespace) -> str:
-    cfg = EvalConfig(clips=args.clips, seconds=None)
+    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=args.history_noise)
     model = load_eval_model(spec)
     totals = {"gt": [0, []], "pred": [0, []]}
     quiet_frames = 0
@@ -81,7 +81,8 @@ def rest(spec: str, args: argparse.Namespace) -> str:
     _, path = parse_spec(spec)
     nods, stds = 0, []
     for seed in range(args.seeds):
-        session = AvatarSession(path, None, SessionOptions(seed=seed, render=False))
+        options = SessionOptions(seed=seed, render=False, history_noise=args.history_noise)
+        session = AvatarSession(path, None, options)
         try:
             session.advance_to(args.seconds)
             session.finish()
@@ -107,13 +108,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=6, help="held-out conversations (whole)")
     parser.add_argument("--quiet-s", type=float, default=2.0, help="a silence counts after this long")
     parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
+    parser.add_argument("--seconds", type=float, default=12.0, help="rest: seconds per seed (0: skip it)")
     args = parser.parse_args()
     for spec in args.checkpoints:
         print(spec)
         if args.data:
             print("  " + heldout_silences(spec, args), flush=True)
-        print("  " + rest(spec, args), flush=True)
+        if args.seconds > 0:
+            print("  " + rest(spec, args), flush=True)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,24 @@ def test_eval_model_end_to_end(tmp_path, checkpoint):
     json.dumps(report.to_dict(), default=float)
 
 
+def test_eval_hears_through_the_checkpoints_own_features(tmp_path):
+    """A checkpoint trained with the voice context (324 audio numbers a frame) is streamed with it; the
+    evaluation used to hand every in-memory model plain log-mel, and the noise suppression went unheard."""
+    from avatar_forcing.eval.evaluate import load_eval_model
+
+    torch.manual_seed(0)
+    cfg = model_preset("tiny", **MICRO, audio_dim=324)
+    context = {"kind": "log_mel", "denoise": {"window_s": 1.0},
+               "voice_context": {"horizons": [5, 12, 25, 50]}}
+    ckpt = save_checkpoint(tmp_path / "vc", DFoT(cfg), cfg, MotionStats(), {"feature_config": context})
+    heard = load_eval_model(str(ckpt)).audio_features.stream()
+    assert heard.context is not None and heard.denoiser.cfg.window_s == 1.0
+    data = make_corpus(tmp_path / "data", True)
+    report = evaluate([f"vc={ckpt}"], data, EvalConfig(clips=1, seconds=5.0, nfe=2, threads=1, pfd=False),
+                      progress=False)
+    assert math.isfinite(report.row("vc").metrics["lip_r"])
+
+
 def test_eval_samples_score_each_clip_several_times(tmp_path, checkpoint):
     torch.set_num_threads(1)
     data = make_corpus(tmp_path / "data", True)

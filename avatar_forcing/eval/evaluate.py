@@ -28,6 +28,7 @@ from avatar_forcing.data.shards import Conversation
 from avatar_forcing.errors import CheckpointError, InputError
 from avatar_forcing.eval import metrics as M
 from avatar_forcing.motion.vector import FPS, MotionStats, idx
+from avatar_forcing.stream.features import AudioFeatures, audio_features_for
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
 from avatar_forcing.stream.options import SessionOptions
 
@@ -43,6 +44,7 @@ class EvalConfig:
     nfe: int = 10  # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0  # w_a
     cfg_user: float = SessionOptions.cfg_user  # w_u, as served
+    history_noise: float = SessionOptions.history_noise  # flow time of the generated past, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
     # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
     # of a few short clips vary with the sampling noise about as much as between checkpoints.
@@ -113,6 +115,7 @@ class EvalModel:
     model: torch.nn.Module
     stats: MotionStats
     talking_only: bool  # trained with the user condition always dropped
+    audio_features: AudioFeatures  # what its checkpoint was trained to hear (noise suppression, context)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -131,17 +134,20 @@ def load_eval_model(spec: str) -> EvalModel:
     model, _, stats = load_checkpoint(path)
     if stats is None:
         raise CheckpointError(f"checkpoint {path} has no motion normalization stats")
-    flow = read_config(path).get("extra", {}).get("flow_config") or {}
-    return EvalModel(label, path, model, stats, float(flow.get("p_drop_user", 0.0)) >= 1.0)
+    extra = read_config(path).get("extra") or {}
+    flow = extra.get("flow_config") or {}
+    return EvalModel(label, path, model, stats, float(flow.get("p_drop_user", 0.0)) >= 1.0,
+                     audio_features_for(extra, model.cfg.audio_dim, path))
 
 
 def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndarray:
     """The avatar's motion (T, 58) from a streaming session fed the clip's inputs."""
     from avatar_forcing.stream.session import AvatarSession
 
-    opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user, render=False,
-                          seed=seed, threads=cfg.threads)
-    session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference)
+    opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user,
+                          history_noise=cfg.history_noise, render=False, seed=seed, threads=cfg.threads)
+    session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
+                            audio_features=m.audio_features)
     blocks = []
     try:
         session.push_avatar_audio(clip.avatar_audio.astype(np.float32), SAMPLE_RATE)
@@ -350,6 +356,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nfe", type=int, default=EvalConfig.nfe, help="Euler steps per block")
     parser.add_argument("--cfg-audio", type=float, default=EvalConfig.cfg_audio, help="w_a")
     parser.add_argument("--cfg-user", type=float, default=EvalConfig.cfg_user, help="w_u")
+    parser.add_argument("--history-noise", type=float, default=EvalConfig.history_noise,
+                        help="flow time of the generated past in the cache (SessionOptions.history_noise)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     parser.add_argument("--samples", type=int, default=EvalConfig.samples,
                         help="generations per clip, each with its own noise, scored as separate clips")
@@ -374,7 +382,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if args.nfe < 1 or args.samples < 1 or (args.clips is not None and args.clips < 0):
         raise InputError("--nfe and --samples must be >= 1 and --clips >= 0")
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
-                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, seed=args.seed, threads=args.threads,
+                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, history_noise=args.history_noise,
+                     seed=args.seed, threads=args.threads,
                      pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:
