@@ -465,6 +465,8 @@ def reactions_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=ReactionsConfig.seed)
     parser.add_argument("--cfg-user", type=float, default=None,
                         help="w_u, the guidance towards the user (default: the session's, as served live)")
+    parser.add_argument("--history-noise", type=float, default=None,
+                        help="flow time of the generated past (default: the session's, as served live)")
     parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
     parser.add_argument("--rescore", action="store_true",
                         help="score again from the signals/ an earlier run saved in --out (no model run)")
@@ -499,6 +501,8 @@ def reactions_run(args: argparse.Namespace) -> int:
     options = SessionOptions(seed=cfg.seed)
     if args.cfg_user is not None:
         options.cfg_user = args.cfg_user
+    if args.history_noise is not None:
+        options.history_noise = args.history_noise
     session = AvatarSession(args.model, args.portrait, options)
     videos: list[dict] = []
     sheet: list[list[np.ndarray]] = []
@@ -559,8 +563,9 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
     summary = {run: overall([v[run] for v in videos]) for run in (MODEL, BASELINE) if run in videos[0]}
     table = markdown_table(videos, summary, cfg)
     w_user = "default" if args.cfg_user is None else f"{args.cfg_user:g}"
+    noise = "" if args.history_noise is None else f"; history noise {args.history_noise:g}"
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
-             f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}; "
+             f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}{noise}; "
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
              f"baseline = the same model with no user input (talking only). Freeze: landmarks moving < "
              f"{cfg.freeze_motion:g} face widths per frame; FROZEN marks >= {cfg.freeze_flag_s:g} s; "
@@ -572,7 +577,7 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
         "config": {"videos": sources, "rescored": args.rescore, "portrait": args.portrait,
                    "model": args.model,
                    "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
-                   "cfg_user": args.cfg_user,
+                   "cfg_user": args.cfg_user, "history_noise": args.history_noise,
                    "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
                    "min_phrase_s": cfg.min_phrase_s, "vad_relative": cfg.vad_relative,
                    "nod_window_s": cfg.nod.window_s,
