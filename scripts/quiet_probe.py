@@ -17,6 +17,7 @@ while both faces settle at rest. Two measures of the avatar's head in silence, a
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,17 +56,29 @@ def head_in(motion: np.ndarray, where: np.ndarray) -> tuple[int, float]:
     return count, float(np.degrees(pitch[where].std())) if where.any() else float("nan")
 
 
-def heldout_silences(spec: str, args: argparse.Namespace) -> str:
+@dataclass
+class Trace:
+    """The clip with the most quiet frames, for the picture (the same clip for every checkpoint)."""
+
+    voice: np.ndarray
+    quiet: np.ndarray
+    gt: np.ndarray  # pitch, degrees
+    pred: np.ndarray
+
+
+def heldout_silences(spec: str, args: argparse.Namespace) -> tuple[str, Trace | None]:
     cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=args.history_noise)
     model = load_eval_model(spec)
     totals = {"gt": [0, []], "pred": [0, []]}
-    quiet_frames = 0
+    quiet_frames, trace = 0, None
     for i, clip in enumerate(heldout_clips(args.data, cfg)):
         pred = stream_clip(model, clip, cfg, seed=i)
         voice = voiced(clip.avatar_audio) | voiced(clip.user_audio)
         n = min(len(voice), len(pred))
         quiet = quiet_since(voice[:n], round(args.quiet_s * FPS))
         quiet_frames += int(quiet.sum())
+        if trace is None or quiet.sum() > trace.quiet.sum():
+            trace = Trace(voice[:n], quiet, *(np.degrees(m[:n, PITCH]) for m in (clip.gt, pred)))
         for key, motion in (("gt", clip.gt[:n]), ("pred", pred[:n])):
             nods, std = head_in(motion, quiet)
             totals[key][0] += nods
@@ -74,7 +87,34 @@ def heldout_silences(spec: str, args: argparse.Namespace) -> str:
     minutes = quiet_frames / FPS / 60
     gt, pred = ((totals[k][0] / minutes, np.mean(totals[k][1])) for k in ("gt", "pred"))
     return (f"held-out silences ({quiet_frames / FPS:.0f} s): nods/min {pred[0]:.1f} "
-            f"(ground truth {gt[0]:.1f}), pitch std {pred[1]:.2f} deg (ground truth {gt[1]:.2f})")
+            f"(ground truth {gt[0]:.1f}), pitch std {pred[1]:.2f} deg (ground truth {gt[1]:.2f})"), trace
+
+
+def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
+    """Pitch around the longest held-out silence: the ground truth and each checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(traces.values()))
+    t = np.arange(len(first.gt)) / FPS
+    fig, axes = plt.subplots(len(traces) + 1, 1, figsize=(11, 1.6 * (len(traces) + 1)), sharex=True,
+                             sharey=True)
+    rows = [("ground truth", first.gt)] + [(label, tr.pred) for label, tr in traces.items()]
+    for ax, (label, pitch) in zip(axes, rows, strict=True):
+        ax.fill_between(t, -12, 12, where=first.voice, color="0.85", step="mid", label="a voice")
+        ax.fill_between(t, -12, 12, where=first.quiet, color="#d8ecd8", step="mid",
+                        label=f"nobody has spoken for {quiet_s:g} s")
+        ax.plot(t, pitch, color="k" if label == "ground truth" else "C3", lw=1)
+        ax.set_ylim(-12, 12)
+        ax.set_ylabel("pitch, deg")
+        ax.set_title(label, fontsize=9, loc="left")
+    axes[0].legend(loc="upper right", fontsize=7)
+    axes[-1].set_xlabel("s (a held-out conversation, the avatar's head; down = positive)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def rest(spec: str, args: argparse.Namespace) -> str:
@@ -109,14 +149,21 @@ def main() -> None:
     parser.add_argument("--quiet-s", type=float, default=2.0, help="a silence counts after this long")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
+    parser.add_argument("--plot", metavar="PNG", help="pitch around the longest held-out silence")
     parser.add_argument("--seconds", type=float, default=12.0, help="rest: seconds per seed (0: skip it)")
     args = parser.parse_args()
+    traces: dict[str, Trace] = {}
     for spec in args.checkpoints:
         print(spec)
         if args.data:
-            print("  " + heldout_silences(spec, args), flush=True)
+            text, trace = heldout_silences(spec, args)
+            print("  " + text, flush=True)
+            if trace is not None:
+                traces[parse_spec(spec)[0]] = trace
         if args.seconds > 0:
             print("  " + rest(spec, args), flush=True)
+    if args.plot and traces:
+        plot(traces, args.plot, args.quiet_s)
 
 
 if __name__ == "__main__":
