@@ -66,8 +66,8 @@ class Trace:
     pred: np.ndarray
 
 
-def heldout_silences(spec: str, args: argparse.Namespace) -> tuple[str, Trace | None]:
-    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=args.history_noise)
+def heldout_silences(spec: str, history_noise: float, args: argparse.Namespace) -> tuple[str, Trace | None]:
+    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=history_noise)
     model = load_eval_model(spec)
     totals = {"gt": [0, []], "pred": [0, []]}
     quiet_frames, trace = 0, None
@@ -117,11 +117,11 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
     print(f"wrote {path}")
 
 
-def rest(spec: str, args: argparse.Namespace) -> str:
+def rest(spec: str, history_noise: float, args: argparse.Namespace) -> str:
     _, path = parse_spec(spec)
     nods, stds = 0, []
     for seed in range(args.seeds):
-        options = SessionOptions(seed=seed, render=False, history_noise=args.history_noise)
+        options = SessionOptions(seed=seed, render=False, history_noise=history_noise)
         session = AvatarSession(path, None, options)
         try:
             session.advance_to(args.seconds)
@@ -148,20 +148,26 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=6, help="held-out conversations (whole)")
     parser.add_argument("--quiet-s", type=float, default=2.0, help="a silence counts after this long")
     parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
+    parser.add_argument("--history-noise", type=float, nargs="+", default=[SessionOptions.history_noise],
+                        help="SessionOptions.history_noise: one value, or one per checkpoint")
     parser.add_argument("--plot", metavar="PNG", help="pitch around the longest held-out silence")
     parser.add_argument("--seconds", type=float, default=12.0, help="rest: seconds per seed (0: skip it)")
     args = parser.parse_args()
+    noises = args.history_noise
+    if len(noises) == 1:
+        noises = noises * len(args.checkpoints)
+    if len(noises) != len(args.checkpoints):
+        parser.error("--history-noise takes one value or one per checkpoint")
     traces: dict[str, Trace] = {}
-    for spec in args.checkpoints:
-        print(spec)
+    for spec, noise in zip(args.checkpoints, noises, strict=True):
+        print(f"{spec} (history noise {noise:g})")
         if args.data:
-            text, trace = heldout_silences(spec, args)
+            text, trace = heldout_silences(spec, noise, args)
             print("  " + text, flush=True)
             if trace is not None:
                 traces[parse_spec(spec)[0]] = trace
         if args.seconds > 0:
-            print("  " + rest(spec, args), flush=True)
+            print("  " + rest(spec, noise, args), flush=True)
     if args.plot and traces:
         plot(traces, args.plot, args.quiet_s)
 
