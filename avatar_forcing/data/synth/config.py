@@ -214,6 +214,8 @@ PRESETS: dict[str, SynthConfig] = {
     "default": SynthConfig(),
     # a quarter of the mirrored smiles answered late (round 10's v16 corpus, runs/data_v16)
     "late_answers": SynthConfig(listening=ListeningConfig(smile_late_prob=0.25)),
+    # three times as many lulls (after 35 % of turns): silences long enough to settle at rest (round 11)
+    "lulls": SynthConfig(dialogue=DialogueConfig(lull_prob=0.35)),
     # short conversations for tests and quick looks
     "tiny": SynthConfig(dialogue=DialogueConfig(duration=(8.0, 12.0)), conversations_per_shard=2),
 }
