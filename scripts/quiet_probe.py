@@ -30,6 +30,7 @@ from avatar_forcing.stream.session import AvatarSession
 
 VOICED_RMS = 0.01  # the corpus speaks into digital silence: any sound above this is a voice
 PITCH = idx("pitch")
+PLOT_MIN_LIMIT_DEG = 12.0
 
 
 def voiced(pcm: np.ndarray) -> np.ndarray:
@@ -48,11 +49,9 @@ def quiet_since(voice: np.ndarray, frames: int) -> np.ndarray:
     return out
 
 
-def head_in(motion: np.ndarray, where: np.ndarray) -> tuple[int, float]:
-    """(nods that start where `where` holds, pitch std in degrees there)."""
-    pitch = motion[:, PITCH]
-    nods = detect_nods(pitch)
-    count = sum(int(where[min(int(round(t * FPS)), len(where) - 1)]) for t in nods)
+def head_in(pitch: np.ndarray, where: np.ndarray) -> tuple[int, float]:
+    """(nods that start where `where` holds, pitch std in degrees there); pitch in radians."""
+    count = sum(int(where[min(int(round(t * FPS)), len(where) - 1)]) for t in detect_nods(pitch))
     return count, float(np.degrees(pitch[where].std())) if where.any() else float("nan")
 
 
@@ -80,7 +79,7 @@ def heldout_silences(spec: str, history_noise: float, args: argparse.Namespace) 
         if trace is None or quiet.sum() > trace.quiet.sum():
             trace = Trace(voice[:n], quiet, *(np.degrees(m[:n, PITCH]) for m in (clip.gt, pred)))
         for key, motion in (("gt", clip.gt[:n]), ("pred", pred[:n])):
-            nods, std = head_in(motion, quiet)
+            nods, std = head_in(motion[:, PITCH], quiet)
             totals[key][0] += nods
             if quiet.any():
                 totals[key][1].append(std)
@@ -91,7 +90,7 @@ def heldout_silences(spec: str, history_noise: float, args: argparse.Namespace) 
 
 
 def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
-    """Pitch around the longest held-out silence: the ground truth and each checkpoint."""
+    """Pitch around the longest held-out silence: the ground truth, and each checkpoint over it in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,20 +98,27 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
 
     first = next(iter(traces.values()))
     t = np.arange(len(first.gt)) / FPS
-    fig, axes = plt.subplots(len(traces) + 1, 1, figsize=(11, 1.6 * (len(traces) + 1)), sharex=True,
-                             sharey=True)
-    rows = [("ground truth", first.gt)] + [(label, tr.pred) for label, tr in traces.items()]
+    rows = [("ground truth (the corpus)", first.gt)] + [(label, tr.pred) for label, tr in traces.items()]
+    limit = max(PLOT_MIN_LIMIT_DEG, 1.05 * max(np.abs(pitch).max() for _, pitch in rows))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.7 * len(rows) + 0.6), sharex=True, sharey=True)
     for ax, (label, pitch) in zip(axes, rows, strict=True):
-        ax.fill_between(t, -12, 12, where=first.voice, color="0.85", step="mid", label="a voice")
-        ax.fill_between(t, -12, 12, where=first.quiet, color="#d8ecd8", step="mid",
+        ax.fill_between(t, -limit, limit, where=first.voice, color="0.88", step="mid", label="either voice")
+        ax.fill_between(t, -limit, limit, where=first.quiet, color="#d8ecd8", step="mid",
                         label=f"nobody has spoken for {quiet_s:g} s")
-        ax.plot(t, pitch, color="k" if label == "ground truth" else "C3", lw=1)
-        ax.set_ylim(-12, 12)
-        ax.set_ylabel("pitch, deg")
-        ax.set_title(label, fontsize=9, loc="left")
-    axes[0].legend(loc="upper right", fontsize=7)
-    axes[-1].set_xlabel("s (a held-out conversation, the avatar's head; down = positive)")
-    fig.tight_layout()
+        is_gt = pitch is first.gt
+        if not is_gt:
+            ax.plot(t, first.gt, color="0.55", lw=0.8, label="ground truth")
+        ax.plot(t, pitch, color="k" if is_gt else "C3", lw=1, label=None if is_gt else "generated")
+        nods, std = head_in(np.radians(pitch), first.quiet)
+        minutes = first.quiet.sum() / FPS / 60
+        ax.set_title(f"{label}: in the green, {nods / minutes:.0f} nods / min, pitch std {std:.1f} deg",
+                     fontsize=9, loc="left")
+        ax.set_ylim(-limit, limit)
+        ax.set_ylabel("pitch, deg\n(head down +)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncol=4, fontsize=8, frameon=False)
+    axes[-1].set_xlabel("seconds into a held-out conversation (the avatar's head)")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
 
@@ -132,7 +138,7 @@ def rest(spec: str, history_noise: float, args: argparse.Namespace) -> str:
         finally:
             session.close()
         motion = np.concatenate(blocks)
-        count, std = head_in(motion, np.ones(len(motion), bool))
+        count, std = head_in(motion[:, PITCH], np.ones(len(motion), bool))
         nods += count
         stds.append(std)
     minutes = args.seeds * args.seconds / 60
