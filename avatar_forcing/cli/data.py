@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", required=True, help="output directory (must not hold a corpus yet)")
     p.add_argument("--workers", type=int, default=1, help="processes")
-    p.add_argument("--preset", default="default", help="synth config preset: default, late_answers, lulls, tiny")
+    p.add_argument("--preset", default="default",
+                   help="synth config preset: default, late_answers, lulls, tiny")
     p.add_argument(
         "--audio",
         choices=("all", "heldout", "none"),
