@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--data", default="runs/data_v12", help="corpus with a held-out split")
     parser.add_argument("--clips", type=int, default=12, help="held-out conversations (whole)")
     parser.add_argument("--quiet-s", type=float, default=2.0)
+    parser.add_argument("--nfe", type=int, default=SessionOptions.nfe, help="Euler steps per block")
     parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(SessionOptions.cfg_audio, SessionOptions.cfg_user))
@@ -84,14 +85,15 @@ def main() -> None:
     model = load_eval_model(args.checkpoint)
     sampled, true = [], []
     for i, clip in enumerate(heldout_clips(args.data, EvalConfig(clips=args.clips, seconds=None))):
-        options = SessionOptions(render=False, seed=i, history_noise=args.history_noise,
+        options = SessionOptions(render=False, seed=i, history_noise=args.history_noise, nfe=args.nfe,
                                  cfg_audio=args.cfg[0], cfg_user=args.cfg[1])
         s, t = excursions(model, clip, options, args.quiet_s)
         sampled += s
         true += t
     for label, values in (("sampled", np.array(sampled)), ("ground truth", np.array(true))):
         shares = ", ".join(f"> {d:g} deg in {np.mean(values > d):.2f}" for d in THRESHOLDS_DEG)
-        print(f"{args.checkpoint} (history noise {args.history_noise:g}, w {args.cfg[0]:g}/{args.cfg[1]:g}) "
+        print(f"{args.checkpoint} (history noise {args.history_noise:g}, w {args.cfg[0]:g}/{args.cfg[1]:g}, "
+              f"{args.nfe} steps) "
               f"{label}: {len(values)} blocks in silences, pitch moves {shares}")
 
 
