@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar_forcing.eval.evaluate import EvalConfig, heldout_clips, load_eval_model, parse_spec, stream_clip
-from avatar_forcing.eval.metrics import detect_nods
+from avatar_forcing.eval.metrics import audio_envelope, detect_nods
 from avatar_forcing.motion.vector import FPS, idx
-from avatar_forcing.stream.inputs import FRAME_SAMPLES
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
@@ -35,9 +34,7 @@ PLOT_MIN_LIMIT_DEG = 12.0
 
 def voiced(pcm: np.ndarray) -> np.ndarray:
     """Per 25 fps frame: is there a voice."""
-    n = len(pcm) // FRAME_SAMPLES
-    frames = pcm[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES).astype(np.float64)
-    return np.sqrt((frames**2).mean(1)) > VOICED_RMS
+    return audio_envelope(pcm) > VOICED_RMS
 
 
 def quiet_since(voice: np.ndarray, frames: int) -> np.ndarray:

@@ -126,10 +126,10 @@ def build_trainer(
     """Model (from the preset unless given), data, loss and checkpoint writer -> a ready Trainer.
 
     ``stats``: normalize the data with these (a fine-tuned checkpoint's) instead of the corpus's own."""
-    context = voice_context(tcfg)
-    sized = {"audio_dim": audio_dim(tcfg)} if context is not None else {}
+    context, features = voice_context(tcfg), audio_dim(tcfg)
+    sized = {"audio_dim": features} if context is not None else {}
     mcfg = mcfg or model_preset(tcfg.model_preset, **{**sized, **tcfg.model_changes})
-    check_config(mcfg, feature_dim=audio_dim(tcfg))
+    check_config(mcfg, feature_dim=features)
     denoise = DenoiseConfig() if tcfg.denoise_audio else None
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
                               augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise,
