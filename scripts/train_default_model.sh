@@ -36,6 +36,8 @@ DENOISE_AUDIO=${DENOISE_AUDIO:-true}  # hear both voices through the session's n
 ONSET_FRACTION=${ONSET_FRACTION:-0.0}  # windows placed around a user's smile beginning (LoaderConfig)
 VOICE_CONTEXT=${VOICE_CONTEXT:-false}  # append each voice's recent loudness to its features (audio/voice_context.py)
 LOSS_WEIGHTS=${LOSS_WEIGHTS:-"{}"}  # JSON: motion channels that count more in the flow loss (FlowConfig)
+STREAMED_FRACTION=${STREAMED_FRACTION:-0.0}  # windows trained with the sampler's nearly clean past (FlowConfig)
+KEEP_PERIODIC=${KEEP_PERIODIC:-false}  # keep every ckpt_every checkpoint (a few GB a run), not only latest
 FLOW_LOSS=${FLOW_LOSS:-l2}          # l2: the conditional mean (l1, the paper's, erases occasional reactions)
 BETA=${BETA:-1000.0}
 LOSER_SOURCE=${LOSER_SOURCE:-self}
@@ -71,7 +73,7 @@ cat > "$RUN/pretrain.json" <<EOF
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
  "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO,
  "voice_context": $VOICE_CONTEXT, "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS,
- "flow_loss": "$FLOW_LOSS"}
+ "streamed_fraction": $STREAMED_FRACTION, "keep_periodic": $KEEP_PERIODIC, "flow_loss": "$FLOW_LOSS"}
 EOF
 t=$(date +%s)
 "$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume
@@ -85,7 +87,8 @@ if (( DPO_STEPS > 0 )); then
            "device": "cpu", "num_workers": 0, "p_drop_user": $P_DROP_USER,
            "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO, "voice_context": $VOICE_CONTEXT,
            "flow_loss": "$FLOW_LOSS",
-           "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS},
+           "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS,
+           "streamed_fraction": $STREAMED_FRACTION, "keep_periodic": $KEEP_PERIODIC},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
  "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF

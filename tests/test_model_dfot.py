@@ -62,6 +62,23 @@ def test_df_loss_per_block_times_and_dropout():
     assert again.item() == loss.item()
 
 
+def test_streamed_windows_get_a_nearly_clean_past_and_the_paper_recipe_is_unchanged():
+    blocks, size = 5, 10
+    paper = block_sigmas(64, blocks * size, size, FlowConfig(), torch.Generator().manual_seed(3))
+    drawn = torch.rand(64, blocks, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(paper[:, ::size], drawn)  # fraction 0 draws nothing more: old runs repeat bit for bit
+    cfg = FlowConfig(streamed_fraction=1.0, streamed_past_max=0.3)
+    s = block_sigmas(64, blocks * size, size, cfg, torch.Generator().manual_seed(3))[:, ::size]
+    assert bool((s[:, 0] <= 0.3).all())  # the first block is always past: the current block is >= 1
+    # the past is a prefix: once a block is noisier than the past can be, it is the current block or later
+    clean_prefix = (s <= 0.3).int().cumprod(dim=1).sum(dim=1)
+    assert clean_prefix.min() >= 1 and clean_prefix.float().mean() > 1.5
+    half = block_sigmas(4000, blocks * size, size, FlowConfig(streamed_fraction=0.5),
+                        torch.Generator().manual_seed(4))[:, ::size]
+    all_clean_before_last = (half[:, :4] <= 0.3).all(dim=1).float().mean().item()
+    assert 0.1 < all_clean_before_last < 0.25  # 0.5 x 1/4 of the windows stream their last block, + 0.3^4
+
+
 def test_l2_flow_loss_is_the_mean_square_of_the_same_velocity_error():
     """Same noise, times and drops: L1 is the mean |error|, L2 the mean error^2 (the conditional mean)."""
     model = micro_model()

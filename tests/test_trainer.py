@@ -265,7 +265,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "--from" in capsys.readouterr().err
 
 
-def test_user_dropout_rate_and_loss_weights_reach_the_flow_config():
+def test_user_dropout_rate_loss_weights_and_streamed_fraction_reach_the_flow_config():
     from avatar_forcing.model.config import FlowConfig
     from avatar_forcing.train.pretrain import flow_config
 
@@ -279,6 +279,9 @@ def test_user_dropout_rate_and_loss_weights_reach_the_flow_config():
     assert weighted.channel_weights == (("mouthSmileLeft", 4.0),)
     with pytest.raises(ConfigError, match="loss_weights"):
         TrainConfig(loss_weights={"smile": 4.0}).validate()
+    assert flow_config(TrainConfig(streamed_fraction=0.5)).streamed_fraction == 0.5
+    with pytest.raises(ConfigError, match="streamed_fraction"):
+        TrainConfig(streamed_fraction=1.5).validate()
 
 
 def test_model_changes_reach_the_model(tmp_path):

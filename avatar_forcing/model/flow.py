@@ -44,9 +44,15 @@ def sampling_schedule(cfg: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor]:
 def block_sigmas(
     batch: int, frames: int, block_size: int, cfg: FlowConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Per-frame flow times (batch, frames), constant inside each B-frame block, independent across blocks."""
+    """Per-frame flow times (batch, frames), constant inside each B-frame block, independent across blocks;
+    in a `streamed_fraction` of the windows the blocks before a random block get a nearly clean past."""
     blocks = -(-frames // block_size)
     s = torch.rand(batch, blocks, generator=generator) * (cfg.sigma_max - cfg.sigma_min) + cfg.sigma_min
+    if cfg.streamed_fraction > 0 and blocks > 1:  # no draws otherwise: the paper's recipe stays bit for bit
+        streamed = torch.rand(batch, generator=generator) < cfg.streamed_fraction
+        current = torch.randint(1, blocks, (batch,), generator=generator)
+        past = streamed[:, None] & (torch.arange(blocks)[None, :] < current[:, None])
+        s = torch.where(past, torch.rand(batch, blocks, generator=generator) * cfg.streamed_past_max, s)
     return s.repeat_interleave(block_size, dim=1)[:, :frames]
 
 

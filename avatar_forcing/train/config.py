@@ -59,6 +59,8 @@ class TrainConfig:
     onset_fraction: float = 0.0
     # Motion channels that count more in the flow loss, e.g. {"mouthSmileLeft": 4.0} (FlowConfig).
     loss_weights: dict[str, float] = field(default_factory=dict)
+    # Windows trained with the streaming sampler's nearly clean past (FlowConfig.streamed_fraction).
+    streamed_fraction: float = 0.0
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
@@ -89,6 +91,8 @@ class TrainConfig:
         for name, weight in self.loss_weights.items():
             if name not in MOTION_NAMES or not weight > 0:
                 raise ConfigError(f"train.loss_weights: {name!r} must be a motion channel with a weight > 0")
+        if not 0.0 <= self.streamed_fraction <= 1.0:
+            raise ConfigError(f"train.streamed_fraction must be in [0, 1], got {self.streamed_fraction}")
         if not 0.0 <= self.onset_fraction <= 1.0:
             raise ConfigError(f"train.onset_fraction must be in [0, 1], got {self.onset_fraction}")
         if self.user_condition not in USER_CONDITIONS:

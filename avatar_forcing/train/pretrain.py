@@ -35,7 +35,8 @@ from avatar_forcing.train.trainer import Batch, LossFn, SaveModelFn, Trainer, Tr
 def flow_config(tcfg: TrainConfig) -> FlowConfig:
     """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
     return FlowConfig(p_drop_user=1.0 if tcfg.user_condition == "drop_always" else tcfg.p_drop_user,
-                      loss=tcfg.flow_loss, channel_weights=tuple(sorted(tcfg.loss_weights.items())))
+                      loss=tcfg.flow_loss, channel_weights=tuple(sorted(tcfg.loss_weights.items())),
+                      streamed_fraction=tcfg.streamed_fraction)
 
 
 def df_loss(flow: FlowConfig) -> LossFn:
