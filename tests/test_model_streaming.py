@@ -111,6 +111,25 @@ def test_history_noise_changes_only_what_follows_the_first_block():
         SamplerConfig(history_noise=1.0).validate()
 
 
+def test_clean_context_continues_the_last_block_exactly():
+    """With a noisy past, a block continues from its `context` frames: clean (clean_context) they are the
+    previous block's own output; noised they are not. The older cache is noised either way, and with no
+    history noise the option changes nothing."""
+    model = micro_model()
+    data = inputs(model, 1, 30)
+    short = dict(nfe=2, first_block="short", history_noise=0.4)
+    for clean_context in (True, False):
+        cfg = SamplerConfig(**short, clean_context=clean_context)
+        gen = StreamingGenerator(model, cfg, data["reference"])
+        out = gen.step(data["avatar_audio"][:, :10], data["user_audio"][:, :10], data["user_motion"][:, :10])
+        tail = out[:, -model.cfg.context:]
+        assert torch.equal(gen.context_latents, tail) == clean_context
+    plain = dict(nfe=2, first_block="short")
+    same = offline(model, data, 30, cfg=SamplerConfig(**plain)) - offline(
+        model, data, 30, cfg=SamplerConfig(**plain, clean_context=True))
+    assert same.abs().max() < 1e-5  # float rounding of a batch of flow times one longer
+
+
 def test_condition_window_reaches_back_across_blocks():
     """cond_window = k: every block's condition tokens equal those of encoding the whole stream at once, so
     the encoder sees the k frames before a window (carried from earlier blocks) as it does in training."""

@@ -58,12 +58,13 @@ def motion_of(blocks) -> np.ndarray:
     return np.concatenate([b.motion for b in blocks])
 
 
-def test_session_equals_offline_reference_path():
+@pytest.mark.parametrize("clean_context", [True, False])
+def test_session_equals_offline_reference_path(clean_context):
     """Same noise, same conditions: the session (rolling cache, rebased positions, its own buffering and
     streaming features) gives the motion of the whole-sequence reference path (full history, absolute
     positions) of the model."""
     model = small_model()
-    session = make_session(model)
+    session = make_session(model, clean_context=clean_context)
     avatar, user = speech(2.0, 1), speech(2.0, 2)
     user_motion = np.random.default_rng(3).uniform(0, 1, (50, 58)).astype(np.float32)
     session.push_avatar_audio(avatar, SR)
@@ -74,7 +75,8 @@ def test_session_equals_offline_reference_path():
     stats, ref = session.stats, session.stats.normalize(np.zeros(58, np.float32))
     for rolling in (True, False):
         sampler = SamplerConfig(nfe=2, first_block="short", history_noise=session.options.history_noise,
-                                w_audio=session.options.cfg_audio, w_user=session.options.cfg_user)
+                                clean_context=clean_context, w_audio=session.options.cfg_audio,
+                                w_user=session.options.cfg_user)
         offline = generate_offline(model, sampler, log_mel(avatar),
                                    log_mel(user), stats.normalize(user_motion), torch.as_tensor(ref),
                                    seed=0, rolling=rolling)

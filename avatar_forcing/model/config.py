@@ -150,6 +150,10 @@ class SamplerConfig:
     # trains every block at its own noise level, so a spotless past is rare in training; a streaming past
     # that is always spotless makes the model follow its own history and ignore the user (issue 16).
     history_noise: float = 0.0
+    # The `context` frames that a block continues from enter it clean (flow time 0), the older cache at
+    # history_noise. With them noised too, each block starts from a guess at where the last one ended: the
+    # head jumps at every block boundary, 2.5 times a second (docs/EVALUATION.md, round 12).
+    clean_context: bool = False
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):

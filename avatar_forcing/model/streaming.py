@@ -167,9 +167,12 @@ class StreamingGenerator:
         passes = len(self.times) + 1
         is_new = torch.arange(length) >= n_ctx
         history = self.times.new_full((1,), self.cfg.history_noise)
-        distinct_times = torch.cat((self.times, history)).float().to(device)
-        table = self.model.condition_on_time(distinct_times)
-        time = table.index(torch.where(is_new, torch.arange(passes)[:, None], passes - 1).to(device))
+        clean = history.new_zeros(1 if self.cfg.clean_context else 0)
+        table = self.model.condition_on_time(torch.cat((self.times, history, clean)).float().to(device))
+        context_time = passes if self.cfg.clean_context else passes - 1  # flow time 0 or history_noise
+        layout = torch.where(is_new, torch.arange(passes)[:, None], context_time)
+        layout[-1] = passes - 1  # the cache fill: every frame at the history's flow time
+        time = table.index(layout.to(device))
         d_sigmas = torch.where(is_new, (self.sigmas[1:] - self.sigmas[:-1])[:, None], 0.0).to(device)
         moving = is_new.to(device)
 
@@ -192,10 +195,11 @@ class StreamingGenerator:
         if self.cfg.history_noise > 0:
             h = self.cfg.history_noise
             noised = (1 - h) * x + h * self._noise(tuple(x.shape)).to(device)
-            past_x = torch.where(moving[None, :, None], noised, x)  # the context is noised already
+            # a noised context is noised already, a clean one is noised here like the new frames
+            past_x = noised if self.cfg.clean_context else torch.where(moving[None, :, None], noised, x)
         _, kv = run(past_x, passes - 1)
         self._commit(kv, window_kv, frames, length - m.context)
-        self.context_latents = past_x[:, length - m.context :]
+        self.context_latents = (x if self.cfg.clean_context else past_x)[:, length - m.context :]
         keep = m.context + m.cond_history
         self.past_conds = tuple(c[:, max(c.shape[1] - keep, 0) :] for c in conds)
         self.next_frame += n

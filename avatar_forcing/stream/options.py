@@ -31,6 +31,9 @@ class SessionOptions:
     # silent avatar at its rest (model v7, 40 s of silence: roll drifted to +0.17 rad with a clean past and
     # stayed within +-0.03 at 0.2; docs/STREAMING.md). 0 = the authors' sampler.
     history_noise: float = 0.2
+    # The frames a block continues from enter it clean (SamplerConfig.clean_context), so the head does not
+    # jump at every block boundary.
+    clean_context: bool = True
     # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
     # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
     start_at_rest: bool = True

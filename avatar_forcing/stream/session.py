@@ -281,7 +281,8 @@ class AvatarSession:
         schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
                                 first_block=opts.first_block, schedule=schedule,
-                                history_noise=opts.history_noise)
+                                history_noise=opts.history_noise,
+                                clean_context=opts.clean_context)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
