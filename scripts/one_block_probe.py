@@ -4,7 +4,9 @@
 block. This probe takes that loop out: held-out conversations are streamed with every block *given* as
 the ground truth, and each block inside a silence (nobody has spoken for --quiet-s) is also sampled once,
 from the true past, as in training. Printed: the share of those blocks whose head pitch moves more than
-3 and 6 degrees from the last true frame, for the samples and for the ground truth.
+3 and 6 degrees from the last true frame, for the samples and for the ground truth, over all of them and
+by how long the silence has lasted when the block begins (with --quiet-s 0.8: the blocks whose 2 s of
+context still hold the last voice, and those whose whole context is silent).
 
     .venv/bin/python scripts/one_block_probe.py runs/v13/dpo/latest --history-noise 0.2 --cfg 2 3
 """
@@ -15,7 +17,7 @@ import argparse
 
 import numpy as np
 import torch
-from quiet_probe import quiet_since, voiced
+from quiet_probe import silent_frames, voiced
 
 from avatar_forcing.eval.evaluate import Clip, EvalConfig, EvalModel, heldout_clips, load_eval_model
 from avatar_forcing.motion.vector import FPS, idx
@@ -25,18 +27,21 @@ from avatar_forcing.stream.session import AvatarSession
 
 PITCH = idx("pitch")
 THRESHOLDS_DEG = (3.0, 6.0)
+SILENCE_BINS_S = (0.8, 1.2, 2.0, 4.0, np.inf)  # how long nobody has spoken when a block begins
 GENERATOR_STATE = ("block_index", "next_frame", "context_latents", "past_conds", "self_kv", "self_frames",
                    "cross_kv", "cross_frames")
 
 
 def excursions(model: EvalModel, clip: Clip, options: SessionOptions, quiet_s: float
-               ) -> tuple[list[float], list[float]]:
-    """(sampled, true) largest |pitch - last true pitch| in degrees, per block inside a silence."""
-    quiet = quiet_since(voiced(clip.avatar_audio) | voiced(clip.user_audio), round(quiet_s * FPS))
+               ) -> tuple[list[float], list[float], list[float]]:
+    """(sampled, true, silent_s): the largest |pitch - last true pitch| in degrees per block inside a
+    silence, and how long the silence had lasted at the block's start."""
+    silent = silent_frames(voiced(clip.avatar_audio) | voiced(clip.user_audio))
+    quiet = silent > round(quiet_s * FPS)
     session = AvatarSession(options=options, model=model.model, stats=model.stats,
                             reference_motion=clip.reference, audio_features=model.audio_features)
     generator, step = session.generator, session.generator.step
-    sampled, true = [], []
+    sampled, true, silent_s = [], [], []
 
     def teacher_forced(*conds, **kwargs):
         # every block enters the cache as the ground truth; a block in a silence is first sampled from
@@ -54,6 +59,7 @@ def excursions(model: EvalModel, clip: Clip, options: SessionOptions, quiet_s: f
             last = clip.gt[start - 1, PITCH]
             sampled.append(float(np.degrees(np.abs(block[:, PITCH] - last).max())))
             true.append(float(np.degrees(np.abs(clip.gt[start:start + n, PITCH] - last).max())))
+            silent_s.append(silent[start] / FPS)
         given = model.stats.normalize(clip.gt[start:start + n].astype(np.float32))
         return step(*conds, **kwargs, given=torch.as_tensor(given)[None])
 
@@ -67,7 +73,11 @@ def excursions(model: EvalModel, clip: Clip, options: SessionOptions, quiet_s: f
             pass
     finally:
         session.close()
-    return sampled, true
+    return sampled, true, silent_s
+
+
+def shares(values: np.ndarray) -> str:
+    return ", ".join(f"> {d:g} deg in {np.mean(values > d):.2f}" for d in THRESHOLDS_DEG)
 
 
 def main() -> None:
@@ -83,19 +93,23 @@ def main() -> None:
                         default=(SessionOptions.cfg_audio, SessionOptions.cfg_user))
     args = parser.parse_args()
     model = load_eval_model(args.checkpoint)
-    sampled, true = [], []
+    sampled, true, silent_s = [], [], []
     for i, clip in enumerate(heldout_clips(args.data, EvalConfig(clips=args.clips, seconds=None))):
         options = SessionOptions(render=False, seed=i, history_noise=args.history_noise, nfe=args.nfe,
                                  cfg_audio=args.cfg[0], cfg_user=args.cfg[1])
-        s, t = excursions(model, clip, options, args.quiet_s)
-        sampled += s
-        true += t
-    for label, values in (("sampled", np.array(sampled)), ("ground truth", np.array(true))):
-        shares = ", ".join(f"> {d:g} deg in {np.mean(values > d):.2f}" for d in THRESHOLDS_DEG)
+        for total, part in zip((sampled, true, silent_s), excursions(model, clip, options, args.quiet_s),
+                               strict=True):
+            total += part
+    sampled, true, silent_s = np.array(sampled), np.array(true), np.array(silent_s)
+    for label, values in (("sampled", sampled), ("ground truth", true)):
         print(f"{args.checkpoint} (history noise {args.history_noise:g}, w {args.cfg[0]:g}/{args.cfg[1]:g}, "
               f"{args.nfe} steps) "
-              f"{label}: {len(values)} blocks in silences, pitch moves {shares}")
-
+              f"{label}: {len(values)} blocks in silences, pitch moves {shares(values)}")
+    for lo, hi in zip(SILENCE_BINS_S[:-1], SILENCE_BINS_S[1:], strict=True):
+        where = (silent_s >= lo) & (silent_s < hi)
+        if where.any():
+            print(f"  silent for {lo:g}-{hi:g} s: {where.sum()} blocks, sampled {shares(sampled[where])}; "
+                  f"ground truth {shares(true[where])}")
 
 if __name__ == "__main__":
     main()

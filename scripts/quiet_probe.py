@@ -37,13 +37,18 @@ def voiced(pcm: np.ndarray) -> np.ndarray:
     return audio_envelope(pcm) > VOICED_RMS
 
 
-def quiet_since(voice: np.ndarray, frames: int) -> np.ndarray:
-    """Frames that come after at least `frames` frames without a voice."""
-    run, out = 0, np.zeros(len(voice), bool)
+def silent_frames(voice: np.ndarray) -> np.ndarray:
+    """Per frame: how many frames, up to and including it, have had no voice."""
+    run, out = 0, np.zeros(len(voice), int)
     for t, v in enumerate(voice):
         run = 0 if v else run + 1
-        out[t] = run > frames
+        out[t] = run
     return out
+
+
+def quiet_since(voice: np.ndarray, frames: int) -> np.ndarray:
+    """Frames that come after at least `frames` frames without a voice."""
+    return silent_frames(voice) > frames
 
 
 def head_in(pitch: np.ndarray, where: np.ndarray) -> tuple[int, float]:

@@ -6,6 +6,9 @@ from avatar_forcing.eval.metrics import (
     MOUTH_NAMES,
     LipSyncConfig,
     NodConfig,
+    SeamConfig,
+    block_profile,
+    block_seam,
     detect_nods,
     expression,
     fd,
@@ -176,3 +179,19 @@ def test_head_dips_measure_the_nod_after_each_start_and_skip_late_ones():
     dips = head_dips(pitch, [15, 60, 90], cfg)  # frame 90's 1.5 s window runs past the end
     assert len(dips) == 2
     assert abs(dips[0] - pitch.max()) < 1e-12 and dips[1] == 0.0
+
+
+def test_block_seam_is_one_for_smooth_motion_and_counts_jumps_at_block_boundaries():
+    cfg = SeamConfig(first=50, block=10)
+    t = np.arange(250)
+    smooth = np.zeros((250, 58))
+    smooth[:, idx("pitch")] = 0.05 * np.sin(2 * np.pi * t / 37.0)
+    assert abs(block_seam(smooth, cfg) - 1.0) < 0.1
+    jumpy = smooth.copy()
+    jumpy[:, idx("yaw")] = 0.01 * ((t - 50) // 10 % 2)  # a 0.01 rad step at every boundary after the first
+    profile = block_profile(jumpy, cfg)
+    assert profile.shape == (10,) and np.argmax(profile) == 0
+    assert block_seam(jumpy, cfg) > 2.0
+    jumpy[:, idx("yaw")] = 0.01 * ((t - 45) // 10 % 2)  # the same steps, but inside the blocks
+    assert block_seam(jumpy, cfg) < 1.0
+    assert np.isnan(block_seam(smooth[:40], cfg))  # no block after the first

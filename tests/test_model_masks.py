@@ -37,6 +37,20 @@ def test_block_causal_is_shift_invariant_by_blocks():
     assert torch.equal(self_attention_mask(f, f, cfg), self_attention_mask(f + 1000, f + 1000, cfg))
 
 
+def test_lookahead_in_block_stops_at_the_blocks_end_in_self_and_cross_attention():
+    cfg = model_preset("tiny", block_size=3, lookahead=2, cross_window=2, window=9, context=1,
+                       mask="lookahead_in_block")
+    f = torch.arange(9)
+    own_block_end = (f // 3 + 1) * 3
+    for name, mask in (("self", self_attention_mask(f, f, cfg)), ("cross", cross_attention_mask(f, f, cfg))):
+        for i in range(9):
+            for j in range(9):
+                reach = j <= i + 2 if name == "self" else abs(j - i) <= 2
+                assert mask[i, j] == (reach and j < own_block_end[i]), (name, i, j)
+    # what streaming has: a block's last frame sees nothing of the next block, in training too
+    assert not self_attention_mask(f, f, cfg)[2, 3] and not cross_attention_mask(f, f, cfg)[2, 3]
+
+
 def test_cross_window_entries():
     cfg = model_preset("tiny", cross_window=2)
     q, k = torch.arange(3, 8), torch.arange(0, 10)

@@ -45,6 +45,7 @@ class EvalConfig:
     cfg_audio: float = 2.0  # w_a
     cfg_user: float = SessionOptions.cfg_user  # w_u, as served
     history_noise: float = SessionOptions.history_noise  # flow time of the generated past, as served
+    clean_context: bool = SessionOptions.clean_context  # a block continues from clean frames, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
     # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
     # of a few short clips vary with the sampling noise about as much as between checkpoints.
@@ -58,6 +59,7 @@ class EvalConfig:
     lip: M.LipSyncConfig = field(default_factory=M.LipSyncConfig)
     mirror: M.MirrorConfig = field(default_factory=M.MirrorConfig)
     answer: M.AnswerConfig = field(default_factory=M.AnswerConfig)
+    seam: M.SeamConfig = field(default_factory=M.SeamConfig)
 
 
 @dataclass
@@ -145,7 +147,8 @@ def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndar
     from avatar_forcing.stream.session import AvatarSession
 
     opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user,
-                          history_noise=cfg.history_noise, render=False, seed=seed, threads=cfg.threads)
+                          history_noise=cfg.history_noise, clean_context=cfg.clean_context, render=False,
+                          seed=seed, threads=cfg.threads)
     session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
                             audio_features=m.audio_features)
     blocks = []
@@ -202,6 +205,7 @@ def clip_metrics(clip: Clip, pred: np.ndarray, clusters: Clusters, cfg: EvalConf
     lip = M.lip_sync(clip.avatar_audio, pred, clip.gt, cfg.lip)
     out.update(lip_r=lip.correlation, lip_lag_s=lip.lag_s, mouth_mae=float(lip.mouth_mae))
     out["smile_r"] = M.smile_mirroring(clip.user_motion, pred, cfg.mirror)[0]
+    out["block_seam"] = M.block_seam(pred, cfg.seam)
     answers = M.smile_answers(M.smile(clip.user_motion), M.smile(pred), cfg.answer)
     out.update(user_smiles=float(len(answers)), smiles_in_time=float((answers <= cfg.answer.within_s).sum()))
     if clip.nod_causes is not None:
@@ -244,7 +248,7 @@ def set_metrics(clips: list[Clip], preds: list[np.ndarray], per_clip: list[dict[
         out[f"fd_{part}"] = M.fd(gs, ps)
         if cfg.pfd:
             out[f"pfd_{part}"] = M.pfd(xs, gs, ps)
-    for key in ("lip_r", "lip_lag_s", "mouth_mae", "smile_r"):
+    for key in ("lip_r", "lip_lag_s", "mouth_mae", "smile_r", "block_seam"):
         out[key] = _nanmean(m[key] for m in per_clip)
     smiles = sum(m["user_smiles"] for m in per_clip)  # pooled: most clips hold one or two
     out["user_smiles"] = float(smiles)
@@ -358,6 +362,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-user", type=float, default=EvalConfig.cfg_user, help="w_u")
     parser.add_argument("--history-noise", type=float, default=EvalConfig.history_noise,
                         help="flow time of the generated past in the cache (SessionOptions.history_noise)")
+    parser.add_argument("--noisy-context", action="store_true",
+                        help="a block continues from noised frames (the sampler before round 12)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     parser.add_argument("--samples", type=int, default=EvalConfig.samples,
                         help="generations per clip, each with its own noise, scored as separate clips")
@@ -383,7 +389,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
         raise InputError("--nfe and --samples must be >= 1 and --clips >= 0")
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
                      cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, history_noise=args.history_noise,
-                     seed=args.seed, threads=args.threads,
+                     clean_context=not args.noisy_context, seed=args.seed, threads=args.threads,
                      pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:

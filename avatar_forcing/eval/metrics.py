@@ -254,6 +254,33 @@ def lip_sync(pcm: np.ndarray, motion: np.ndarray, gt: np.ndarray | None = None,
 # ---- nods ----
 
 @dataclass(frozen=True)
+class SeamConfig:
+    first: int = 50  # frames of a session's first block (ModelConfig.window, first_block "full")
+    block: int = 10  # frames of every later block (ModelConfig.block_size)
+    channels: tuple[str, ...] = ("pitch", "yaw", "roll")
+
+
+def block_profile(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> np.ndarray:
+    """(block,) mean head speed (radians a frame over `cfg.channels`) into each frame position of the blocks
+    after the first: entry 0 is the step across a block boundary, from the last frame of one block."""
+    rot = np.asarray(motion, np.float64)[:, [idx(n) for n in cfg.channels]]
+    speed = np.linalg.norm(np.diff(rot, axis=0), axis=1)  # speed[k]: frame k -> k + 1
+    frame = np.arange(1, len(rot))
+    after = frame >= cfg.first
+    position = (frame - cfg.first) % cfg.block
+    return np.array([speed[after & (position == p)].mean() if (after & (position == p)).any() else np.nan
+                     for p in range(cfg.block)])
+
+
+def block_seam(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> float:
+    """Head speed across streaming block boundaries over the speed inside blocks: about 1 for motion without
+    seams (the ground truth); above 1, the head jumps at every boundary, 25 / block times a second."""
+    profile = block_profile(motion, cfg)
+    inside = np.nanmean(profile[1:]) if np.isfinite(profile[1:]).any() else np.nan
+    return float(profile[0] / inside) if np.isfinite(profile[0]) and inside > 0 else float("nan")
+
+
+@dataclass(frozen=True)
 class NodConfig:
     fps: float = FPS
     band_hz: tuple[float, float] = (0.5, 4.0)  # a nod lasts ~0.25-1 s; slower drifts are posture

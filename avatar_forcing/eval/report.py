@@ -41,6 +41,7 @@ def columns(report: EvalReport) -> list[Column]:
         Column("nod_latency_s", "Nod latency (s)", ""),
         Column("smile_r", "Smile-mirror r", ""),
         Column("smiles_answered", "Smiles answered in time", ""),
+        Column("block_seam", "Block seam", ""),
     ]
 
 

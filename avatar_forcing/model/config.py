@@ -11,12 +11,12 @@ Presets
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.motion.vector import MOTION_NAMES
 
-MaskKind = Literal["frame_lookahead", "block_causal"]
+MaskKind = Literal["frame_lookahead", "block_causal", "lookahead_in_block"]
 
 # What a listener answers in the user's face: the smile and the turn and tilt of the head (the listening
 # rules of docs/DATA.md react to these and to the voice, and nothing else). The other blendshapes and the
@@ -95,7 +95,7 @@ class ModelConfig:
             (self.cache_frames >= 0, "window must hold at least one block plus its context"),
             (self.lookahead >= 0 and self.cross_window >= 0, "lookahead and cross_window must be >= 0"),
             (self.cond_window >= -1, f"cond_window {self.cond_window} must be -1 (whole window) or >= 0"),
-            (self.mask in ("frame_lookahead", "block_causal"), f"unknown mask {self.mask!r}"),
+            (self.mask in get_args(MaskKind), f"unknown mask {self.mask!r}"),
             (
                 not self.user_channels
                 or (self.user_motion_dim == len(MOTION_NAMES)

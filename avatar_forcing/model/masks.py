@@ -11,8 +11,13 @@ Self-attention (``ModelConfig.mask``):
   origin is a multiple of B; the streaming cache keeps its origin on a block boundary for that reason.
 In streaming both rules are truncated at the end of the window (the look-ahead frames of the last frames
 of a block do not exist yet), exactly as in the authors' sampler.
+- ``"lookahead_in_block"``: ``frame_lookahead`` that never crosses the end of the frame's own block, in
+  self- and in cross-attention: training sees what streaming has. With the authors' rules a block's last
+  frames look into the next block in training and into nothing when streaming; the streamed head slows
+  down at the end of every block and jumps at the start of the next (docs/EVALUATION.md, round 12).
 
-Cross-attention to the condition tokens: |i - j| <= w.
+Cross-attention to the condition tokens: |i - j| <= w (and j before the end of i's block for
+``"lookahead_in_block"``).
 Attention inside the dual motion encoder (``cond_window`` = k): all frames of the window for k = -1,
 otherwise i - k <= j <= i.
 """
@@ -30,14 +35,22 @@ def self_attention_mask(
     q, k = query_frames[:, None], key_frames[None, :]
     if cfg.mask == "frame_lookahead":
         return k <= q + cfg.lookahead
-    block_end = (torch.div(q, cfg.block_size, rounding_mode="floor") + 1) * cfg.block_size
-    return k < block_end + cfg.lookahead
+    if cfg.mask == "lookahead_in_block":
+        return (k <= q + cfg.lookahead) & (k < block_end(q, cfg))
+    return k < block_end(q, cfg) + cfg.lookahead
 
 
 def cross_attention_mask(
     query_frames: torch.Tensor, key_frames: torch.Tensor, cfg: ModelConfig
 ) -> torch.Tensor:
-    return (key_frames[None, :] - query_frames[:, None]).abs() <= cfg.cross_window
+    q, k = query_frames[:, None], key_frames[None, :]
+    near = (k - q).abs() <= cfg.cross_window
+    return near & (k < block_end(q, cfg)) if cfg.mask == "lookahead_in_block" else near
+
+
+def block_end(frames: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """The first frame after each frame's B-frame block (frame indices with an origin on a block boundary)."""
+    return (torch.div(frames, cfg.block_size, rounding_mode="floor") + 1) * cfg.block_size
 
 
 def condition_attention_mask(frames: int, cfg: ModelConfig) -> torch.Tensor | None:
