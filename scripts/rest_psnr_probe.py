@@ -1,0 +1,56 @@
+"""How close does the resting avatar stay to its portrait, over several seeds? (docs/EVALUATION.md, round 12)
+
+`eval portraits` renders one seed's rest, and every portrait gets that same motion, so one unlucky sample
+moves every row. This renders the REST phase (no input at all, `eval.portraits.rest_phase`) on a few real
+portraits for several seeds, with the block context clean (served) and noised (the sampler before round
+12), and prints the PSNR of each rest's per-pixel median against the portrait.
+
+    .venv/bin/python scripts/rest_psnr_probe.py avatar_forcing/assets/default_model --portraits s7 s2 s10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from avatar_forcing.eval.portraits import PortraitsConfig, pixel_median, psnr, rest_phase
+from avatar_forcing.stream.options import SessionOptions
+from avatar_forcing.stream.session import AvatarSession
+
+
+def rest_psnr(checkpoint: str, portrait: str, seed: int, clean_context: bool, cfg: PortraitsConfig) -> float:
+    session = AvatarSession(checkpoint, portrait, SessionOptions(seed=seed, clean_context=clean_context))
+    try:
+        reference = np.ascontiguousarray(session.renderer.image)
+        median = pixel_median(rest_phase(session, cfg).kept, cfg)
+    finally:
+        session.close()
+    if median.shape != reference.shape:  # compare in the output's pixels, as eval portraits does
+        import cv2
+
+        reference = cv2.resize(reference, (median.shape[1], median.shape[0]), interpolation=cv2.INTER_AREA)
+    return psnr(median, reference, cfg)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--folder", default="../shared/real/portraits")
+    parser.add_argument("--portraits", nargs="+", default=["s7", "s2", "s10"], help="image stems (.jpg)")
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--rest-seconds", type=float, default=6.0)
+    args = parser.parse_args()
+    cfg = PortraitsConfig(rest_seconds=args.rest_seconds)
+    for name in args.portraits:
+        for clean in (False, True):
+            values = [rest_psnr(args.checkpoint, f"{args.folder}/{name}.jpg", seed, clean, cfg)
+                      for seed in range(args.seeds)]
+            print(f"{name} {'clean' if clean else 'noised'} context: rest PSNR seeds 0-{args.seeds - 1} "
+                  + " ".join(f"{v:.1f}" for v in values)
+                  + f" | mean {np.mean(values):.1f} min {np.min(values):.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
