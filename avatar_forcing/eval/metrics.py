@@ -251,7 +251,7 @@ def lip_sync(pcm: np.ndarray, motion: np.ndarray, gt: np.ndarray | None = None,
     return LipSyncScore(r, lag / cfg.fps, mae)
 
 
-# ---- nods ----
+# ---- seams between streamed blocks ----
 
 @dataclass(frozen=True)
 class SeamConfig:
@@ -279,6 +279,8 @@ def block_seam(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> float:
     inside = np.nanmean(profile[1:]) if np.isfinite(profile[1:]).any() else np.nan
     return float(profile[0] / inside) if np.isfinite(profile[0]) and inside > 0 else float("nan")
 
+
+# ---- nods ----
 
 @dataclass(frozen=True)
 class NodConfig:

@@ -128,7 +128,8 @@ class FlowConfig:
     # Share of windows given the streaming sampler's noise pattern: the blocks before a random block carry
     # a nearly clean past (s ~ U(0, streamed_past_max), the served history noise is 0.2). With every block's
     # s drawn independently, all four blocks before the last are that clean in under 1 % of windows, so the
-    # model rarely learns what to do from the past it always has when it streams (0: the paper).
+    # model rarely learns what to do from the past it always has when it streams (0: the paper; 0.5 did
+    # not make a silent avatar rest, round 12).
     streamed_fraction: float = 0.0
     streamed_past_max: float = 0.3
 

@@ -12,9 +12,10 @@ Self-attention (``ModelConfig.mask``):
 In streaming both rules are truncated at the end of the window (the look-ahead frames of the last frames
 of a block do not exist yet), exactly as in the authors' sampler.
 - ``"lookahead_in_block"``: ``frame_lookahead`` that never crosses the end of the frame's own block, in
-  self- and in cross-attention: training sees what streaming has. With the authors' rules a block's last
-  frames look into the next block in training and into nothing when streaming; the streamed head slows
-  down at the end of every block and jumps at the start of the next (docs/EVALUATION.md, round 12).
+  self- and in cross-attention: training sees what streaming has (with the authors' rules a block's last
+  frames look into the next block in training and into nothing when streaming). Trained with it, the tiny
+  model answers a smile at once far more often, and its mouth follows real speech worse, since the last
+  frames of a block hear no sound ahead (model v27, docs/EVALUATION.md, round 12).
 
 Cross-attention to the condition tokens: |i - j| <= w (and j before the end of i's block for
 ``"lookahead_in_block"``).
