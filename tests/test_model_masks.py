@@ -49,6 +49,10 @@ def test_lookahead_in_block_stops_at_the_blocks_end_in_self_and_cross_attention(
                 assert mask[i, j] == (reach and j < own_block_end[i]), (name, i, j)
     # what streaming has: a block's last frame sees nothing of the next block, in training too
     assert not self_attention_mask(f, f, cfg)[2, 3] and not cross_attention_mask(f, f, cfg)[2, 3]
+    motion_only = model_preset("tiny", block_size=3, lookahead=2, cross_window=2, window=9, context=1,
+                               mask="motion_lookahead_in_block")
+    assert torch.equal(self_attention_mask(f, f, motion_only), self_attention_mask(f, f, cfg))
+    assert torch.equal(cross_attention_mask(f, f, motion_only), (f[None, :] - f[:, None]).abs() <= 2)
 
 
 def test_cross_window_entries():

@@ -40,7 +40,8 @@ def test_first_block_equals_cache_free_forward():
     assert (out - expected).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal", "lookahead_in_block"])
+@pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal", "lookahead_in_block",
+                                  "motion_lookahead_in_block"])
 @pytest.mark.parametrize("first_block", ["full", "short"])
 def test_rolling_cache_equals_reference(mask, first_block):
     """Rolling cache with rebased positions == full history with absolute positions and horizon masks."""

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.motion.vector import MOTION_NAMES
 
-MaskKind = Literal["frame_lookahead", "block_causal", "lookahead_in_block"]
+MaskKind = Literal["frame_lookahead", "block_causal", "lookahead_in_block", "motion_lookahead_in_block"]
 
 # What a listener answers in the user's face: the smile and the turn and tilt of the head (the listening
 # rules of docs/DATA.md react to these and to the voice, and nothing else). The other blendshapes and the

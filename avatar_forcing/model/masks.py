@@ -16,6 +16,7 @@ of a block do not exist yet), exactly as in the authors' sampler.
   frames look into the next block in training and into nothing when streaming). Trained with it, the tiny
   model answers a smile at once far more often, and its mouth follows real speech worse, since the last
   frames of a block hear no sound ahead (model v27, docs/EVALUATION.md, round 12).
+- ``"motion_lookahead_in_block"``: the same in self-attention only; the sound keeps the authors' reach.
 
 Cross-attention to the condition tokens: |i - j| <= w (and j before the end of i's block for
 ``"lookahead_in_block"``).
@@ -36,7 +37,7 @@ def self_attention_mask(
     q, k = query_frames[:, None], key_frames[None, :]
     if cfg.mask == "frame_lookahead":
         return k <= q + cfg.lookahead
-    if cfg.mask == "lookahead_in_block":
+    if cfg.mask in ("lookahead_in_block", "motion_lookahead_in_block"):
         return (k <= q + cfg.lookahead) & (k < block_end(q, cfg))
     return k < block_end(q, cfg) + cfg.lookahead
 
