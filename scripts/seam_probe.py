@@ -94,8 +94,7 @@ def plot(profiles: dict[str, np.ndarray], traces: dict[str, np.ndarray], cfg: M.
             right.axvline(frame / FPS, color="0.8", lw=0.8, zorder=0)
     right.set_xlabel("seconds into the first held-out clip (grey lines: block boundaries)")
     right.set_ylabel("head speed, degrees per frame")
-    right.set_title("frame by frame, the first checkpoint: both runs share their noise; the ground "
-                    "truth is the corpus' own motion", fontsize=10)
+    right.set_title("the first checkpoint frame by frame (both runs on the same noise)", fontsize=10)
     right.legend(fontsize=7.5, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
