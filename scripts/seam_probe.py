@@ -46,41 +46,47 @@ def main() -> None:
     args = parser.parse_args()
     base = EvalConfig(clips=args.clips, seconds=None)
     clips = list(heldout_clips(args.data, base))
-    profiles = {GROUND_TRUTH: np.nanmean([M.block_profile(c.gt, base.seam) for c in clips], axis=0)}
+    per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
     traces = {GROUND_TRUTH: head_speed(clips[0].gt, base.seam)}
+    first = ""
     for number, spec in enumerate(args.checkpoints):
         model = load_eval_model(spec)
         for clean in (True, False) if args.noised_too else (True,):
             label = f"{model.label}, {'clean' if clean else 'noised'} context"
             cfg = replace(base, clean_context=clean)
             motions = [stream_clip(model, c, cfg, seed=i) for i, c in enumerate(clips)]
-            profiles[label] = np.nanmean([M.block_profile(m, base.seam) for m in motions], axis=0)
+            per_clip[label] = [M.block_profile(m, base.seam) for m in motions]
             if number == 0:  # frame by frame, one checkpoint is enough to see the seams
-                traces[label] = head_speed(motions[0], base.seam)
+                traces[label], first = head_speed(motions[0], base.seam), model.label
+    profiles = {label: np.nanmean(rows, axis=0) for label, rows in per_clip.items()}
+    spread = {label: (min(map(seam, rows)), max(map(seam, rows))) for label, rows in per_clip.items()}
     print(f"{len(clips)} held-out clips of {args.data}; head speed (deg / frame) into block positions "
           f"0..{base.seam.block - 1} (0 = across the boundary)")
     for label, profile in profiles.items():
-        print(f"  {label:32s} seam {seam(profile):.2f}: " + " ".join(f"{np.degrees(v):.3f}" for v in profile))
+        lo, hi = spread[label]
+        print(f"  {label:32s} seam {seam(profile):.2f} (clips {lo:.2f}-{hi:.2f}): "
+              + " ".join(f"{np.degrees(v):.3f}" for v in profile))
     if args.plot:
-        plot(profiles, traces, base.seam, len(clips), args.plot)
+        plot(profiles, spread, traces, first, base.seam, len(clips), args.plot)
         print(f"wrote {args.plot}")
 
 
-def plot(profiles: dict[str, np.ndarray], traces: dict[str, np.ndarray], cfg: M.SeamConfig, clips: int,
-         path: str) -> None:
+def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]],
+         traces: dict[str, np.ndarray], first: str, cfg: M.SeamConfig, clips: int, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(profiles, ["0.45", "tab:blue", "tab:red", "tab:green", "tab:purple"], strict=False))
+    colours = dict(zip(profiles, ["black", "tab:blue", "tab:red", "tab:green", "tab:purple"], strict=False))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1.6]})
     for label, profile in profiles.items():
         left.plot(range(cfg.block), np.degrees(profile), "o-", color=colours[label],
-                  label=f"{label}: seam {seam(profile):.2f}")
+                  label=f"{label}: seam {seam(profile):.2f} (clips {spread[label][0]:.2f}-"
+                        f"{spread[label][1]:.2f})")
     left.set_xticks(range(cfg.block))
     left.set_xlabel("frame position in a 0.4 s block (0: the step from the previous block's last frame)")
-    left.set_ylabel("head speed (pitch, yaw, roll), degrees per frame")
+    left.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
     left.set_ylim(bottom=0)
     left.legend(fontsize=7.5, loc="lower left", title="seam = speed at 0 / mean speed at 1-9",
                 title_fontsize=7.5)
@@ -88,13 +94,16 @@ def plot(profiles: dict[str, np.ndarray], traces: dict[str, np.ndarray], cfg: M.
     a, b = (round(s * FPS) for s in TRACE_S)
     t = np.arange(a, b) / FPS
     for label, trace in traces.items():
-        right.plot(t, trace[a - 1:b - 1], color=colours[label], lw=1.3, label=label)
+        truth = label == GROUND_TRUTH
+        right.plot(t, trace[a - 1:b - 1], color=colours[label], lw=0.9 if truth else 1.3,
+                   ls="--" if truth else "-",
+                   label=f"{label} (another motion, for scale)" if truth else label)
     for frame in range(cfg.first, b, cfg.block):
         if frame >= a:
             right.axvline(frame / FPS, color="0.8", lw=0.8, zorder=0)
     right.set_xlabel("seconds into the first held-out clip (grey lines: block boundaries)")
-    right.set_ylabel("head speed, degrees per frame")
-    right.set_title("the first checkpoint frame by frame (both runs on the same noise)", fontsize=10)
+    right.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
+    right.set_title(f"{first} frame by frame, both samplers on the same noise", fontsize=10)
     right.legend(fontsize=7.5, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
