@@ -14,7 +14,13 @@ import argparse
 
 import numpy as np
 
-from avatar_forcing.eval.portraits import PortraitsConfig, pixel_median, psnr, rest_phase
+from avatar_forcing.eval.portraits import (
+    PortraitsConfig,
+    pixel_median,
+    portrait_in_output_pixels,
+    psnr,
+    rest_phase,
+)
 from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
@@ -22,15 +28,10 @@ from avatar_forcing.stream.session import AvatarSession
 def rest_psnr(checkpoint: str, portrait: str, seed: int, clean_context: bool, cfg: PortraitsConfig) -> float:
     session = AvatarSession(checkpoint, portrait, SessionOptions(seed=seed, clean_context=clean_context))
     try:
-        reference = np.ascontiguousarray(session.renderer.image)
         median = pixel_median(rest_phase(session, cfg).kept, cfg)
+        return psnr(median, portrait_in_output_pixels(session, median.shape), cfg)
     finally:
         session.close()
-    if median.shape != reference.shape:  # compare in the output's pixels, as eval portraits does
-        import cv2
-
-        reference = cv2.resize(reference, (median.shape[1], median.shape[0]), interpolation=cv2.INTER_AREA)
-    return psnr(median, reference, cfg)
 
 
 def main() -> None:

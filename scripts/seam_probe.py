@@ -19,20 +19,14 @@ import numpy as np
 
 from avatar_forcing.eval import metrics as M
 from avatar_forcing.eval.evaluate import EvalConfig, heldout_clips, load_eval_model, stream_clip
-from avatar_forcing.motion.vector import FPS, idx
+from avatar_forcing.motion.vector import FPS
 
 TRACE_S = (11.0, 14.0)  # the stretch of the first clip drawn beside the profiles
 GROUND_TRUTH = "ground truth"
 
 
-def head_speed(motion: np.ndarray, cfg: M.SeamConfig) -> np.ndarray:
-    """(T - 1,) degrees a frame over the seam's channels."""
-    rot = np.asarray(motion, np.float64)[:, [idx(n) for n in cfg.channels]]
-    return np.degrees(np.linalg.norm(np.diff(rot, axis=0), axis=1))
-
-
-def seam(profile: np.ndarray) -> float:
-    return float(profile[0] / np.nanmean(profile[1:]))
+def head_speed_deg(motion: np.ndarray, cfg: M.SeamConfig) -> np.ndarray:
+    return np.degrees(M.head_speed(motion, cfg))
 
 
 def main() -> None:
@@ -47,7 +41,7 @@ def main() -> None:
     base = EvalConfig(clips=args.clips, seconds=None)
     clips = list(heldout_clips(args.data, base))
     per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
-    traces = {GROUND_TRUTH: head_speed(clips[0].gt, base.seam)}
+    traces = {GROUND_TRUTH: head_speed_deg(clips[0].gt, base.seam)}
     first = ""
     for number, spec in enumerate(args.checkpoints):
         model = load_eval_model(spec)
@@ -57,14 +51,15 @@ def main() -> None:
             motions = [stream_clip(model, c, cfg, seed=i) for i, c in enumerate(clips)]
             per_clip[label] = [M.block_profile(m, base.seam) for m in motions]
             if number == 0:  # frame by frame, one checkpoint is enough to see the seams
-                traces[label], first = head_speed(motions[0], base.seam), model.label
+                traces[label], first = head_speed_deg(motions[0], base.seam), model.label
     profiles = {label: np.nanmean(rows, axis=0) for label, rows in per_clip.items()}
-    spread = {label: (min(map(seam, rows)), max(map(seam, rows))) for label, rows in per_clip.items()}
+    seams = {label: [M.seam_ratio(row) for row in rows] for label, rows in per_clip.items()}
+    spread = {label: (min(values), max(values)) for label, values in seams.items()}
     print(f"{len(clips)} held-out clips of {args.data}; head speed (deg / frame) into block positions "
           f"0..{base.seam.block - 1} (0 = across the boundary)")
     for label, profile in profiles.items():
         lo, hi = spread[label]
-        print(f"  {label:32s} seam {seam(profile):.2f} (clips {lo:.2f}-{hi:.2f}): "
+        print(f"  {label:32s} seam {M.seam_ratio(profile):.2f} (clips {lo:.2f}-{hi:.2f}): "
               + " ".join(f"{np.degrees(v):.3f}" for v in profile))
     if args.plot:
         plot(profiles, spread, traces, first, base.seam, len(clips), args.plot)
@@ -82,7 +77,7 @@ def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1.6]})
     for label, profile in profiles.items():
         left.plot(range(cfg.block), np.degrees(profile), "o-", color=colours[label],
-                  label=f"{label}: seam {seam(profile):.2f} (clips {spread[label][0]:.2f}-"
+                  label=f"{label}: seam {M.seam_ratio(profile):.2f} (clips {spread[label][0]:.2f}-"
                         f"{spread[label][1]:.2f})")
     left.set_xticks(range(cfg.block))
     left.set_xlabel("frame position in a 0.4 s block (0: the step from the previous block's last frame)")

@@ -260,12 +260,17 @@ class SeamConfig:
     channels: tuple[str, ...] = ("pitch", "yaw", "roll")
 
 
-def block_profile(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> np.ndarray:
-    """(block,) mean head speed (radians a frame over `cfg.channels`) into each frame position of the blocks
-    after the first: entry 0 is the step across a block boundary, from the last frame of one block."""
+def head_speed(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> np.ndarray:
+    """(T - 1,) radians a frame over `cfg.channels`: entry k is the step from frame k to k + 1."""
     rot = np.asarray(motion, np.float64)[:, [idx(n) for n in cfg.channels]]
-    speed = np.linalg.norm(np.diff(rot, axis=0), axis=1)  # speed[k]: frame k -> k + 1
-    frame = np.arange(1, len(rot))
+    return np.linalg.norm(np.diff(rot, axis=0), axis=1)
+
+
+def block_profile(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> np.ndarray:
+    """(block,) mean head speed (`head_speed`) into each frame position of the blocks after the first:
+    entry 0 is the step across a block boundary, from the last frame of one block."""
+    speed = head_speed(motion, cfg)
+    frame = np.arange(1, len(speed) + 1)
     after = frame >= cfg.first
     position = (frame - cfg.first) % cfg.block
     return np.array([speed[after & (position == p)].mean() if (after & (position == p)).any() else np.nan
@@ -275,7 +280,11 @@ def block_profile(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> np.ndar
 def block_seam(motion: np.ndarray, cfg: SeamConfig = SeamConfig()) -> float:
     """Head speed across streaming block boundaries over the speed inside blocks: about 1 for motion without
     seams (the ground truth); above 1, the head jumps at every boundary, 25 / block times a second."""
-    profile = block_profile(motion, cfg)
+    return seam_ratio(block_profile(motion, cfg))
+
+
+def seam_ratio(profile: np.ndarray) -> float:
+    """A `block_profile`'s speed into position 0 over its mean speed into the others (nan if undefined)."""
     inside = np.nanmean(profile[1:]) if np.isfinite(profile[1:]).any() else np.nan
     return float(profile[0] / inside) if np.isfinite(profile[0]) and inside > 0 else float("nan")
 

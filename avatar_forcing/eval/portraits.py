@@ -531,16 +531,22 @@ def summary_row(result: PortraitResult, cfg: PortraitsConfig) -> dict[str, float
     return row
 
 
+def portrait_in_output_pixels(session, shape: tuple[int, ...] | None) -> np.ndarray:
+    """The renderer's portrait, resized to frames of `shape` if they differ: the rest is compared to it in
+    the output's pixels."""
+    reference = np.ascontiguousarray(session.renderer.image)
+    if shape is None or shape == reference.shape:
+        return reference
+    import cv2
+
+    return cv2.resize(reference, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
 def _rest(session, result: PortraitResult, cfg: PortraitsConfig
           ) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """REST metrics into `result`; the portrait's landmarks and the sheet's first row (None: no face)."""
-    reference = np.ascontiguousarray(session.renderer.image)
     rest = rest_phase(session, cfg)
-    if rest.kept and rest.kept[0].shape != reference.shape:  # compare in the output's pixels
-        import cv2
-
-        h, w = rest.kept[0].shape[:2]
-        reference = cv2.resize(reference, (w, h), interpolation=cv2.INTER_AREA)
+    reference = portrait_in_output_pixels(session, rest.kept[0].shape if rest.kept else None)
     result.shape = reference.shape
     ref_lm = reference_landmarks(reference, cfg)
     if ref_lm is None:
