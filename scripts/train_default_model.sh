@@ -37,6 +37,8 @@ ONSET_FRACTION=${ONSET_FRACTION:-0.0}  # windows placed around a user's smile be
 VOICE_CONTEXT=${VOICE_CONTEXT:-false}  # append each voice's recent loudness to its features (audio/voice_context.py)
 LOSS_WEIGHTS=${LOSS_WEIGHTS:-"{}"}  # JSON: motion channels that count more in the flow loss (FlowConfig)
 STREAMED_FRACTION=${STREAMED_FRACTION:-0.0}  # windows trained with the sampler's nearly clean past (FlowConfig)
+BURN_IN=${BURN_IN:-0}               # frames at a window's start with no loss (FlowConfig.burn_in)
+START_FRACTION=${START_FRACTION:-0.0}  # windows at a conversation's start, which count whole (LoaderConfig)
 KEEP_PERIODIC=${KEEP_PERIODIC:-false}  # keep every ckpt_every checkpoint (a few GB a run), not only latest
 FLOW_LOSS=${FLOW_LOSS:-l2}          # l2: the conditional mean (l1, the paper's, erases occasional reactions)
 BETA=${BETA:-1000.0}
@@ -73,7 +75,8 @@ cat > "$RUN/pretrain.json" <<EOF
  "device": "cpu", "num_workers": 0, "user_condition": "$USER_CONDITION",
  "p_drop_user": $P_DROP_USER, "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO,
  "voice_context": $VOICE_CONTEXT, "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS,
- "streamed_fraction": $STREAMED_FRACTION, "keep_periodic": $KEEP_PERIODIC, "flow_loss": "$FLOW_LOSS"}
+ "streamed_fraction": $STREAMED_FRACTION, "burn_in": $BURN_IN, "start_fraction": $START_FRACTION,
+ "keep_periodic": $KEEP_PERIODIC, "flow_loss": "$FLOW_LOSS"}
 EOF
 t=$(date +%s)
 "$AF" train --config "$RUN/pretrain.json" --data "$DATA" --out "$RUN/pretrain" --resume
@@ -88,7 +91,8 @@ if (( DPO_STEPS > 0 )); then
            "augment_user": $AUGMENT_USER, "denoise_audio": $DENOISE_AUDIO, "voice_context": $VOICE_CONTEXT,
            "flow_loss": "$FLOW_LOSS",
            "onset_fraction": $ONSET_FRACTION, "loss_weights": $LOSS_WEIGHTS,
-           "streamed_fraction": $STREAMED_FRACTION, "keep_periodic": $KEEP_PERIODIC},
+           "streamed_fraction": $STREAMED_FRACTION, "burn_in": $BURN_IN, "start_fraction": $START_FRACTION,
+           "keep_periodic": $KEEP_PERIODIC},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
  "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF

@@ -57,6 +57,7 @@ def test_batches_have_the_documented_shapes(corpus):
         "reference": (4, 58),
         "motion_mask": (4, W),
         "user_mask": (4, W),
+        "at_start": (4,),
     }
     assert batch["motion"].dtype == torch.float32 and batch["motion_mask"].dtype == torch.bool
 
@@ -128,3 +129,18 @@ def test_onset_fraction_places_windows_where_the_users_smile_begins(tmp_path):
     assert len(set(others)) > 1  # no smile to place them by: uniform windows
     uniform = [p.start for _, p in zip(range(40), TrainStream(tmp_path).plans(0, 1), strict=False)]
     assert sum(lo <= onset - s <= hi for s in uniform) < len(answering)
+
+
+def test_start_fraction_places_windows_at_the_conversation_start_and_flags_them(tmp_path):
+    convs = [fake_conversation(f"s{i}", 300, seed=i) for i in range(2)]
+    shards.write_shard(tmp_path, "train-00000", convs)
+    shards.write_index(tmp_path)
+    starts = [p.start for _, p in zip(range(40), TrainStream(tmp_path, cfg=LoaderConfig(start_fraction=1.0))
+                                                 .plans(0, 1), strict=False)]
+    assert starts == [0] * 40
+    uniform = [p.start for _, p in zip(range(40), TrainStream(tmp_path).plans(0, 1), strict=False)]
+    assert uniform.count(0) < 3
+    stream = iter(TrainStream(tmp_path, cfg=LoaderConfig(start_fraction=1.0, batch_size=2, window=W)))
+    assert bool(next(stream)["at_start"].all())
+    uniform_batch = next(iter(TrainStream(tmp_path, cfg=LoaderConfig(batch_size=8, window=W))))
+    assert not bool(uniform_batch["at_start"].all())

@@ -79,6 +79,36 @@ def test_streamed_windows_get_a_nearly_clean_past_and_the_paper_recipe_is_unchan
     assert 0.1 < all_clean_before_last < 0.25  # 0.5 x 1/4 of the windows stream their last block, + 0.3^4
 
 
+class FixedVelocity(torch.nn.Module):
+    """A "model" whose velocity is a free tensor: the loss's gradient says which frames it counts."""
+
+    def __init__(self, cfg, rows: int, frames: int):
+        super().__init__()
+        self.cfg = cfg
+        self.v = torch.nn.Parameter(torch.zeros(rows, frames, cfg.motion_dim))
+
+    def forward(self, *args):
+        return self.v
+
+
+def test_burn_in_frames_carry_no_loss_unless_the_window_begins_its_conversation():
+    """With burn_in = b, a window's first b frames are context only (no loss), except in a window at its
+    conversation's start; with every frame counting, the loss is the paper's plain mean."""
+    data = inputs(micro_model(), 4, 20)
+    data["at_start"] = torch.tensor([False, True, False, False])
+    model = FixedVelocity(micro_model().cfg, 4, 20)
+    cfg = FlowConfig(burn_in=10)
+    loss, _ = diffusion_forcing_loss(model, data, cfg, torch.Generator().manual_seed(1))
+    (grad,) = torch.autograd.grad(loss, model.v)
+    counted = grad.abs().amax(dim=2) > 0
+    assert not counted[[0, 2, 3], :10].any()  # mid-conversation windows: context only
+    assert counted[1].all() and counted[:, 10:].all()  # a window at its conversation's start counts whole
+    plain, _ = diffusion_forcing_loss(model, data, FlowConfig(), torch.Generator().manual_seed(1))
+    whole = {**data, "at_start": torch.ones(4, dtype=torch.bool)}
+    every_frame, _ = diffusion_forcing_loss(model, whole, cfg, torch.Generator().manual_seed(1))
+    assert torch.allclose(plain, every_frame)
+
+
 def test_l2_flow_loss_is_the_mean_square_of_the_same_velocity_error():
     """Same noise, times and drops: L1 is the mean |error|, L2 the mean error^2 (the conditional mean)."""
     model = micro_model()

@@ -282,6 +282,11 @@ def test_user_dropout_rate_loss_weights_and_streamed_fraction_reach_the_flow_con
     assert flow_config(TrainConfig(streamed_fraction=0.5)).streamed_fraction == 0.5
     with pytest.raises(ConfigError, match="streamed_fraction"):
         TrainConfig(streamed_fraction=1.5).validate()
+    assert flow_config(TrainConfig(burn_in=30)).burn_in == 30
+    with pytest.raises(ConfigError, match="burn_in"):
+        TrainConfig(burn_in=-1).validate()
+    with pytest.raises(ConfigError, match="start_fraction"):
+        TrainConfig(start_fraction=2.0).validate()
 
 
 def test_model_changes_reach_the_model(tmp_path):

@@ -53,6 +53,9 @@ class LoaderConfig:
     # real users no more often (docs/EVALUATION.md, round 10).
     onset_fraction: float = 0.0
     onset_lead: tuple[int, int] = (5, 25)
+    # Windows placed at the conversation's start, where a short view is the whole past: with a loss burn-in
+    # (FlowConfig.burn_in) only they teach a stream's first blocks. 0 keeps the uniform windows.
+    start_fraction: float = 0.0
     smile_onset: SmileOnsetConfig = field(default_factory=SmileOnsetConfig)
 
 
@@ -105,6 +108,7 @@ def make_sample(conv: Conversation, avatar: int, start: int, window: int, stats:
         "reference": stats.normalize(ref[None])[0],
         "motion_mask": in_range & _pad(me.mask[start:end], window).astype(bool),
         "user_mask": in_range & _pad(you.mask[start:end], window).astype(bool),
+        "at_start": np.array(start == 0),  # the window's view is the conversation's whole past
     }
 
 
@@ -175,6 +179,8 @@ class TrainStream(IterableDataset):
                                 onset = onsets[int(rng.integers(len(onsets)))]
                                 start = min(max(onset - int(rng.integers(*cfg.onset_lead, endpoint=True)), 0),
                                             last)
+                            elif cfg.start_fraction > 0 and rng.random() < cfg.start_fraction:
+                                start = 0
                             else:
                                 start = int(rng.integers(0, last + 1))
                             pool.append(Plan(ref, avatar, start, int(rng.integers(2**62))))

@@ -132,6 +132,12 @@ class FlowConfig:
     # not make a silent avatar rest, round 12).
     streamed_fraction: float = 0.0
     streamed_past_max: float = 0.3
+    # Frames at a window's start that are context only (no loss), unless the window begins its conversation.
+    # RoPE attention cannot count identical tokens, so a frame 5 frames into a silence and one 45 frames in
+    # look alike; trained on both, the model learns "silence from the start of my view: a nod may be due"
+    # from the windows that begin just after a phrase end, and nods whenever its whole streaming view is
+    # silent. Streaming, a block always has 40 frames before it (0: the paper).
+    burn_in: int = 0
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,13 @@ def channel_weights(cfg: FlowConfig, dim: int) -> torch.Tensor:
     return weights
 
 
+def loss_mask(frames: int, cfg: FlowConfig, at_start: torch.Tensor) -> torch.Tensor:
+    """(B, N) 1 where a frame counts in the loss: past the `burn_in`, or anywhere in a window that begins
+    its conversation (at_start (B,) bool), where a short view is the whole past."""
+    past_burn_in = torch.arange(frames, device=at_start.device)[None, :] >= cfg.burn_in
+    return (past_burn_in | at_start[:, None]).float()
+
+
 def diffusion_forcing_loss(
     model, batch: dict[str, torch.Tensor], cfg: FlowConfig, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -102,7 +109,11 @@ def diffusion_forcing_loss(
     err = v.float() - (noise - x0).float()
     per_element = err.abs() if cfg.loss == "l1" else err.square()
     weights = channel_weights(cfg, x0.shape[-1]).to(per_element.device)
-    loss = (per_element * weights).mean() / weights.mean()
+    if cfg.burn_in > 0:
+        mask = loss_mask(frames, cfg, batch["at_start"].to(x0.device))
+        loss = (per_element * weights * mask[..., None]).sum() / (weights.sum() * mask.sum())
+    else:  # the paper's plain mean, bit for bit
+        loss = (per_element * weights).mean() / weights.mean()
     stats = {
         "loss": loss.item(),
         "drop_avatar": drop_avatar.float().mean().item(),

@@ -61,6 +61,10 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)
     # Windows trained with the streaming sampler's nearly clean past (FlowConfig.streamed_fraction).
     streamed_fraction: float = 0.0
+    # Frames at a window's start that count only as context (FlowConfig.burn_in), and the share of windows
+    # placed at a conversation's start, which count whole (LoaderConfig.start_fraction).
+    burn_in: int = 0
+    start_fraction: float = 0.0
     val_every: int = 250  # steps between validation passes (0: only at the end)
     val_windows: int = 64  # fixed held-out windows per validation pass
     val_seed: int = 1234  # seeds the validation noise and flow times, so the curve is comparable
@@ -93,6 +97,10 @@ class TrainConfig:
                 raise ConfigError(f"train.loss_weights: {name!r} must be a motion channel with a weight > 0")
         if not 0.0 <= self.streamed_fraction <= 1.0:
             raise ConfigError(f"train.streamed_fraction must be in [0, 1], got {self.streamed_fraction}")
+        if not 0.0 <= self.start_fraction <= 1.0:
+            raise ConfigError(f"train.start_fraction must be in [0, 1], got {self.start_fraction}")
+        if self.burn_in < 0:
+            raise ConfigError(f"train.burn_in must be >= 0, got {self.burn_in}")
         if not 0.0 <= self.onset_fraction <= 1.0:
             raise ConfigError(f"train.onset_fraction must be in [0, 1], got {self.onset_fraction}")
         if self.user_condition not in USER_CONDITIONS:

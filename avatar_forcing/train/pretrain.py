@@ -36,7 +36,7 @@ def flow_config(tcfg: TrainConfig) -> FlowConfig:
     """ "drop_always" trains the talking-only ablation: the user condition is never seen."""
     return FlowConfig(p_drop_user=1.0 if tcfg.user_condition == "drop_always" else tcfg.p_drop_user,
                       loss=tcfg.flow_loss, channel_weights=tuple(sorted(tcfg.loss_weights.items())),
-                      streamed_fraction=tcfg.streamed_fraction)
+                      streamed_fraction=tcfg.streamed_fraction, burn_in=tcfg.burn_in)
 
 
 def df_loss(flow: FlowConfig) -> LossFn:
@@ -134,7 +134,8 @@ def build_trainer(
     denoise = DenoiseConfig() if tcfg.denoise_audio else None
     loader_cfg = LoaderConfig(window=mcfg.window, batch_size=tcfg.batch_size, seed=tcfg.seed,
                               augment=UserAugmentConfig() if tcfg.augment_user else None, denoise=denoise,
-                              voice_context=context, onset_fraction=tcfg.onset_fraction)
+                              voice_context=context, onset_fraction=tcfg.onset_fraction,
+                              start_fraction=tcfg.start_fraction)
     train_data = TrainLoader(data_dir, loader_cfg, dist.rank, dist.world_size, tcfg.num_workers)
     if stats is not None:
         train_data.dataset.corpus.stats = stats
