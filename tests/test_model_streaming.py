@@ -3,8 +3,9 @@ import torch
 
 from avatar_forcing.errors import ConfigError, InputError
 from avatar_forcing.model.config import SamplerConfig
-from avatar_forcing.model.sampler import guidance_drops
+from avatar_forcing.model.sampler import combine_guidance, guidance_drops
 from avatar_forcing.model.streaming import StreamingGenerator, generate_offline
+from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, MOTION_DIM, POSE_SLICE
 from tests.model_helpers import inputs, micro_model
 
 
@@ -38,6 +39,23 @@ def test_first_block_equals_cache_free_forward():
     v_u, v_a, v_user = v.chunk(3)
     expected = noise - (v_u + 2.0 * (v_a - v_u) + 1.5 * (v_user - v_u))
     assert (out - expected).abs().max() < 1e-5
+
+
+def test_pose_guidance_scales_only_the_head_poses_guidance():
+    """pose_guidance g: the pose channels get weights 1 + g (w - 1), the blendshapes keep w; g = 1 is the
+    paper's single formula bit for bit."""
+    v = torch.randn(3, 4, MOTION_DIM, generator=torch.Generator().manual_seed(0))
+    v_u, v_a, v_user = v.chunk(3)
+    paper = v_u + 2.0 * (v_a - v_u) + 3.0 * (v_user - v_u)
+    assert torch.equal(combine_guidance(v, SamplerConfig(w_audio=2.0, w_user=3.0)), paper)
+    half = combine_guidance(v, SamplerConfig(w_audio=2.0, w_user=3.0, pose_guidance=0.5))
+    torch.testing.assert_close(half[..., BLENDSHAPE_SLICE], paper[..., BLENDSHAPE_SLICE])
+    pose = (v_u + 1.5 * (v_a - v_u) + 2.0 * (v_user - v_u))[..., POSE_SLICE]
+    torch.testing.assert_close(half[..., POSE_SLICE], pose)
+    with pytest.raises(ConfigError, match="pose_guidance"):
+        SamplerConfig(pose_guidance=1.5).validate()
+    with pytest.raises(ConfigError, match="58-d"):
+        combine_guidance(torch.zeros(3, 4, 6), SamplerConfig(pose_guidance=0.0))
 
 
 @pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal", "lookahead_in_block",

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nfe", type=int, default=SessionOptions.nfe)
     parser.add_argument("--cfg-audio", type=float, default=SessionOptions.cfg_audio)
     parser.add_argument("--cfg-user", type=float, default=SessionOptions.cfg_user)
+    parser.add_argument("--pose-guidance", type=float, default=SessionOptions.pose_guidance,
+                        help="the head pose's share of the guidance (1: all of it, as the face)")
     parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise,
                         help="flow time of the generated past in the cache (0: the authors' clean past)")
     parser.add_argument("--seed", type=int, default=SessionOptions.seed)
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
         user_portrait = load_image(args.user_portrait)
     options = SessionOptions(output_size=args.size, nfe=args.nfe, cfg_audio=args.cfg_audio,
-                             cfg_user=args.cfg_user, history_noise=args.history_noise, seed=args.seed,
+                             cfg_user=args.cfg_user, pose_guidance=args.pose_guidance,
+                             history_noise=args.history_noise, seed=args.seed,
                              random_init=args.random_init, device=args.device, dtype=args.dtype,
                              wav2vec=args.wav2vec)
     result = generate(args.portrait, args.avatar_audio, args.output, user_audio=args.user_audio,

@@ -44,6 +44,7 @@ class EvalConfig:
     nfe: int = 10  # Euler steps per block (the paper's 10 NFE)
     cfg_audio: float = 2.0  # w_a
     cfg_user: float = SessionOptions.cfg_user  # w_u, as served
+    pose_guidance: float = SessionOptions.pose_guidance  # the head pose's share of the guidance, as served
     history_noise: float = SessionOptions.history_noise  # flow time of the generated past, as served
     clean_context: bool = SessionOptions.clean_context  # a block continues from clean frames, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
@@ -147,6 +148,7 @@ def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndar
     from avatar_forcing.stream.session import AvatarSession
 
     opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user,
+                          pose_guidance=cfg.pose_guidance,
                           history_noise=cfg.history_noise, clean_context=cfg.clean_context, render=False,
                           seed=seed, threads=cfg.threads)
     session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
@@ -360,6 +362,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nfe", type=int, default=EvalConfig.nfe, help="Euler steps per block")
     parser.add_argument("--cfg-audio", type=float, default=EvalConfig.cfg_audio, help="w_a")
     parser.add_argument("--cfg-user", type=float, default=EvalConfig.cfg_user, help="w_u")
+    parser.add_argument("--pose-guidance", type=float, default=EvalConfig.pose_guidance,
+                        help="the head pose's share of the guidance (SessionOptions.pose_guidance)")
     parser.add_argument("--history-noise", type=float, default=EvalConfig.history_noise,
                         help="flow time of the generated past in the cache (SessionOptions.history_noise)")
     parser.add_argument("--noisy-context", action="store_true",
@@ -388,9 +392,9 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if args.nfe < 1 or args.samples < 1 or (args.clips is not None and args.clips < 0):
         raise InputError("--nfe and --samples must be >= 1 and --clips >= 0")
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
-                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, history_noise=args.history_noise,
-                     clean_context=not args.noisy_context, seed=args.seed, threads=args.threads,
-                     pfd=not args.no_pfd, samples=args.samples)
+                     cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, pose_guidance=args.pose_guidance,
+                     history_noise=args.history_noise, clean_context=not args.noisy_context, seed=args.seed,
+                     threads=args.threads, pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:
         pair = args.preference.split(":")

@@ -161,12 +161,18 @@ class SamplerConfig:
     # history_noise. With them noised too, each block starts from a guess at where the last one ended: the
     # head jumps at every block boundary, 2.5 times a second (docs/EVALUATION.md, round 12).
     clean_context: bool = False
+    # Share of the guidance the head pose gets: its weights become 1 + pose_guidance * (w - 1). The
+    # guidance that makes the face answer (w_a 2, w_u 3) also speeds the head up by a third against the
+    # corpus (docs/EVALUATION.md, round 13). 1: the paper, every channel guided alike.
+    pose_guidance: float = 1.0
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):
             raise ConfigError(f"nfe {self.nfe} is too small for the {self.schedule} schedule")
         if not 0.0 <= self.history_noise < 1.0:
             raise ConfigError(f"history_noise {self.history_noise} must be in [0, 1)")
+        if not 0.0 <= self.pose_guidance <= 1.0:
+            raise ConfigError(f"pose_guidance {self.pose_guidance} must be in [0, 1]")
         if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):
             raise ConfigError(f"unknown sampler option in {self}")
         return self

@@ -1,14 +1,17 @@
 """Euler sampling over per-frame flow times with 3-way classifier-free guidance.
 
 The three guidance branches run as one batch, branch-major: rows [uncond x R, avatar audio x R, user x R]
-(the authors' order). Combined velocity: v = v_u + w_a (v_a - v_u) + w_u (v_user - v_u).
+(the authors' order). Combined velocity: v = v_u + w_a (v_a - v_u) + w_u (v_user - v_u), with the head
+pose's weights scaled towards 1 by SamplerConfig.pose_guidance.
 """
 
 from __future__ import annotations
 
 import torch
 
+from avatar_forcing.errors import ConfigError
 from avatar_forcing.model.config import SamplerConfig
+from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
 
 BRANCHES = 3  # uncond, avatar audio only, user (audio + motion) only
 
@@ -23,9 +26,26 @@ def guidance_drops(
     return drop_avatar, drop_user
 
 
+def guidance_weights(cfg: SamplerConfig, dim: int) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """(w_a, w_u): the configured floats, or (D,) per channel when the head pose gets less guidance."""
+    if cfg.pose_guidance == 1.0:
+        return cfg.w_audio, cfg.w_user
+    if dim != MOTION_DIM:
+        raise ConfigError(f"pose_guidance needs the {MOTION_DIM}-d motion, got {dim}")
+    weights = []
+    for w in (cfg.w_audio, cfg.w_user):
+        per_channel = torch.full((dim,), w)
+        per_channel[POSE_SLICE] = 1.0 + cfg.pose_guidance * (w - 1.0)
+        weights.append(per_channel)
+    return weights[0], weights[1]
+
+
 def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig) -> torch.Tensor:
     v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
-    return v_u + cfg.w_audio * (v_a - v_u) + cfg.w_user * (v_user - v_u)
+    w_a, w_u = guidance_weights(cfg, v_raw.shape[-1])
+    if isinstance(w_a, torch.Tensor):
+        w_a, w_u = w_a.to(v_raw), w_u.to(v_raw)
+    return v_u + w_a * (v_a - v_u) + w_u * (v_user - v_u)
 
 
 def euler_step(x: torch.Tensor, v: torch.Tensor, d_sigma: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ class SessionOptions:
     # smiling 0.5 got 0.08 back at 2, 0.24 at 3), and on the real videos its re-tracked smile range was
     # 0.14 at 2 and 0.24-0.29 at 3 (docs/EVALUATION.md, "Real users, round 5")
     cfg_user: float = 3.0
+    # Share of that guidance the head pose gets (SamplerConfig.pose_guidance): 1 = all of it (the paper).
+    pose_guidance: float = 1.0
     # Flow time of the generated past in the cache (SamplerConfig.history_noise): a slightly noisy past keeps
     # the avatar answering the user in long sessions instead of continuing its own history, and keeps a
     # silent avatar at its rest (model v7, 40 s of silence: roll drifted to +0.17 rad with a clean past and
@@ -69,6 +71,8 @@ class SessionOptions:
             raise ConfigError(f"nfe must be >= 1, got {self.nfe}")
         if self.output_size is not None and not 16 <= self.output_size <= 4096:
             raise ConfigError(f"output_size must be None or in [16, 4096], got {self.output_size}")
+        if not 0.0 <= self.pose_guidance <= 1.0:
+            raise ConfigError(f"pose_guidance must be in [0, 1], got {self.pose_guidance}")
         if self.max_gap_s < 0:
             raise ConfigError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
         if not 0.0 <= self.min_audio_coverage <= 1.0:

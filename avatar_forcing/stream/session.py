@@ -280,7 +280,8 @@ class AvatarSession:
         reference = torch.as_tensor(self.stats.normalize(self.reference_motion), device=self.device)
         schedule = (loaded.extra.get("sampler") or {}).get("schedule", "uniform")  # "official" if converted
         sampler = SamplerConfig(nfe=opts.nfe, w_audio=opts.cfg_audio, w_user=opts.cfg_user,
-                                first_block=opts.first_block, schedule=schedule,
+                                pose_guidance=opts.pose_guidance, first_block=opts.first_block,
+                                schedule=schedule,
                                 history_noise=opts.history_noise,
                                 clean_context=opts.clean_context)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
