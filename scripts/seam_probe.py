@@ -1,10 +1,12 @@
 """Does the head jump where one streaming block ends and the next begins? (docs/EVALUATION.md, round 12)
 
 Held-out conversations are streamed as `eval model` does, each checkpoint with the block's context frames
-clean (served) and, with --noised-too, noised (the sampler before round 12). Printed per run: the mean head
-speed (pitch, yaw, roll) into each frame position of a block, and the seam (`metrics.block_seam`: the speed
-into position 0, across the boundary, over the mean speed into positions 1-9; the ground truth's is about
-1). `--plot` draws the profiles and a few seconds of the first checkpoint's head speed.
+clean (served) and, with --noised-too, noised (the sampler before round 12), and with each --pose-guidance
+(the head pose's share of the guidance). Printed per run: the mean head speed (pitch, yaw, roll) into each
+frame position of a block and over all of them (the corpus' is about 0.32 deg / frame), and the seam
+(`metrics.block_seam`: the speed into position 0, across the boundary, over the mean speed into positions
+1-9; the ground truth's is about 1). `--plot` draws the profiles and a few seconds of the first
+checkpoint's head speed.
 
     .venv/bin/python scripts/seam_probe.py v13=avatar_forcing/assets/default_model --noised-too \
         --data runs/data_v12 --plot docs/images/seams_round12.png
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from itertools import product
 
 import numpy as np
 
@@ -36,18 +39,23 @@ def main() -> None:
     parser.add_argument("--noised-too", action="store_true", help="also stream with a noised context")
     parser.add_argument("--data", default="runs/data_v12", help="corpus with a held-out split")
     parser.add_argument("--clips", type=int, default=6, help="held-out conversations (whole)")
+    parser.add_argument("--pose-guidance", type=float, nargs="+", default=[EvalConfig.pose_guidance])
+    parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
+                        default=(EvalConfig.cfg_audio, EvalConfig.cfg_user), help="guidance (served)")
     parser.add_argument("--plot", metavar="PNG")
     args = parser.parse_args()
-    base = EvalConfig(clips=args.clips, seconds=None)
+    base = EvalConfig(clips=args.clips, seconds=None, cfg_audio=args.cfg[0], cfg_user=args.cfg[1])
     clips = list(heldout_clips(args.data, base))
     per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
     traces = {GROUND_TRUTH: head_speed_deg(clips[0].gt, base.seam)}
     first = ""
     for number, spec in enumerate(args.checkpoints):
         model = load_eval_model(spec)
-        for clean in (True, False) if args.noised_too else (True,):
+        for clean, guidance in product((True, False) if args.noised_too else (True,), args.pose_guidance):
             label = f"{model.label}, {'clean' if clean else 'noised'} context"
-            cfg = replace(base, clean_context=clean)
+            if len(args.pose_guidance) > 1:
+                label += f", pose guidance {guidance:g}"
+            cfg = replace(base, clean_context=clean, pose_guidance=guidance)
             motions = [stream_clip(model, c, cfg, seed=i) for i, c in enumerate(clips)]
             per_clip[label] = [M.block_profile(m, base.seam) for m in motions]
             if number == 0:  # frame by frame, one checkpoint is enough to see the seams
@@ -59,8 +67,9 @@ def main() -> None:
           f"0..{base.seam.block - 1} (0 = across the boundary)")
     for label, profile in profiles.items():
         lo, hi = spread[label]
-        print(f"  {label:32s} seam {M.seam_ratio(profile):.2f} (clips {lo:.2f}-{hi:.2f}): "
-              + " ".join(f"{np.degrees(v):.3f}" for v in profile))
+        speed = np.degrees(np.mean(profile))
+        print(f"  {label:32s} mean speed {speed:.3f}, seam {M.seam_ratio(profile):.2f} "
+              f"(clips {lo:.2f}-{hi:.2f}): " + " ".join(f"{np.degrees(v):.3f}" for v in profile))
     if args.plot:
         plot(profiles, spread, traces, first, base.seam, len(clips), args.plot)
         print(f"wrote {args.plot}")

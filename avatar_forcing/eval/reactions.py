@@ -467,6 +467,8 @@ def reactions_arguments(parser: argparse.ArgumentParser) -> None:
                         help="w_u, the guidance towards the user (default: the session's, as served live)")
     parser.add_argument("--history-noise", type=float, default=None,
                         help="flow time of the generated past (default: the session's, as served live)")
+    parser.add_argument("--pose-guidance", type=float, default=None,
+                        help="the head pose's share of the guidance (default: the session's, as served live)")
     parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
     parser.add_argument("--rescore", action="store_true",
                         help="score again from the signals/ an earlier run saved in --out (no model run)")
@@ -503,6 +505,8 @@ def reactions_run(args: argparse.Namespace) -> int:
         options.cfg_user = args.cfg_user
     if args.history_noise is not None:
         options.history_noise = args.history_noise
+    if args.pose_guidance is not None:
+        options.pose_guidance = args.pose_guidance
     session = AvatarSession(args.model, args.portrait, options)
     videos: list[dict] = []
     sheet: list[list[np.ndarray]] = []
@@ -564,6 +568,7 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
     table = markdown_table(videos, summary, cfg)
     w_user = "default" if args.cfg_user is None else f"{args.cfg_user:g}"
     noise = "" if args.history_noise is None else f"; history noise {args.history_noise:g}"
+    noise += "" if args.pose_guidance is None else f"; pose guidance {args.pose_guidance:g}"
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
              f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}{noise}; "
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
@@ -578,6 +583,7 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
                    "model": args.model,
                    "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
                    "cfg_user": args.cfg_user, "history_noise": args.history_noise,
+                   "pose_guidance": args.pose_guidance,
                    "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
                    "min_phrase_s": cfg.min_phrase_s, "vad_relative": cfg.vad_relative,
                    "nod_window_s": cfg.nod.window_s,
