@@ -3,7 +3,7 @@
 Held-out conversations are streamed as `eval model` does, each checkpoint with the block's context frames
 clean (served) and, with --noised-too, noised (the sampler before round 12), and with each --pose-guidance
 (the head pose's share of the guidance). Printed per run: the mean head speed (pitch, yaw, roll) into each
-frame position of a block and over all of them (the corpus' is about 0.32 deg / frame), and the seam
+frame position of a block and over all of them (the corpus' is about 0.33 deg / frame), and the seam
 (`metrics.block_seam`: the speed into position 0, across the boundary, over the mean speed into positions
 1-9; the ground truth's is about 1). `--plot` draws the profiles and a few seconds of the first
 checkpoint's head speed.

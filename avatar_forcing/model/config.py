@@ -132,11 +132,10 @@ class FlowConfig:
     # not make a silent avatar rest, round 12).
     streamed_fraction: float = 0.0
     streamed_past_max: float = 0.3
-    # Frames at a window's start that are context only (no loss), unless the window begins its conversation.
-    # RoPE attention cannot count identical tokens, so a frame 5 frames into a silence and one 45 frames in
-    # look alike; trained on both, the model learns "silence from the start of my view: a nod may be due"
-    # from the windows that begin just after a phrase end, and nods whenever its whole streaming view is
-    # silent. Streaming, a block always has 40 frames before it (0: the paper).
+    # Frames at a window's start that are context only (no loss), unless the window begins its conversation:
+    # streaming, a block always has a full cache before it, while a frame near a window's start sees little
+    # past. 40 (the loss on the last block only) made the pretrained model answer more smiles and nods, but
+    # did not make it rest in long silences (docs/EVALUATION.md, round 13). 0: the paper.
     burn_in: int = 0
 
 
@@ -162,8 +161,9 @@ class SamplerConfig:
     # head jumps at every block boundary, 2.5 times a second (docs/EVALUATION.md, round 12).
     clean_context: bool = False
     # Share of the guidance the head pose gets: its weights become 1 + pose_guidance * (w - 1). The
-    # guidance that makes the face answer (w_a 2, w_u 3) also speeds the head up by a third against the
-    # corpus (docs/EVALUATION.md, round 13). 1: the paper, every channel guided alike.
+    # guidance that makes the face answer (w_a 2, w_u 3) also moves the head a quarter faster than the
+    # corpus', but without it the head stops following the user (docs/EVALUATION.md, round 13). 1: the
+    # paper, every channel guided alike.
     pose_guidance: float = 1.0
 
     def validate(self) -> SamplerConfig:

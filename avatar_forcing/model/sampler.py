@@ -26,25 +26,25 @@ def guidance_drops(
     return drop_avatar, drop_user
 
 
-def guidance_weights(cfg: SamplerConfig, dim: int) -> tuple[float | torch.Tensor, float | torch.Tensor]:
-    """(w_a, w_u): the configured floats, or (D,) per channel when the head pose gets less guidance."""
+Weight = float | torch.Tensor
+
+
+def guidance_weights(cfg: SamplerConfig, like: torch.Tensor) -> tuple[Weight, Weight]:
+    """(w_a, w_u): the configured floats, or per channel (D,) like `like` when the head pose gets less."""
     if cfg.pose_guidance == 1.0:
         return cfg.w_audio, cfg.w_user
+    dim = like.shape[-1]
     if dim != MOTION_DIM:
         raise ConfigError(f"pose_guidance needs the {MOTION_DIM}-d motion, got {dim}")
-    weights = []
-    for w in (cfg.w_audio, cfg.w_user):
-        per_channel = torch.full((dim,), w)
-        per_channel[POSE_SLICE] = 1.0 + cfg.pose_guidance * (w - 1.0)
-        weights.append(per_channel)
-    return weights[0], weights[1]
+    weights = torch.tensor([[cfg.w_audio], [cfg.w_user]], dtype=like.dtype, device=like.device)
+    per_channel = weights.repeat(1, dim)
+    per_channel[:, POSE_SLICE] = 1.0 + cfg.pose_guidance * (per_channel[:, POSE_SLICE] - 1.0)
+    return per_channel[0], per_channel[1]
 
 
 def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig) -> torch.Tensor:
     v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
-    w_a, w_u = guidance_weights(cfg, v_raw.shape[-1])
-    if isinstance(w_a, torch.Tensor):
-        w_a, w_u = w_a.to(v_raw), w_u.to(v_raw)
+    w_a, w_u = guidance_weights(cfg, v_raw)
     return v_u + w_a * (v_a - v_u) + w_u * (v_user - v_u)
 
 
