@@ -6,7 +6,7 @@ clean (served) and, with --noised-too, noised (the sampler before round 12), and
 frame position of a block and over all of them (the corpus' is about 0.33 deg / frame), and the seam
 (`metrics.block_seam`: the speed into position 0, across the boundary, over the mean speed into positions
 1-9; the ground truth's is about 1). `--plot` draws the profiles and a few seconds of the first
-checkpoint's head speed.
+checkpoint's head speed. `--block-size` streams blocks of another size (a divisor of the 50-frame window).
 
     .venv/bin/python scripts/seam_probe.py v13=avatar_forcing/assets/default_model --noised-too \
         --data runs/data_v12 --plot docs/images/seams_round12.png
@@ -42,9 +42,12 @@ def main() -> None:
     parser.add_argument("--pose-guidance", type=float, nargs="+", default=[EvalConfig.pose_guidance])
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(EvalConfig.cfg_audio, EvalConfig.cfg_user), help="guidance (served)")
+    parser.add_argument("--block-size", type=int, help="frames per streamed block (default: the model's)")
     parser.add_argument("--plot", metavar="PNG")
     args = parser.parse_args()
-    base = EvalConfig(clips=args.clips, seconds=None, cfg_audio=args.cfg[0], cfg_user=args.cfg[1])
+    seam = M.SeamConfig(block=args.block_size or M.SeamConfig.block)
+    base = EvalConfig(clips=args.clips, seconds=None, cfg_audio=args.cfg[0], cfg_user=args.cfg[1],
+                      block_size=args.block_size, seam=seam)
     clips = list(heldout_clips(args.data, base))
     per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
     traces = {GROUND_TRUTH: head_speed_deg(clips[0].gt, base.seam)}

@@ -42,6 +42,7 @@ class EvalConfig:
     seconds: float | None = 20.0  # first S seconds of each conversation; None = whole conversations
     roles: tuple[int, ...] = (0, 1)  # which participants play the avatar
     nfe: int = 10  # Euler steps per block (the paper's 10 NFE)
+    block_size: int | None = None  # frames per streamed block; None = the checkpoint's (SessionOptions)
     cfg_audio: float = 2.0  # w_a
     cfg_user: float = SessionOptions.cfg_user  # w_u, as served
     pose_guidance: float = SessionOptions.pose_guidance  # the head pose's share of the guidance, as served
@@ -147,8 +148,8 @@ def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndar
     """The avatar's motion (T, 58) from a streaming session fed the clip's inputs."""
     from avatar_forcing.stream.session import AvatarSession
 
-    opts = SessionOptions(nfe=cfg.nfe, cfg_audio=cfg.cfg_audio, cfg_user=cfg.cfg_user,
-                          pose_guidance=cfg.pose_guidance,
+    opts = SessionOptions(nfe=cfg.nfe, block_size=cfg.block_size, cfg_audio=cfg.cfg_audio,
+                          cfg_user=cfg.cfg_user, pose_guidance=cfg.pose_guidance,
                           history_noise=cfg.history_noise, clean_context=cfg.clean_context, render=False,
                           seed=seed, threads=cfg.threads)
     session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
