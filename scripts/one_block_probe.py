@@ -111,5 +111,6 @@ def main() -> None:
             print(f"  silent for {lo:g}-{hi:g} s: {where.sum()} blocks, sampled {shares(sampled[where])}; "
                   f"ground truth {shares(true[where])}")
 
+
 if __name__ == "__main__":
     main()
