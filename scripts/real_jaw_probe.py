@@ -25,8 +25,9 @@ from avatar_forcing.stream.session import AvatarSession
 PUCKER_PERCENTILE = 90
 
 
-def jaw_r_and_pucker(checkpoint: str, pcm: np.ndarray, seed: int) -> tuple[float, float]:
-    session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed))
+def jaw_r_and_pucker(checkpoint: str, pcm: np.ndarray, seed: int, overlap: int = SessionOptions.overlap
+                     ) -> tuple[float, float]:
+    session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed, overlap=overlap))
     session.push_avatar_audio(pcm, SAMPLE_RATE)
     session.finish()
     motion = np.concatenate([block.motion for block in iter(session.step, None)])
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--names", default="d6,d10,d11,d14,d20", help="comma-separated stems with speech")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overlap", type=int, default=SessionOptions.overlap,
+                        help="frames sampled past each block and dropped (SessionOptions.overlap)")
     args = parser.parse_args()
     folder = Path(args.videos)
     if not folder.is_dir():
@@ -51,7 +54,7 @@ def main() -> None:
     samples = round(args.seconds * SAMPLE_RATE)
     clips = {n: load_audio(folder / f"{n}.mp4", SAMPLE_RATE)[:samples] for n in names}
     for checkpoint in args.checkpoints:
-        rs = {n: jaw_r_and_pucker(checkpoint, pcm, args.seed) for n, pcm in clips.items()}
+        rs = {n: jaw_r_and_pucker(checkpoint, pcm, args.seed, args.overlap) for n, pcm in clips.items()}
         print(f"{checkpoint}: jaw r " + " ".join(f"{n} {r:+.2f}" for n, (r, _) in rs.items())
               + f" | mean {np.mean([r for r, _ in rs.values()]):+.3f}", flush=True)
         print(f"{' ' * len(checkpoint)}  pucker p{PUCKER_PERCENTILE} "

@@ -6,7 +6,8 @@ clean (served) and, with --noised-too, noised (the sampler before round 12), and
 frame position of a block and over all of them (the corpus' is about 0.33 deg / frame), and the seam
 (`metrics.block_seam`: the speed into position 0, across the boundary, over the mean speed into positions
 1-9; the ground truth's is about 1). `--plot` draws the profiles and a few seconds of the first
-checkpoint's head speed. `--block-size` streams blocks of another size (a divisor of the 50-frame window).
+checkpoint's head speed. `--block-size` streams blocks of another size (a divisor of the 50-frame window);
+`--overlap` samples frames past each block and drops them (SessionOptions.overlap).
 
     .venv/bin/python scripts/seam_probe.py v13=avatar_forcing/assets/default_model --noised-too \
         --data runs/data_v12 --plot docs/images/seams_round12.png
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(EvalConfig.cfg_audio, EvalConfig.cfg_user), help="guidance (served)")
     parser.add_argument("--block-size", type=int, help="frames per streamed block (default: the model's)")
+    parser.add_argument("--overlap", type=int, nargs="+", default=[EvalConfig.overlap],
+                        help="frames sampled past each block and dropped (SessionOptions.overlap)")
     parser.add_argument("--plot", metavar="PNG")
     args = parser.parse_args()
     seam = M.SeamConfig(block=args.block_size or M.SeamConfig.block)
@@ -54,11 +57,14 @@ def main() -> None:
     first = ""
     for number, spec in enumerate(args.checkpoints):
         model = load_eval_model(spec)
-        for clean, guidance in product((True, False) if args.noised_too else (True,), args.pose_guidance):
+        for clean, guidance, overlap in product((True, False) if args.noised_too else (True,),
+                                                args.pose_guidance, args.overlap):
             label = f"{model.label}, {'clean' if clean else 'noised'} context"
             if len(args.pose_guidance) > 1:
                 label += f", pose guidance {guidance:g}"
-            cfg = replace(base, clean_context=clean, pose_guidance=guidance)
+            if len(args.overlap) > 1:
+                label += f", overlap {overlap}"
+            cfg = replace(base, clean_context=clean, pose_guidance=guidance, overlap=overlap)
             motions = [stream_clip(model, c, cfg, seed=i) for i, c in enumerate(clips)]
             per_clip[label] = [M.block_profile(m, base.seam) for m in motions]
             if number == 0:  # frame by frame, one checkpoint is enough to see the seams

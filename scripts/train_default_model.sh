@@ -46,6 +46,7 @@ LOSER_SOURCE=${LOSER_SOURCE:-self}
 LOSER_CHECKPOINT=${LOSER_CHECKPOINT:-}
 LOSER_FORM=${LOSER_FORM:-mixed}     # sample (the paper) | residual | mismatched | mixed (avatar_forcing/train/dpo.py)
 CHANNEL_WEIGHTING=${CHANNEL_WEIGHTING:-expression}  # expression: DPO on the blendshapes only (docs/EVALUATION.md)
+PHRASE_END_POSE=${PHRASE_END_POSE:-0.0}  # the head's share of the preference after the user's phrase ends (DPOConfig)
 LAM=${LAM:-0.1}
 DPO_LR=${DPO_LR:-0.0001}
 DPO_OUT=${DPO_OUT:-dpo}
@@ -94,7 +95,8 @@ if (( DPO_STEPS > 0 )); then
            "streamed_fraction": $STREAMED_FRACTION, "burn_in": $BURN_IN, "start_fraction": $START_FRACTION,
            "keep_periodic": $KEEP_PERIODIC},
  "beta": $BETA, "lam": $LAM, "loser_source": "$LOSER_SOURCE", "loser_checkpoint": "$LOSER_CHECKPOINT",
- "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING", "loser_mode": "on_the_fly", "loser_nfe": 5}
+ "loser_form": "$LOSER_FORM", "channel_weighting": "$CHANNEL_WEIGHTING",
+ "phrase_end_pose": $PHRASE_END_POSE, "loser_mode": "on_the_fly", "loser_nfe": 5}
 EOF
   t=$(date +%s)
   "$AF" train dpo --config "$RUN/$DPO_OUT.json" --from "$RUN/pretrain/latest" --data "$DATA" \

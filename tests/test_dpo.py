@@ -278,3 +278,68 @@ def test_balanced_channel_weighting_gives_pose_half_the_error():
         channel_weights(6, "balanced")
     with pytest.raises(ConfigError, match="channel_weighting"):
         DPOConfig(channel_weighting="pose").validate()
+
+
+def test_phrase_ends_are_found_in_the_users_audio_features():
+    """A phrase ends at its first silent frame when at least min_pause silent frames follow; short pauses
+    are bridged, short bursts are no phrase, and a pause that runs past the window is not known yet."""
+    from avatar_forcing.train.phrase_ends import PhraseEndConfig, after_phrase_ends, phrase_ends
+
+    cfg = PhraseEndConfig(min_pause=3, min_phrase=4, response=5)
+    row = lambda spec: torch.tensor([c == "#" for c in spec])  # noqa: E731
+    #                    phrase  short pause  phrase ends   burst   pause past the end
+    voiced = row("..######..####......##....######..")
+    assert phrase_ends(voiced.numpy(), cfg) == [14]
+    assert phrase_ends(row("######......").numpy(), cfg) == [6]
+    assert phrase_ends(row("##....").numpy(), cfg) == []           # a burst
+    assert phrase_ends(row("......######..").numpy(), cfg) == []   # not known yet
+    audio = torch.where(voiced[None, :, None], torch.tensor(0.0), torch.tensor(-1.0)).expand(1, -1, 320)
+    mask = after_phrase_ends(audio, cfg)
+    assert mask.shape == (1, len(voiced)) and mask[0].nonzero().flatten().tolist() == [14, 15, 16, 17, 18]
+
+
+def test_phrase_end_pose_scores_the_head_only_after_the_users_phrase_ends():
+    from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, MOTION_DIM, POSE_SLICE
+    from avatar_forcing.train.dpo import channel_weights, phrase_end_weights, window_errors
+
+    frames = 60
+    audio = torch.full((2, frames, 320), -1.0)
+    audio[0, 5:20] = 0.0  # window 0: the user speaks, then is silent from frame 20; window 1: silence
+    w = phrase_end_weights(channel_weights(MOTION_DIM, "expression"), audio, 0.5, MOTION_DIM)
+    assert w.shape == (2, frames, MOTION_DIM)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, frames))
+    after = torch.zeros(frames, dtype=torch.bool)
+    after[20:58] = True  # the 38 response frames
+    assert (w[0, after][:, POSE_SLICE].sum(-1) == 0.5).all()
+    assert (w[0, ~after][:, POSE_SLICE] == 0).all() and (w[1][:, POSE_SLICE] == 0).all()
+    pred = torch.zeros(2, frames, MOTION_DIM)
+    pred[..., POSE_SLICE] = 1.0  # a head-only error counts only in the window with a phrase end
+    err = window_errors(pred, torch.zeros_like(pred), w)
+    assert err[0].item() == pytest.approx(0.5 * 38 / frames) and err[1].item() == 0.0
+    pred[..., BLENDSHAPE_SLICE] = 1.0
+    assert window_errors(pred, torch.zeros_like(pred), w).tolist() == pytest.approx([1.0, 1.0])
+    with pytest.raises(ConfigError, match="phrase_end_pose"):
+        DPOConfig(phrase_end_pose=1.5).validate()
+
+
+def test_objective_with_phrase_end_pose_trains_on_the_full_motion():
+    """The per-frame weights go through the whole objective (winner and loser rows alike) and change it."""
+    from avatar_forcing.motion.vector import MOTION_DIM
+
+    torch.manual_seed(0)
+    model = DFoT(model_preset("tiny", width=32, depth=1, heads=2, cond_dim=16, time_embed_dim=32, window=20))
+    ref = copy.deepcopy(model).eval()
+    g = torch.Generator().manual_seed(0)
+    b = {"motion": torch.randn(2, 20, MOTION_DIM, generator=g),
+         "loser": torch.randn(2, 20, MOTION_DIM, generator=g),
+         "avatar_audio": torch.randn(2, 20, 320, generator=g), "user_audio": torch.full((2, 20, 320), -1.0),
+         "user_motion": torch.randn(2, 20, MOTION_DIM, generator=g), "reference": torch.zeros(2, MOTION_DIM)}
+    b["user_audio"][:, :10] = 0.0  # a phrase ending at frame 10
+    losses = []
+    for share in (0.0, 0.5):
+        objective = DPOObjective(ref, None, DPOConfig(channel_weighting="expression", phrase_end_pose=share),
+                                 FLOW, block_size=10, motion_dim=MOTION_DIM)
+        loss, stats = objective(model, b, torch.Generator().manual_seed(0))
+        loss.backward()
+        losses.append(stats["err_winner"])
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[0] != losses[1]

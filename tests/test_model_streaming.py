@@ -168,3 +168,31 @@ def test_condition_window_reaches_back_across_blocks():
         first = i * m.block_size - (m.context if i else 0)
         assert torch.allclose(cond, whole[:, first : first + cond.shape[1]], atol=1e-5), f"block {i}"
     assert len(seen) == frames // m.block_size
+
+
+@pytest.mark.parametrize("mask", ["frame_lookahead", "block_causal"])
+def test_overlap_gives_a_blocks_last_frames_their_look_ahead(mask):
+    """overlap = k: a step takes the conditions of k frames past its block, samples them with it and
+    returns the block only. Its last frames then depend on what comes after them (as in training), the next
+    block continues from the kept frames, and the rolling cache still equals the reference path."""
+    model = micro_model(mask=mask)
+    b, k = model.cfg.block_size, model.cfg.lookahead
+    data = inputs(model, 1, 40)
+    names = ("avatar_audio", "user_audio", "user_motion")
+    cfg = SamplerConfig(nfe=2, first_block="short", overlap=k, clean_context=True, history_noise=0.2)
+    outs = []
+    silenced = data["avatar_audio"].clone().index_fill_(1, torch.arange(b, b + k), 0)  # the overlap's sound
+    for audio in (data["avatar_audio"], silenced):
+        gen = StreamingGenerator(model, cfg, data["reference"], seed=0)
+        assert (gen.frames_needed, gen.condition_frames) == (b, b + k)
+        conds = {**data, "avatar_audio": audio}
+        out = gen.step(*(conds[name][:, : b + k] for name in names))
+        assert out.shape == (1, b, model.cfg.motion_dim) and gen.next_frame == b
+        assert torch.equal(gen.context_latents, out[:, -model.cfg.context:])  # kept frames, not the overlap
+        outs.append(out)
+    assert not torch.allclose(outs[0][:, -k:], outs[1][:, -k:])  # the block's last frames heard what follows
+    rolling = offline(model, data, 40, cfg=cfg, seed=1)
+    assert rolling.shape == (1, 40, model.cfg.motion_dim)
+    assert (rolling - offline(model, data, 40, cfg=cfg, seed=1, rolling=False)).abs().max() < 1e-4
+    with pytest.raises(ConfigError, match="overlap"):
+        SamplerConfig(overlap=-1).validate()

@@ -58,28 +58,29 @@ def motion_of(blocks) -> np.ndarray:
     return np.concatenate([b.motion for b in blocks])
 
 
-@pytest.mark.parametrize("clean_context", [True, False])
-def test_session_equals_offline_reference_path(clean_context):
+@pytest.mark.parametrize("clean_context,overlap", [(True, 0), (False, 0), (True, 2)])
+def test_session_equals_offline_reference_path(clean_context, overlap):
     """Same noise, same conditions: the session (rolling cache, rebased positions, its own buffering and
     streaming features) gives the motion of the whole-sequence reference path (full history, absolute
-    positions) of the model."""
+    positions) of the model; with an overlap, a block waits for the inputs of the frames past it."""
     model = small_model()
-    session = make_session(model, clean_context=clean_context)
+    session = make_session(model, clean_context=clean_context, overlap=overlap)
     avatar, user = speech(2.0, 1), speech(2.0, 2)
     user_motion = np.random.default_rng(3).uniform(0, 1, (50, 58)).astype(np.float32)
     session.push_avatar_audio(avatar, SR)
     session.push_user_audio(user, SR)
     session.push_user_motion(user_motion)
     streamed = motion_of(drain(session))
-    assert streamed.shape == (50, 58)
+    frames = 50 - (10 if overlap else 0)  # the last block waits for inputs past the end (or finish())
+    assert streamed.shape == (frames, 58)
     stats, ref = session.stats, session.stats.normalize(np.zeros(58, np.float32))
     for rolling in (True, False):
         sampler = SamplerConfig(nfe=2, first_block="short", history_noise=session.options.history_noise,
                                 clean_context=clean_context, w_audio=session.options.cfg_audio,
-                                w_user=session.options.cfg_user)
+                                w_user=session.options.cfg_user, overlap=overlap)
         offline = generate_offline(model, sampler, log_mel(avatar),
                                    log_mel(user), stats.normalize(user_motion), torch.as_tensor(ref),
-                                   seed=0, rolling=rolling)
+                                   seed=0, rolling=rolling)[:, :frames]
         # the session renders the head relative to its running rest (SessionOptions.recentre_pose)
         expected = OnlineRest().relative_pose(clip_relative(stats.denormalize(offline[0].numpy())))
         np.testing.assert_allclose(streamed, expected, atol=1e-4)
@@ -150,13 +151,15 @@ def test_talking_listening_audio_only_and_idle_sessions():
         assert blocks == []  # nothing more is due
 
 
-def test_avatar_audio_is_returned_with_its_frames():
-    session = make_session()
+@pytest.mark.parametrize("overlap", [0, 2])
+def test_avatar_audio_is_returned_with_its_frames(overlap):
+    """Each sample comes back once, with its frame, also when blocks look past their end (overlap)."""
+    session = make_session(overlap=overlap)
     audio = speech(1.0)
     session.push_avatar_audio(audio, SR)
     session.finish()
     blocks = drain(session)
-    assert [b.start_frame for b in blocks] == [0, 10, 20]
+    assert [b.start_frame for b in blocks] == [0, 10, 20] and all(len(b) == 10 for b in blocks)
     out = np.concatenate([b.avatar_audio for b in blocks])
     assert np.array_equal(out[: len(audio)], audio) and not out[len(audio):].any()
 

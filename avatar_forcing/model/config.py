@@ -165,6 +165,12 @@ class SamplerConfig:
     # corpus', but without it the head stops following the user (docs/EVALUATION.md, round 13). 1: the
     # paper, every channel guided alike.
     pose_guidance: float = 1.0
+    # Frames sampled past each block and thrown away (they are sampled again, with their sound, as the next
+    # block's first frames). In training every frame sees `lookahead` frames ahead (and its sound w frames
+    # ahead); streaming block by block, a block's last frames see nothing ahead and slow down, and the next
+    # block makes up for it: the seam (docs/EVALUATION.md, round 14). overlap = lookahead gives every kept
+    # frame its training-time view, for `overlap` frames of latency. 0: the authors' sampler.
+    overlap: int = 0
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):
@@ -173,6 +179,8 @@ class SamplerConfig:
             raise ConfigError(f"history_noise {self.history_noise} must be in [0, 1)")
         if not 0.0 <= self.pose_guidance <= 1.0:
             raise ConfigError(f"pose_guidance {self.pose_guidance} must be in [0, 1]")
+        if self.overlap < 0:
+            raise ConfigError(f"overlap {self.overlap} must be >= 0")
         if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):
             raise ConfigError(f"unknown sampler option in {self}")
         return self

@@ -4,6 +4,8 @@ Per block (the authors' procedure, generalized by config):
 1. The window is [`context` clean frames carried from the previous block, B fresh noise frames]; the very
    first window is either a whole training window (N = 50 frames, ``first_block="full"``, as the authors do)
    or a single block (``"short"``: the first motion after 0.4 s instead of 2 s in a live session).
+   With ``SamplerConfig.overlap`` = k, k more noise frames follow the block; they give its last frames the
+   look-ahead they had in training and are dropped after sampling (the next block samples them anew).
 2. The condition encoder runs once on the window's conditions (full attention inside the window), for
    the three guidance rows [uncond, avatar-audio, user] batched branch-major.
 3. Euler over the schedule; context frames stay at flow time 0 and are copied through unchanged.
@@ -75,10 +77,15 @@ class StreamingGenerator:
 
     @property
     def frames_needed(self) -> int:
-        """Condition frames the next `step` takes (and motion frames it returns)."""
+        """Motion frames the next `step` returns."""
         if self.block_index == 0 and self.cfg.first_block == "full":
             return self.mcfg.window
         return self.mcfg.block_size
+
+    @property
+    def condition_frames(self) -> int:
+        """Condition frames the next `step` takes: its own, then `SamplerConfig.overlap` frames past them."""
+        return self.frames_needed + self.cfg.overlap
 
     def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         if self.noise_fn is not None:
@@ -103,10 +110,11 @@ class StreamingGenerator:
         has_user: bool = True,
         given: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Conditions of the `frames_needed` new frames -> their motion (R, n, motion_dim). `given` (R or 1,
-        n, motion_dim) skips the sampling: those latents are the block (a known past, e.g. the rest a session
-        starts from) and enter the cache as a generated block would."""
-        m, n = self.mcfg, self.frames_needed
+        """Conditions of the `condition_frames` next frames -> the motion of the first `frames_needed` of them
+        (R, n, motion_dim); the overlap frames past those are sampled for the kept frames to look ahead at,
+        then dropped. `given` (R or 1, n, motion_dim) skips the sampling: those latents are the block (a known
+        past, e.g. the rest a session starts from) and enter the cache as a generated block would."""
+        m, kept, n = self.mcfg, self.frames_needed, self.condition_frames
         new = (
             self._check("avatar_audio", avatar_audio, n, m.audio_dim),
             self._check("user_audio", user_audio, n, m.audio_dim),
@@ -183,7 +191,9 @@ class StreamingGenerator:
             )  # fmt: skip
 
         if given is not None:
-            x = torch.cat((x[:, :n_ctx], given.to(device, x.dtype).expand(self.rows, n, m.motion_dim)), 1)
+            given = given.to(device, x.dtype).expand(self.rows, kept, m.motion_dim)
+            given = torch.cat((given, given[:, -1:].expand(-1, n - kept, -1)), 1)  # the overlap holds still
+            x = torch.cat((x[:, :n_ctx], given), 1)
         for i in range(0 if given is not None else len(self.times)):
             v_raw, _ = run(x, i)
             if self.trace is not None:
@@ -198,13 +208,15 @@ class StreamingGenerator:
             # a noised context is noised already, a clean one is noised here like the new frames
             past_x = noised if self.cfg.clean_context else torch.where(moving[None, :, None], noised, x)
         _, kv = run(past_x, passes - 1)
-        self._commit(kv, window_kv, frames, length - m.context)
-        self.context_latents = (x if self.cfg.clean_context else past_x)[:, length - m.context :]
+        end = n_ctx + kept  # the window's kept frames end here; the overlap after them is dropped
+        self._commit(kv, window_kv, frames, end - m.context)
+        self.context_latents = (x if self.cfg.clean_context else past_x)[:, end - m.context : end]
         keep = m.context + m.cond_history
-        self.past_conds = tuple(c[:, max(c.shape[1] - keep, 0) :] for c in conds)
-        self.next_frame += n
+        self.past_conds = tuple(c[:, max(c.shape[1] - (length - end) - keep, 0) : c.shape[1] - (length - end)]
+                                for c in conds)
+        self.next_frame += kept
         self.block_index += 1
-        return x[:, n_ctx:]
+        return x[:, n_ctx:end]
 
     def _commit(self, kv, window_kv, frames: torch.Tensor, n_commit: int) -> None:
         """Append the keys/values of the window's first n_commit frames (those before the next context)."""
@@ -284,8 +296,9 @@ def generate_offline(
     out, produced = [], 0
     with tqdm(total=total, unit="frame", disable=not progress, desc="generate") as bar:
         while produced < total:
-            n = gen.frames_needed
-            block = gen.step(*(_clamped(x, produced, n) for x in (avatar_audio, user_audio, user_motion)))
+            n, needed = gen.frames_needed, gen.condition_frames
+            conds = (avatar_audio, user_audio, user_motion)
+            block = gen.step(*(_clamped(x, produced, needed) for x in conds))
             out.append(block)
             produced += n
             bar.update(min(n, total - produced + n))

@@ -36,6 +36,9 @@ class SessionOptions:
     # The frames a block continues from enter it clean (SamplerConfig.clean_context), so the head does not
     # jump at every block boundary.
     clean_context: bool = True
+    # Frames sampled past each block and dropped (SamplerConfig.overlap), so that a block's last frames see
+    # ahead as in training: the head keeps its speed across block boundaries. Adds as many frames of latency.
+    overlap: int = 0
     # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
     # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
     start_at_rest: bool = True
@@ -73,6 +76,8 @@ class SessionOptions:
             raise ConfigError(f"output_size must be None or in [16, 4096], got {self.output_size}")
         if not 0.0 <= self.pose_guidance <= 1.0:
             raise ConfigError(f"pose_guidance must be in [0, 1], got {self.pose_guidance}")
+        if self.overlap < 0:
+            raise ConfigError(f"overlap must be >= 0, got {self.overlap}")
         if self.max_gap_s < 0:
             raise ConfigError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
         if not 0.0 <= self.min_audio_coverage <= 1.0:

@@ -106,6 +106,29 @@ class Block:
 
 
 @dataclass
+class Conditions:
+    """What a run of frames gives the model, fixed once committed: features, the user's normalized motion,
+    whether the user was there (per frame), and the avatar's audio samples."""
+
+    avatar_feats: np.ndarray    # (n, audio_dim)
+    user_feats: np.ndarray      # (n, audio_dim)
+    user_motion: np.ndarray     # (n, motion_dim)
+    user_present: np.ndarray    # (n,) bool
+    avatar_pcm: np.ndarray      # (n * 640,)
+
+    def __add__(self, later: Conditions) -> Conditions:
+        pairs = zip(self.fields(), later.fields(), strict=True)
+        return Conditions(*(np.concatenate(pair) for pair in pairs))
+
+    def fields(self) -> tuple[np.ndarray, ...]:
+        return self.avatar_feats, self.user_feats, self.user_motion, self.user_present, self.avatar_pcm
+
+    def frames(self, a: int, b: int) -> Conditions:
+        *per_frame, pcm = self.fields()
+        return Conditions(*(x[a:b] for x in per_frame), pcm[a * FRAME_SAMPLES: b * FRAME_SAMPLES])
+
+
+@dataclass
 class TimedFrame:
     index: int                      # frame on the session timeline
     time: float                     # seconds on the session timeline
@@ -283,7 +306,7 @@ class AvatarSession:
                                 pose_guidance=opts.pose_guidance, first_block=opts.first_block,
                                 schedule=schedule,
                                 history_noise=opts.history_noise,
-                                clean_context=opts.clean_context)
+                                clean_context=opts.clean_context, overlap=opts.overlap)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
@@ -344,6 +367,7 @@ class AvatarSession:
             self.avatar_rest = OnlineRest() if recentre else None
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
+            self.ahead: Conditions | None = None  # those of frames [next_frame, committed): the overlap
             self.advanced_frames = 0     # the clock set by advance_to
             self.finished = False        # finish() called: no more input
             self.skipped_frames = 0      # idle stretches skipped
@@ -361,15 +385,16 @@ class AvatarSession:
         """One block of the resting face (relative zero), silent and with no user, as the generated past: the
         avatar starts as the photo is. It occupies positions before the session's frame 0 (RoPE positions are
         relative, so the timeline is unchanged)."""
-        n = self.generator.frames_needed
+        n = self.generator.condition_frames
         samples = (n + PRIME_SLACK_FRAMES) * FRAME_SAMPLES
         quiet = self.audio_features.stream().push(np.zeros(samples, np.float32))
         silence = torch.as_tensor(quiet[:n], dtype=torch.float32, device=self.device)[None]
-        rest = torch.as_tensor(self.stats.normalize(np.zeros((n, self.motion_dim), np.float32)),
+        kept = self.generator.frames_needed
+        rest = torch.as_tensor(self.stats.normalize(np.zeros((kept, self.motion_dim), np.float32)),
                                device=self.device)[None]
         with self._autocast():
-            self.generator.step(silence, silence, torch.zeros_like(rest), has_avatar_audio=True,
-                                has_user=False, given=rest)
+            self.generator.step(silence, silence, silence.new_zeros(1, n, self.motion_dim),
+                                has_avatar_audio=True, has_user=False, given=rest)
 
     def close(self) -> None:
         with self._lock:
@@ -507,6 +532,7 @@ class AvatarSession:
         target = nxt - self.block_size
         self.skipped_frames += target - self.next_frame
         self.next_frame = self.committed = target
+        self.ahead = None
         for stream in (self.user_audio, self.avatar_audio):
             stream.buffer.skip_to(target)
 
@@ -518,14 +544,14 @@ class AvatarSession:
             return self._due() is not None
 
     def _due(self) -> int | None:
-        """Frames of the next block if it is due, else None."""
+        """Frames of the next block if it is due (its own and the overlap's inputs are in), else None."""
         if self._closed:
             return None
         n = self.generator.frames_needed
         clock = self.clock_frames()
         if self.finished:
             return n if self.next_frame < clock else None
-        return n if self.next_frame + n <= clock else None
+        return n if self.next_frame + self.generator.condition_frames <= clock else None
 
     def step(self) -> Block | None:
         """Generate the next block if its inputs are in, else return None at once."""
@@ -536,17 +562,23 @@ class AvatarSession:
             if n is None:
                 return None
             start = time.perf_counter()
-            conds = self._commit(self.next_frame, self.next_frame + n)
+            end = self.next_frame + self.generator.condition_frames
+            conds = self._commit(self.committed, end)
+            if self.ahead is not None:
+                conds = self.ahead + conds
+            self.ahead = conds.frames(n, end - self.next_frame)
             timings.features_ms = (time.perf_counter() - start) * 1000
             timings.track_ms, self._track_ms = self._track_ms, 0.0
             block_start = self.next_frame
             self.next_frame += n
-        avatar_feats, user_feats, user_motion, avatar_pcm, has_user = conds
+        has_user = bool(conds.user_present.any())
+        avatar_pcm = conds.frames(0, n).avatar_pcm
 
         start = time.perf_counter()
         with self._autocast():
-            motion = self.generator.step(avatar_feats, user_feats, user_motion, has_avatar_audio=True,
-                                         has_user=has_user)
+            to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=self.device)
+            motion = self.generator.step(to(conds.avatar_feats), to(conds.user_feats), to(conds.user_motion),
+                                         has_avatar_audio=True, has_user=has_user)
         motion = self.stats.denormalize(motion[0].float().cpu().numpy())
         if isinstance(self.backend, RigBackend):  # physical units with hard limits
             motion = clip_relative(motion)
@@ -562,20 +594,16 @@ class AvatarSession:
         self.blocks += 1
         return Block(block_start, motion, frames, avatar_pcm, timings, has_user)
 
-    def _commit(self, a: int, b: int):
+    def _commit(self, a: int, b: int) -> Conditions:
         """Fix the conditions of frames [a, b): features, normalized user motion, presence."""
-        opts = self.options
         avatar_pcm, _ = self.avatar_audio.buffer.take(a, b)
         user_pcm, user_cover = self.user_audio.buffer.take(a, b)
         raw_motion, motion_present = self.user_motion.take(a, b)
         self.committed = b
-        avatar_feats = self.avatar_audio.features.push(avatar_pcm)
-        user_feats = self.user_audio.features.push(user_pcm)
         user_motion = np.where(motion_present[:, None], self.stats.normalize_condition(raw_motion), 0.0)
-        has_user = bool((user_cover >= opts.min_audio_coverage).any() or motion_present.any())
-        device = self.device
-        to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=device)
-        return to(avatar_feats), to(user_feats), to(user_motion), avatar_pcm, has_user
+        present = (user_cover >= self.options.min_audio_coverage) | motion_present
+        return Conditions(self.avatar_audio.features.push(avatar_pcm),
+                          self.user_audio.features.push(user_pcm), user_motion, present, avatar_pcm)
 
     async def frames(self, wall_clock: bool = False) -> AsyncIterator[TimedFrame]:
         """Timestamped frames as blocks complete (the computation runs in a worker thread).

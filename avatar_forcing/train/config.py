@@ -141,6 +141,10 @@ class DPOConfig:
     # channels weigh 6/58 against the 52 blendshapes), "balanced" (expression and pose half each) or
     # "expression" (the blendshapes only: the preference leaves the head pose to L_DF).
     channel_weighting: str = "uniform"
+    # The head pose's share of e(x) on the frames that follow one of the user's phrase ends (found in the
+    # user's audio: train/phrase_ends.py), where the data's listener nods and a loser without the right user
+    # does not; the other frames keep `channel_weighting`. 0: off.
+    phrase_end_pose: float = 0.0
     loser_cache_windows: int = 512  # windows per cached "epoch" (epoch_cache mode)
     loser_nfe: int = 10  # Euler steps of the causal sampler
     loser_audio_guidance: float = 2.0  # w_a for the loser (w_u is irrelevant: user is dropped)
@@ -163,6 +167,8 @@ class DPOConfig:
                 f"dpo.loser_form {self.loser_form!r} takes the user of another window: "
                 f"batch_size >= {min_batch}"
             )
+        if not 0.0 <= self.phrase_end_pose <= 1.0:
+            raise ConfigError(f"dpo.phrase_end_pose must be in [0, 1], got {self.phrase_end_pose}")
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ConfigError(
                 f"dpo.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}"

@@ -57,6 +57,7 @@ from avatar_forcing.motion.vector import (
 )
 from avatar_forcing.train import distributed
 from avatar_forcing.train.config import DPOConfig
+from avatar_forcing.train.phrase_ends import after_phrase_ends
 from avatar_forcing.train.pretrain import audio_dim, build_trainer, check_config, flow_config
 from avatar_forcing.train.trainer import TrainResult
 
@@ -87,11 +88,27 @@ def window_errors(
     pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Per-window mean absolute error (B,), in float32 (see the module docstring for why the mean);
-    with ``weights`` (D,), a weighted mean over channels."""
+    with ``weights`` (D,) or per frame (B, N, D), a weighted mean over channels."""
     err = (pred.float() - target.float()).abs()
     if weights is not None:
-        err = err @ weights.to(err.device)
+        weights = weights.to(err.device)
+        err = err @ weights if weights.ndim == 1 else (err * weights).sum(-1)
     return err.mean(dim=tuple(range(1, err.ndim)))
+
+
+def phrase_end_weights(base: torch.Tensor | None, user_audio: torch.Tensor, pose_share: float,
+                       motion_dim: int) -> torch.Tensor:
+    """Per-frame channel weights (B, N, D): ``base`` (D,) (None: uniform) everywhere, except on the frames
+    that follow a user's phrase end, where the head pose takes ``pose_share`` of the weight: there the data's
+    listener nods and a loser without the right user does not (`DPOConfig.phrase_end_pose`)."""
+    if motion_dim != MOTION_DIM:
+        raise ConfigError(f"phrase_end_pose needs the {MOTION_DIM}-d motion, got {motion_dim}")
+    base = torch.full((motion_dim,), 1.0 / motion_dim) if base is None else base
+    pose = torch.zeros(motion_dim)
+    pose[POSE_SLICE] = 1.0 / NUM_POSE
+    listening = (1 - pose_share) * base + pose_share * pose
+    mask = after_phrase_ends(user_audio).cpu()[..., None]
+    return torch.lerp(base.expand(*mask.shape[:2], -1), listening.expand(*mask.shape[:2], -1), mask)
 
 
 def dpo_loss(
@@ -118,6 +135,8 @@ def dpo_loss(
     target = torch.cat((noise - winner, noise - loser))
     sigma2 = torch.cat((sigma, sigma))
     conds2 = {k: torch.cat((conds[k], conds[k])) for k in CONDITION_KEYS}
+    if weights is not None and weights.ndim == 3:  # per frame: the same for a window's winner and loser
+        weights = torch.cat((weights, weights))
     err = window_errors(velocity(model, x_t, sigma2, conds2), target, weights)
     with torch.no_grad():
         ref_err = window_errors(velocity(ref_model, x_t, sigma2, conds2), target, weights)
@@ -210,6 +229,7 @@ class DPOObjective:
         self.loser_fn = loser_fn
         self.cfg, self.flow, self.block_size = cfg, flow, block_size
         self.weights = channel_weights(motion_dim, cfg.channel_weighting)
+        self.motion_dim = motion_dim
         # Winner/loser times span the same range as pretraining; no condition dropout in the DPO term.
         self.dpo_flow = dataclasses.replace(flow, p_drop_avatar=0.0, p_drop_user=0.0)
 
@@ -221,6 +241,10 @@ class DPOObjective:
         if loser is None:
             seed = int(torch.randint(SEED_RANGE, (), generator=generator))
             loser = self.loser_fn(batch, seed)
+        weights = self.weights
+        if self.cfg.phrase_end_pose > 0:
+            weights = phrase_end_weights(weights, batch["user_audio"], self.cfg.phrase_end_pose,
+                                         self.motion_dim)
         dpo, stats = dpo_loss(
             model,
             self.ref_model,
@@ -231,7 +255,7 @@ class DPOObjective:
             self.block_size,
             self.dpo_flow,
             generator,
-            self.weights,
+            weights,
         )
         loss = df + self.cfg.lam * dpo
         return loss, {**stats, "df_loss": df_stats["loss"], "loss": loss.item()}
