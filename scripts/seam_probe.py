@@ -44,13 +44,15 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(EvalConfig.cfg_audio, EvalConfig.cfg_user), help="guidance (served)")
     parser.add_argument("--block-size", type=int, help="frames per streamed block (default: the model's)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                        default=EvalConfig.guidance_interval, help="flow times of the guided Euler steps")
     parser.add_argument("--overlap", type=int, nargs="+", default=[EvalConfig.overlap],
                         help="frames sampled past each block and dropped (SessionOptions.overlap)")
     parser.add_argument("--plot", metavar="PNG")
     args = parser.parse_args()
     seam = M.SeamConfig(block=args.block_size or M.SeamConfig.block)
     base = EvalConfig(clips=args.clips, seconds=None, cfg_audio=args.cfg[0], cfg_user=args.cfg[1],
-                      block_size=args.block_size, seam=seam)
+                      block_size=args.block_size, seam=seam, guidance_interval=tuple(args.guidance_interval))
     clips = list(heldout_clips(args.data, base))
     per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
     traces = {GROUND_TRUTH: head_speed_deg(clips[0].gt, base.seam)}

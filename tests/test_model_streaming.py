@@ -196,3 +196,24 @@ def test_overlap_gives_a_blocks_last_frames_their_look_ahead(mask):
     assert (rolling - offline(model, data, 40, cfg=cfg, seed=1, rolling=False)).abs().max() < 1e-4
     with pytest.raises(ConfigError, match="overlap"):
         SamplerConfig(overlap=-1).validate()
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it():
+    """Steps starting at a flow time outside the interval compose the conditions with every weight 1; the
+    default interval (0, 1) is the paper's sampler bit for bit."""
+    v = torch.randn(3, 4, MOTION_DIM, generator=torch.Generator().manual_seed(0))
+    v_u, v_a, v_user = v.chunk(3)
+    cfg = SamplerConfig(w_audio=2.0, w_user=3.0, guidance_interval=(0.3, 1.0))
+    guided = v_u + 2.0 * (v_a - v_u) + 3.0 * (v_user - v_u)
+    torch.testing.assert_close(combine_guidance(v, cfg, 0.3 + 1e-12), guided)
+    torch.testing.assert_close(combine_guidance(v, cfg, 0.2), v_a + v_user - v_u)
+    model = micro_model()
+    data = inputs(model, 1, 30)
+
+    def run(interval):
+        return offline(model, data, 30, cfg=SamplerConfig(nfe=4, guidance_interval=interval))
+
+    paper = offline(model, data, 30, cfg=SamplerConfig(nfe=4))
+    assert torch.equal(paper, run((0.0, 1.0))) and not torch.allclose(paper, run((0.5, 1.0)))
+    with pytest.raises(ConfigError, match="guidance_interval"):
+        SamplerConfig(guidance_interval=(0.6, 0.2)).validate()

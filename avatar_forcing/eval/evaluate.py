@@ -49,6 +49,7 @@ class EvalConfig:
     history_noise: float = SessionOptions.history_noise  # flow time of the generated past, as served
     clean_context: bool = SessionOptions.clean_context  # a block continues from clean frames, as served
     overlap: int = SessionOptions.overlap  # frames sampled past each block and dropped, as served
+    guidance_interval: tuple[float, float] = SessionOptions.guidance_interval  # guided flow times, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
     # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
     # of a few short clips vary with the sampling noise about as much as between checkpoints.
@@ -152,7 +153,8 @@ def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndar
     opts = SessionOptions(nfe=cfg.nfe, block_size=cfg.block_size, cfg_audio=cfg.cfg_audio,
                           cfg_user=cfg.cfg_user, pose_guidance=cfg.pose_guidance,
                           history_noise=cfg.history_noise, clean_context=cfg.clean_context,
-                          overlap=cfg.overlap, render=False, seed=seed, threads=cfg.threads)
+                          overlap=cfg.overlap, guidance_interval=cfg.guidance_interval, render=False,
+                          seed=seed, threads=cfg.threads)
     session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
                             audio_features=m.audio_features)
     blocks = []
@@ -370,6 +372,9 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="flow time of the generated past in the cache (SessionOptions.history_noise)")
     parser.add_argument("--overlap", type=int, default=EvalConfig.overlap,
                         help="frames sampled past each block and dropped (SessionOptions.overlap)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                        default=EvalConfig.guidance_interval,
+                        help="flow times of the guided Euler steps (SessionOptions.guidance_interval)")
     parser.add_argument("--noisy-context", action="store_true",
                         help="a block continues from noised frames (the sampler before round 12)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
@@ -398,7 +403,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
                      cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, pose_guidance=args.pose_guidance,
                      history_noise=args.history_noise, clean_context=not args.noisy_context,
-                     overlap=args.overlap, seed=args.seed,
+                     overlap=args.overlap, guidance_interval=tuple(args.guidance_interval), seed=args.seed,
                      threads=args.threads, pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:

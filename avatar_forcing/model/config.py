@@ -171,6 +171,11 @@ class SamplerConfig:
     # block makes up for it: the seam (docs/EVALUATION.md, round 14). overlap = lookahead gives every kept
     # frame its training-time view, for `overlap` frames of latency. 0: the authors' sampler.
     overlap: int = 0
+    # Flow times s (1 = noise, 0 = clean) of the Euler steps that get the guidance weights; the steps outside
+    # take w_a = w_u = 1 (the conditions composed without extrapolation). Guidance in a limited interval
+    # (Kynkaenniemi et al., 2024) keeps what the guidance decides early and drops the overshoot it adds late.
+    # (0, 1): every step, the paper.
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):
@@ -179,6 +184,9 @@ class SamplerConfig:
             raise ConfigError(f"history_noise {self.history_noise} must be in [0, 1)")
         if not 0.0 <= self.pose_guidance <= 1.0:
             raise ConfigError(f"pose_guidance {self.pose_guidance} must be in [0, 1]")
+        lo, hi = self.guidance_interval
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ConfigError(f"guidance_interval {self.guidance_interval} must satisfy 0 <= lo <= hi <= 1")
         if self.overlap < 0:
             raise ConfigError(f"overlap {self.overlap} must be >= 0")
         if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):

@@ -14,6 +14,7 @@ from avatar_forcing.model.config import SamplerConfig
 from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
 
 BRANCHES = 3  # uncond, avatar audio only, user (audio + motion) only
+SIGMA_TOLERANCE = 1e-9  # the schedule's flow times are float sums: 0.3 may be 0.30000000000000004
 
 
 def guidance_drops(
@@ -42,8 +43,12 @@ def guidance_weights(cfg: SamplerConfig, like: torch.Tensor) -> tuple[Weight, We
     return per_channel[0], per_channel[1]
 
 
-def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig) -> torch.Tensor:
+def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig, sigma: float | None = None) -> torch.Tensor:
+    """The guided velocity of a step that starts at flow time `sigma` (None: inside the interval)."""
     v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
+    lo, hi = cfg.guidance_interval
+    if sigma is not None and not lo - SIGMA_TOLERANCE <= sigma <= hi + SIGMA_TOLERANCE:
+        return v_a + v_user - v_u  # every weight 1
     w_a, w_u = guidance_weights(cfg, v_raw)
     return v_u + w_a * (v_a - v_u) + w_u * (v_user - v_u)
 

@@ -198,7 +198,8 @@ class StreamingGenerator:
             v_raw, _ = run(x, i)
             if self.trace is not None:
                 self.trace.append((x.clone(), v_raw.clone()))
-            x = euler_step(x, combine_guidance(v_raw, self.cfg), d_sigmas[i], moving)
+            v = combine_guidance(v_raw, self.cfg, float(self.sigmas[i]))
+            x = euler_step(x, v, d_sigmas[i], moving)
 
         # Cache fill: one pass on the final latents at the history's flow time (0: clean).
         past_x = x

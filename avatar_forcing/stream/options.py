@@ -39,6 +39,9 @@ class SessionOptions:
     # Frames sampled past each block and dropped (SamplerConfig.overlap), so that a block's last frames see
     # ahead as in training: the head keeps its speed across block boundaries. Adds as many frames of latency.
     overlap: int = 0
+    # Flow times of the Euler steps that get the guidance weights (SamplerConfig.guidance_interval); the
+    # others take every weight 1. (0, 1) = all steps, the paper.
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
     # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
     # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
     start_at_rest: bool = True

@@ -306,7 +306,8 @@ class AvatarSession:
                                 pose_guidance=opts.pose_guidance, first_block=opts.first_block,
                                 schedule=schedule,
                                 history_noise=opts.history_noise,
-                                clean_context=opts.clean_context, overlap=opts.overlap)
+                                clean_context=opts.clean_context, overlap=opts.overlap,
+                                guidance_interval=tuple(opts.guidance_interval))
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
