@@ -79,7 +79,8 @@ def main() -> None:
     for label, profile in profiles.items():
         lo, hi = spread[label]
         speed = np.degrees(np.mean(profile))
-        print(f"  {label:32s} mean speed {speed:.3f}, seam {M.seam_ratio(profile):.2f} "
+        print(f"  {label:32s} mean speed {speed:.3f}, seam {M.seam_ratio(profile):.2f}, "
+              f"modulation {M.block_modulation(profile):.3f} "
               f"(clips {lo:.2f}-{hi:.2f}): " + " ".join(f"{np.degrees(v):.3f}" for v in profile))
     if args.plot:
         plot(profiles, spread, traces, first, base.seam, len(clips), args.plot)

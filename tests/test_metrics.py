@@ -7,6 +7,7 @@ from avatar_forcing.eval.metrics import (
     LipSyncConfig,
     NodConfig,
     SeamConfig,
+    block_modulation,
     block_profile,
     block_seam,
     detect_nods,
@@ -195,3 +196,6 @@ def test_block_seam_is_one_for_smooth_motion_and_counts_jumps_at_block_boundarie
     jumpy[:, idx("yaw")] = 0.01 * ((t - 45) // 10 % 2)  # the same steps, but inside the blocks
     assert block_seam(jumpy, cfg) < 1.0
     assert np.isnan(block_seam(smooth[:40], cfg))  # no block after the first
+    assert block_modulation(block_profile(smooth, cfg)) < 0.1
+    stutter = np.array([1.2] + [1.0] * 7 + [0.7, 0.7])  # slows before the boundary, then jumps
+    assert block_modulation(stutter) > 0.12 > block_modulation(np.array([1.2] + [1.0] * 9))

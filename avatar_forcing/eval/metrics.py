@@ -289,6 +289,14 @@ def seam_ratio(profile: np.ndarray) -> float:
     return float(profile[0] / inside) if np.isfinite(profile[0]) and inside > 0 else float("nan")
 
 
+def block_modulation(profile: np.ndarray) -> float:
+    """How much a `block_profile` varies with the position in a block: its std over its mean (about 0 for
+    the ground truth). Unlike `seam_ratio` it also counts a slow-down before the boundary: the head that
+    slows, then jumps, 2.5 times a second, stutters."""
+    mean = np.nanmean(profile)
+    return float(np.nanstd(profile) / mean) if mean > 0 else float("nan")
+
+
 # ---- nods ----
 
 @dataclass(frozen=True)

@@ -469,6 +469,10 @@ def reactions_arguments(parser: argparse.ArgumentParser) -> None:
                         help="flow time of the generated past (default: the session's, as served live)")
     parser.add_argument("--pose-guidance", type=float, default=None,
                         help="the head pose's share of the guidance (default: the session's, as served live)")
+    parser.add_argument("--overlap", type=int, default=None,
+                        help="frames sampled past each block and dropped (default: the session's)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                        help="flow times of the guided Euler steps (default: the session's, all)")
     parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
     parser.add_argument("--rescore", action="store_true",
                         help="score again from the signals/ an earlier run saved in --out (no model run)")
@@ -507,6 +511,10 @@ def reactions_run(args: argparse.Namespace) -> int:
         options.history_noise = args.history_noise
     if args.pose_guidance is not None:
         options.pose_guidance = args.pose_guidance
+    if args.overlap is not None:
+        options.overlap = args.overlap
+    if args.guidance_interval is not None:
+        options.guidance_interval = tuple(args.guidance_interval)
     session = AvatarSession(args.model, args.portrait, options)
     videos: list[dict] = []
     sheet: list[list[np.ndarray]] = []
@@ -569,6 +577,9 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
     w_user = "default" if args.cfg_user is None else f"{args.cfg_user:g}"
     noise = "" if args.history_noise is None else f"; history noise {args.history_noise:g}"
     noise += "" if args.pose_guidance is None else f"; pose guidance {args.pose_guidance:g}"
+    noise += "" if args.overlap is None else f"; overlap {args.overlap}"
+    noise += "" if args.guidance_interval is None else "; guidance interval {:g}-{:g}".format(
+        *args.guidance_interval)
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
              f"{args.model or 'shipped default'}; seed {cfg.seed}; w_u {w_user}{noise}; "
              f"{'whole videos' if cfg.seconds is None else f'at most {cfg.seconds:g} s each'}. "
@@ -583,7 +594,8 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
                    "model": args.model,
                    "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
                    "cfg_user": args.cfg_user, "history_noise": args.history_noise,
-                   "pose_guidance": args.pose_guidance,
+                   "pose_guidance": args.pose_guidance, "overlap": args.overlap,
+                   "guidance_interval": args.guidance_interval,
                    "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
                    "min_phrase_s": cfg.min_phrase_s, "vad_relative": cfg.vad_relative,
                    "nod_window_s": cfg.nod.window_s,
