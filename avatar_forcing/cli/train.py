@@ -53,6 +53,7 @@ DPO_FLAGS = {
     "loser_mode": "loser_mode",
     "loser_form": "loser_form",
     "channel_weighting": "channel_weighting",
+    "phrase_end_pose": "phrase_end_pose",
     "loser_nfe": "loser_nfe",
 }
 
@@ -103,6 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_argument("--channel-weighting", choices=CHANNEL_WEIGHTINGS,
                      help="uniform: mean over all channels (paper); balanced: expression and pose half "
                      "each; expression: blendshapes only")
+    dpo.add_argument("--phrase-end-pose", type=float,
+                     help="the head pose's share of the preference after the user's phrase ends (0: off)")
     dpo.add_argument("--loser-nfe", type=int, help="Euler steps when generating losers")
 
 
