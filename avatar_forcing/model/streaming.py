@@ -212,8 +212,8 @@ class StreamingGenerator:
         end = n_ctx + kept  # the window's kept frames end here; the overlap after them is dropped
         self._commit(kv, window_kv, frames, end - m.context)
         self.context_latents = (x if self.cfg.clean_context else past_x)[:, end - m.context : end]
-        keep = m.context + m.cond_history
-        self.past_conds = tuple(c[:, max(c.shape[1] - (length - end) - keep, 0) : c.shape[1] - (length - end)]
+        keep, dropped = m.context + m.cond_history, length - end
+        self.past_conds = tuple(c[:, max(c.shape[1] - dropped - keep, 0) : c.shape[1] - dropped]
                                 for c in conds)
         self.next_frame += kept
         self.block_index += 1
