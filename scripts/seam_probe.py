@@ -99,13 +99,13 @@ def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]]
     for label, profile in profiles.items():
         left.plot(range(cfg.block), np.degrees(profile), "o-", color=colours[label],
                   label=f"{label}: seam {M.seam_ratio(profile):.2f} (clips {spread[label][0]:.2f}-"
-                        f"{spread[label][1]:.2f})")
+                        f"{spread[label][1]:.2f}), modulation {M.block_modulation(profile):.3f}")
     left.set_xticks(range(cfg.block))
     left.set_xlabel("frame position in a 0.4 s block (0: the step from the previous block's last frame)")
     left.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
     left.set_ylim(bottom=0)
-    left.legend(fontsize=7.5, loc="lower left", title="seam = speed at 0 / mean speed at 1-9",
-                title_fontsize=7.5)
+    left.legend(fontsize=7.5, loc="lower left", title_fontsize=7.5,
+                title="seam = speed at 0 / mean speed at 1-9; modulation = std / mean over the positions")
     left.set_title(f"mean over {clips} held-out clips, by position in the block", fontsize=10)
     a, b = (round(s * FPS) for s in TRACE_S)
     t = np.arange(a, b) / FPS
@@ -119,7 +119,7 @@ def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]]
             right.axvline(frame / FPS, color="0.8", lw=0.8, zorder=0)
     right.set_xlabel("seconds into the first held-out clip (grey lines: block boundaries)")
     right.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
-    right.set_title(f"{first} frame by frame, both samplers on the same noise", fontsize=10)
+    right.set_title(f"{first}, frame by frame", fontsize=10)
     right.legend(fontsize=7.5, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
