@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, nargs="+", default=[EvalConfig.overlap],
                         help="frames sampled past each block and dropped (SessionOptions.overlap)")
     parser.add_argument("--plot", metavar="PNG")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="plot the profiles only (runs whose noise differs, e.g. --overlap, are not "
+                             "comparable frame by frame)")
     args = parser.parse_args()
     seam = M.SeamConfig(block=args.block_size or M.SeamConfig.block)
     base = EvalConfig(clips=args.clips, seconds=None, cfg_audio=args.cfg[0], cfg_user=args.cfg[1],
@@ -56,12 +59,12 @@ def main() -> None:
     clips = list(heldout_clips(args.data, base))
     per_clip = {GROUND_TRUTH: [M.block_profile(c.gt, base.seam) for c in clips]}
     traces = {GROUND_TRUTH: head_speed_deg(clips[0].gt, base.seam)}
-    first = ""
+    first, lookahead = "", 0
     for number, spec in enumerate(args.checkpoints):
         model = load_eval_model(spec)
         for clean, guidance, overlap in product((True, False) if args.noised_too else (True,),
                                                 args.pose_guidance, args.overlap):
-            label = f"{model.label}, {'clean' if clean else 'noised'} context"
+            label = model.label + (f", {'clean' if clean else 'noised'} context" if args.noised_too else "")
             if len(args.pose_guidance) > 1:
                 label += f", pose guidance {guidance:g}"
             if len(args.overlap) > 1:
@@ -71,6 +74,7 @@ def main() -> None:
             per_clip[label] = [M.block_profile(m, base.seam) for m in motions]
             if number == 0:  # frame by frame, one checkpoint is enough to see the seams
                 traces[label], first = head_speed_deg(motions[0], base.seam), model.label
+                lookahead = model.model.cfg.lookahead
     profiles = {label: np.nanmean(rows, axis=0) for label, rows in per_clip.items()}
     seams = {label: [M.seam_ratio(row) for row in rows] for label, rows in per_clip.items()}
     spread = {label: (min(values), max(values)) for label, values in seams.items()}
@@ -83,30 +87,51 @@ def main() -> None:
               f"modulation {M.block_modulation(profile):.3f} "
               f"(clips {lo:.2f}-{hi:.2f}): " + " ".join(f"{np.degrees(v):.3f}" for v in profile))
     if args.plot:
-        plot(profiles, spread, traces, first, base.seam, len(clips), args.plot)
+        plot(per_clip, None if args.profile_only else traces, first, base.seam, lookahead, args.plot)
         print(f"wrote {args.plot}")
 
 
-def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]],
-         traces: dict[str, np.ndarray], first: str, cfg: M.SeamConfig, clips: int, path: str) -> None:
+def plot(per_clip: dict[str, list[np.ndarray]], traces: dict[str, np.ndarray] | None, first: str,
+         cfg: M.SeamConfig, lookahead: int, path: str) -> None:
+    """Left: the mean profile per run with its standard error over clips, the step across the boundary
+    and the block's last `lookahead` frames (no look-ahead when streamed without an overlap) shaded.
+    Right (unless `traces` is None): a few seconds of the first clip, frame by frame."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(profiles, ["black", "tab:blue", "tab:red", "tab:green", "tab:purple"], strict=False))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1.6]})
-    for label, profile in profiles.items():
-        left.plot(range(cfg.block), np.degrees(profile), "o-", color=colours[label],
-                  label=f"{label}: seam {M.seam_ratio(profile):.2f} (clips {spread[label][0]:.2f}-"
-                        f"{spread[label][1]:.2f}), modulation {M.block_modulation(profile):.3f}")
-    left.set_xticks(range(cfg.block))
+    colours = dict(zip(per_clip, ["black", "tab:blue", "tab:red", "tab:green", "tab:purple"], strict=False))
+    if traces is None:
+        fig, left = plt.subplots(figsize=(7.5, 5.6))
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={"width_ratios": [1, 1.6]})
+    positions = np.arange(cfg.block)
+    left.axvspan(-0.4, 0.4, color="0.92", zorder=0)
+    left.axvspan(cfg.block - lookahead - 0.4, cfg.block - 0.6, color="#fbeaea", zorder=0)
+    for label, rows in per_clip.items():
+        rows = np.degrees(np.asarray(rows))
+        mean, error = np.nanmean(rows, 0), np.nanstd(rows, 0) / np.sqrt(len(rows))
+        left.fill_between(positions, mean - error, mean + error, color=colours[label], alpha=0.15, lw=0)
+        profile = np.radians(mean)
+        left.plot(positions, mean, "o-", color=colours[label], label=f"{label} (seam "
+                  f"{M.seam_ratio(profile):.2f}, modulation {M.block_modulation(profile):.3f})")
+    low, high = left.get_ylim()
+    left.text(0, high, "across the\nboundary", ha="center", va="top", fontsize=7.5, color="0.35")
+    left.text(cfg.block - 1 - (lookahead - 1) / 2, high, "nothing ahead when\nstreamed (overlap 0)",
+              ha="center", va="top", fontsize=7.5, color="tab:red")
+    left.set_ylim(low, high + (high - low) * 0.12)
+    left.set_xticks(positions)
+    left.set_xlim(-0.5, cfg.block - 0.5)
     left.set_xlabel("frame position in a 0.4 s block (0: the step from the previous block's last frame)")
-    left.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
-    left.set_ylim(bottom=0)
-    left.legend(fontsize=7.5, loc="lower left", title_fontsize=7.5,
-                title="seam = speed at 0 / mean speed at 1-9; modulation = std / mean over the positions")
-    left.set_title(f"mean over {clips} held-out clips, by position in the block", fontsize=10)
+    left.set_ylabel("head speed: L2 norm of the change in\n(pitch, yaw, roll), degrees per frame")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    left.set_title(f"head speed by position in the block, mean ± s.e. over {len(rows)} held-out clips",
+                   fontsize=10)
+    if traces is None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        return
     a, b = (round(s * FPS) for s in TRACE_S)
     t = np.arange(a, b) / FPS
     for label, trace in traces.items():
@@ -118,7 +143,7 @@ def plot(profiles: dict[str, np.ndarray], spread: dict[str, tuple[float, float]]
         if frame >= a:
             right.axvline(frame / FPS, color="0.8", lw=0.8, zorder=0)
     right.set_xlabel("seconds into the first held-out clip (grey lines: block boundaries)")
-    right.set_ylabel("head speed |Δ(pitch, yaw, roll)|, degrees per frame")
+    right.set_ylabel("head speed: L2 norm of the change in\n(pitch, yaw, roll), degrees per frame")
     right.set_title(f"{first}, frame by frame", fontsize=10)
     right.legend(fontsize=7.5, loc="upper right")
     fig.tight_layout()
