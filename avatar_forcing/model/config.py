@@ -167,14 +167,14 @@ class SamplerConfig:
     pose_guidance: float = 1.0
     # Frames sampled past each block and thrown away (they are sampled again, with their sound, as the next
     # block's first frames). In training every frame sees `lookahead` frames ahead (and its sound w frames
-    # ahead); streaming block by block, a block's last frames see nothing ahead and slow down, and the next
-    # block makes up for it: the seam (docs/EVALUATION.md, round 14). overlap = lookahead gives every kept
-    # frame its training-time view, for `overlap` frames of latency. 0: the authors' sampler.
+    # ahead); streaming block by block, a block's last frames see nothing ahead, and the head slows down
+    # there (docs/EVALUATION.md, round 14). overlap = lookahead gives every kept frame its training-time
+    # view, for `overlap` frames of latency. 0: the authors' sampler.
     overlap: int = 0
     # Flow times s (1 = noise, 0 = clean) of the Euler steps that get the guidance weights; the steps outside
-    # take w_a = w_u = 1 (the conditions composed without extrapolation). Guidance in a limited interval
-    # (Kynkaenniemi et al., 2024) keeps what the guidance decides early and drops the overshoot it adds late.
-    # (0, 1): every step, the paper.
+    # take w_a = w_u = 1 (the conditions composed without extrapolation), as in Kynkaenniemi et al., 2024.
+    # Here the head's extra speed and the answers to the user are both decided in the first steps
+    # (docs/EVALUATION.md, round 14). (0, 1): every step, the paper.
     guidance_interval: tuple[float, float] = (0.0, 1.0)
 
     def validate(self) -> SamplerConfig:

@@ -37,7 +37,8 @@ class SessionOptions:
     # jump at every block boundary.
     clean_context: bool = True
     # Frames sampled past each block and dropped (SamplerConfig.overlap), so that a block's last frames see
-    # ahead as in training: the head keeps its speed across block boundaries. Adds as many frames of latency.
+    # ahead as in training: the head no longer slows before each boundary. Adds as many frames of latency;
+    # not served (docs/EVALUATION.md, round 14).
     overlap: int = 0
     # Flow times of the Euler steps that get the guidance weights (SamplerConfig.guidance_interval); the
     # others take every weight 1. (0, 1) = all steps, the paper.
