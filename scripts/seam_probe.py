@@ -107,8 +107,8 @@ def plot(per_clip: dict[str, list[np.ndarray]], traces: dict[str, np.ndarray] | 
     else:
         fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={"width_ratios": [1, 1.6]})
     positions = np.arange(cfg.block)
-    left.axvspan(-0.4, 0.4, color="0.92", zorder=0)
-    left.axvspan(cfg.block - lookahead - 0.4, cfg.block - 0.6, color="#fbeaea", zorder=0)
+    left.axvspan(-0.4, 0.4, color="#fff3d1", zorder=0)  # colours of no curve: the bands mark positions only
+    left.axvspan(cfg.block - lookahead - 0.4, cfg.block - 0.6, color="#eeeaf6", zorder=0)
     for label, rows in per_clip.items():
         rows = np.degrees(np.asarray(rows))
         mean, error = np.nanmean(rows, 0), np.nanstd(rows, 0) / np.sqrt(len(rows))
@@ -117,17 +117,17 @@ def plot(per_clip: dict[str, list[np.ndarray]], traces: dict[str, np.ndarray] | 
         left.plot(positions, mean, "o-", color=colours[label], label=f"{label} (seam "
                   f"{M.seam_ratio(profile):.2f}, modulation {M.block_modulation(profile):.3f})")
     low, high = left.get_ylim()
-    left.text(0, high, "across the\nboundary", ha="center", va="top", fontsize=7.5, color="0.35")
+    left.text(0, high, "across the\nboundary", ha="center", va="top", fontsize=7.5, color="#8a6d1f")
     left.text(cfg.block - 1 - (lookahead - 1) / 2, high, "nothing ahead when\nstreamed (overlap 0)",
-              ha="center", va="top", fontsize=7.5, color="tab:red")
+              ha="center", va="top", fontsize=7.5, color="#5b4a8a")
     left.set_ylim(low, high + (high - low) * 0.12)
     left.set_xticks(positions)
     left.set_xlim(-0.5, cfg.block - 0.5)
     left.set_xlabel("frame position in a 0.4 s block (0: the step from the previous block's last frame)")
     left.set_ylabel("head speed: L2 norm of the change in\n(pitch, yaw, roll), degrees per frame")
     left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    left.set_title(f"head speed by position in the block, mean ± s.e. over {len(rows)} held-out clips",
-                   fontsize=10)
+    left.set_title(f"head speed by position in the block, mean ± s.e. over {len(rows)} held-out clips\n"
+                   "(y axis not from 0)", fontsize=10)
     if traces is None:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
