@@ -91,19 +91,21 @@ def main() -> None:
     parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(SessionOptions.cfg_audio, SessionOptions.cfg_user))
+    parser.add_argument("--overlap", type=int, default=SessionOptions.overlap,
+                        help="frames sampled past each block and dropped (SessionOptions.overlap)")
     args = parser.parse_args()
     model = load_eval_model(args.checkpoint)
     sampled, true, silent_s = [], [], []
     for i, clip in enumerate(heldout_clips(args.data, EvalConfig(clips=args.clips, seconds=None))):
         options = SessionOptions(render=False, seed=i, history_noise=args.history_noise, nfe=args.nfe,
-                                 cfg_audio=args.cfg[0], cfg_user=args.cfg[1])
+                                 cfg_audio=args.cfg[0], cfg_user=args.cfg[1], overlap=args.overlap)
         for total, part in zip((sampled, true, silent_s), excursions(model, clip, options, args.quiet_s),
                                strict=True):
             total += part
     sampled, true, silent_s = np.array(sampled), np.array(true), np.array(silent_s)
     for label, values in (("sampled", sampled), ("ground truth", true)):
         print(f"{args.checkpoint} (history noise {args.history_noise:g}, w {args.cfg[0]:g}/{args.cfg[1]:g}, "
-              f"{args.nfe} steps) "
+              f"{args.nfe} steps, overlap {args.overlap}) "
               f"{label}: {len(values)} blocks in silences, pitch moves {shares(values)}")
     for lo, hi in zip(SILENCE_BINS_S[:-1], SILENCE_BINS_S[1:], strict=True):
         where = (silent_s >= lo) & (silent_s < hi)
