@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--history-noise", type=float, default=SessionOptions.history_noise)
     parser.add_argument("--cfg", type=float, nargs=2, metavar=("W_A", "W_U"),
                         default=(SessionOptions.cfg_audio, SessionOptions.cfg_user))
+    parser.add_argument("--guidance-form", choices=("paper", "joint"), default=SessionOptions.guidance_form,
+                        help="which velocities the guidance combines (SessionOptions.guidance_form)")
     parser.add_argument("--overlap", type=int, default=SessionOptions.overlap,
                         help="frames sampled past each block and dropped (SessionOptions.overlap)")
     args = parser.parse_args()
@@ -98,14 +100,15 @@ def main() -> None:
     sampled, true, silent_s = [], [], []
     for i, clip in enumerate(heldout_clips(args.data, EvalConfig(clips=args.clips, seconds=None))):
         options = SessionOptions(render=False, seed=i, history_noise=args.history_noise, nfe=args.nfe,
-                                 cfg_audio=args.cfg[0], cfg_user=args.cfg[1], overlap=args.overlap)
+                                 cfg_audio=args.cfg[0], cfg_user=args.cfg[1], overlap=args.overlap,
+                                 guidance_form=args.guidance_form)
         for total, part in zip((sampled, true, silent_s), excursions(model, clip, options, args.quiet_s),
                                strict=True):
             total += part
     sampled, true, silent_s = np.array(sampled), np.array(true), np.array(silent_s)
     for label, values in (("sampled", sampled), ("ground truth", true)):
         print(f"{args.checkpoint} (history noise {args.history_noise:g}, w {args.cfg[0]:g}/{args.cfg[1]:g}, "
-              f"{args.nfe} steps, overlap {args.overlap}) "
+              f"{args.nfe} steps, overlap {args.overlap}, {args.guidance_form} guidance) "
               f"{label}: {len(values)} blocks in silences, pitch moves {shares(values)}")
     for lo, hi in zip(SILENCE_BINS_S[:-1], SILENCE_BINS_S[1:], strict=True):
         where = (silent_s >= lo) & (silent_s < hi)

@@ -217,3 +217,20 @@ def test_guidance_interval_guides_only_the_steps_inside_it():
     assert torch.equal(paper, run((0.0, 1.0))) and not torch.allclose(paper, run((0.5, 1.0)))
     with pytest.raises(ConfigError, match="guidance_interval"):
         SamplerConfig(guidance_interval=(0.6, 0.2)).validate()
+
+
+def test_joint_guidance_is_the_velocity_given_both_conditions_at_weight_one():
+    """guidance_form "joint": rows [avatar audio only, user only, both]; at w = 1 the result is the branch
+    that sees both conditions, and the guidance terms are differences against it."""
+    drop_a, drop_u = guidance_drops(1, form="joint")
+    assert drop_a.tolist() == [False, True, False] and drop_u.tolist() == [True, False, False]
+    drop_a, drop_u = guidance_drops(1, has_user=False, form="joint")
+    assert drop_u.all() and drop_a.tolist() == [False, True, False]
+    v = torch.randn(3, 4, MOTION_DIM, generator=torch.Generator().manual_seed(0))
+    v_a, v_user, v_both = v.chunk(3)
+    torch.testing.assert_close(combine_guidance(v, SamplerConfig(w_audio=1.0, w_user=1.0,
+                                                                 guidance_form="joint")), v_both)
+    guided = combine_guidance(v, SamplerConfig(w_audio=2.0, w_user=3.0, guidance_form="joint"))
+    torch.testing.assert_close(guided, v_both + (v_both - v_user) + 2.0 * (v_both - v_a))
+    with pytest.raises(ConfigError, match="guidance_form"):
+        SamplerConfig(guidance_form="both").validate()

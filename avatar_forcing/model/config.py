@@ -176,6 +176,10 @@ class SamplerConfig:
     # Here the head's extra speed and the answers to the user are both decided in the first steps
     # (docs/EVALUATION.md, round 14). (0, 1): every step, the paper.
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    # "paper": v = v(0,0) + w_a (v(a,0) - v(0,0)) + w_u (v(0,u) - v(0,0)): no branch sees both conditions, so
+    # at w = 1 it is a product of experts, not the velocity given both. "joint": v = v(a,u)
+    # + (w_a - 1)(v(a,u) - v(0,u)) + (w_u - 1)(v(a,u) - v(a,0)), which is v(a,u) itself at w = 1.
+    guidance_form: Literal["paper", "joint"] = "paper"
 
     def validate(self) -> SamplerConfig:
         if self.nfe < (3 if self.schedule == "official" else 1):
@@ -189,6 +193,8 @@ class SamplerConfig:
             raise ConfigError(f"guidance_interval {self.guidance_interval} must satisfy 0 <= lo <= hi <= 1")
         if self.overlap < 0:
             raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        if self.guidance_form not in ("paper", "joint"):
+            raise ConfigError(f"guidance_form must be 'paper' or 'joint', got {self.guidance_form!r}")
         if self.first_block not in ("full", "short") or self.schedule not in ("uniform", "official"):
             raise ConfigError(f"unknown sampler option in {self}")
         return self

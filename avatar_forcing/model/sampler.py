@@ -17,14 +17,22 @@ BRANCHES = 3  # uncond, avatar audio only, user (audio + motion) only
 SIGMA_TOLERANCE = 1e-9  # the schedule's flow times are float sums: 0.3 may be 0.30000000000000004
 
 
+# (drop the avatar's audio, drop the user) per guidance branch, in row order (SamplerConfig.guidance_form)
+BRANCH_DROPS = {
+    "paper": ((True, True), (False, True), (True, False)),    # neither, avatar audio only, user only
+    "joint": ((False, True), (True, False), (False, False)),  # avatar audio only, user only, both
+}
+
+
 def guidance_drops(
-    rows: int, has_avatar_audio: bool = True, has_user: bool = True
+    rows: int, has_avatar_audio: bool = True, has_user: bool = True, form: str = "paper"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row drop flags (3R,) for the avatar-audio and user conditions. A missing input is dropped in
-    every branch (its guidance term then vanishes)."""
-    drop_avatar = torch.tensor([True] * rows + [False] * rows + [True] * rows) | (not has_avatar_audio)
-    drop_user = torch.tensor([True] * rows + [True] * rows + [False] * rows) | (not has_user)
-    return drop_avatar, drop_user
+    """Per-row drop flags (3R,) for the avatar-audio and user conditions, branch-major. A missing input is
+    dropped in every branch (its guidance term then vanishes)."""
+    drops = BRANCH_DROPS[form]
+    drop_avatar = torch.tensor([a for a, _ in drops for _ in range(rows)])
+    drop_user = torch.tensor([u for _, u in drops for _ in range(rows)])
+    return drop_avatar | (not has_avatar_audio), drop_user | (not has_user)
 
 
 Weight = float | torch.Tensor
@@ -45,11 +53,15 @@ def guidance_weights(cfg: SamplerConfig, like: torch.Tensor) -> tuple[Weight, We
 
 def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig, sigma: float | None = None) -> torch.Tensor:
     """The guided velocity of a step that starts at flow time `sigma` (None: inside the interval)."""
-    v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
     lo, hi = cfg.guidance_interval
-    if sigma is not None and not lo - SIGMA_TOLERANCE <= sigma <= hi + SIGMA_TOLERANCE:
+    guided = sigma is None or lo - SIGMA_TOLERANCE <= sigma <= hi + SIGMA_TOLERANCE
+    w_a, w_u = guidance_weights(cfg, v_raw) if guided else (1.0, 1.0)
+    if cfg.guidance_form == "joint":  # around the velocity given both conditions
+        v_a, v_user, v_both = v_raw.chunk(BRANCHES, dim=0)
+        return v_both + (w_a - 1) * (v_both - v_user) + (w_u - 1) * (v_both - v_a)
+    v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
+    if not guided:
         return v_a + v_user - v_u  # every weight 1
-    w_a, w_u = guidance_weights(cfg, v_raw)
     return v_u + w_a * (v_a - v_u) + w_u * (v_user - v_u)
 
 

@@ -133,7 +133,8 @@ class StreamingGenerator:
         frames = torch.arange(start, start + length)
 
         R = self.rows
-        drop_avatar, drop_user = (d.to(device) for d in guidance_drops(R, has_avatar_audio, has_user))
+        drop_avatar, drop_user = (d.to(device) for d in guidance_drops(R, has_avatar_audio, has_user,
+                                                                            self.cfg.guidance_form))
         cond = self.model.encode_conditions(
             *(c.repeat(BRANCHES, 1, 1) for c in conds), drop_avatar, drop_user
         )[:, -length:]  # the history frames only inform the window's tokens

@@ -43,6 +43,8 @@ class SessionOptions:
     # Flow times of the Euler steps that get the guidance weights (SamplerConfig.guidance_interval); the
     # others take every weight 1. (0, 1) = all steps, the paper.
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    # Which velocities the guidance combines (SamplerConfig.guidance_form): "paper" or "joint".
+    guidance_form: str = "paper"
     # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
     # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
     start_at_rest: bool = True

@@ -307,7 +307,8 @@ class AvatarSession:
                                 schedule=schedule,
                                 history_noise=opts.history_noise,
                                 clean_context=opts.clean_context, overlap=opts.overlap,
-                                guidance_interval=tuple(opts.guidance_interval))
+                                guidance_interval=tuple(opts.guidance_interval),
+                                guidance_form=opts.guidance_form)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
         self._lock = threading.Lock()
