@@ -2,7 +2,9 @@
 
 The three guidance branches run as one batch, branch-major: rows [uncond x R, avatar audio x R, user x R]
 (the authors' order). Combined velocity: v = v_u + w_a (v_a - v_u) + w_u (v_user - v_u), with the head
-pose's weights scaled towards 1 by SamplerConfig.pose_guidance.
+pose's weights scaled towards 1 by SamplerConfig.pose_guidance, and every weight 1 on the Euler steps outside
+SamplerConfig.guidance_interval. SamplerConfig.guidance_form "joint" runs the rows [avatar audio, user,
+both] and guides around the velocity given both instead.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from avatar_forcing.errors import ConfigError
 from avatar_forcing.model.config import SamplerConfig
 from avatar_forcing.motion.vector import MOTION_DIM, POSE_SLICE
 
-BRANCHES = 3  # uncond, avatar audio only, user (audio + motion) only
+BRANCHES = 3  # guidance branches: which conditions each sees is BRANCH_DROPS[guidance_form]
 SIGMA_TOLERANCE = 1e-9  # the schedule's flow times are float sums: 0.3 may be 0.30000000000000004
 
 
@@ -60,8 +62,6 @@ def combine_guidance(v_raw: torch.Tensor, cfg: SamplerConfig, sigma: float | Non
         v_a, v_user, v_both = v_raw.chunk(BRANCHES, dim=0)
         return v_both + (w_a - 1) * (v_both - v_user) + (w_u - 1) * (v_both - v_a)
     v_u, v_a, v_user = v_raw.chunk(BRANCHES, dim=0)
-    if not guided:
-        return v_a + v_user - v_u  # every weight 1
     return v_u + w_a * (v_a - v_u) + w_u * (v_user - v_u)
 
 
