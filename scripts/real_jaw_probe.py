@@ -25,13 +25,20 @@ from avatar_forcing.stream.session import AvatarSession
 PUCKER_PERCENTILE = 90
 
 
-def jaw_r_and_pucker(checkpoint: str, pcm: np.ndarray, seed: int, overlap: int = SessionOptions.overlap
-                     ) -> tuple[float, float]:
+def spoken_motion(checkpoint: str | None, pcm: np.ndarray, seed: int, overlap: int = SessionOptions.overlap
+                  ) -> np.ndarray:
+    """The motion a motion-only session (no user) generates while it speaks `pcm` (16 kHz)."""
     session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed, overlap=overlap))
     session.push_avatar_audio(pcm, SAMPLE_RATE)
     session.finish()
     motion = np.concatenate([block.motion for block in iter(session.step, None)])
     session.close()
+    return motion
+
+
+def jaw_r_and_pucker(checkpoint: str, pcm: np.ndarray, seed: int, overlap: int = SessionOptions.overlap
+                     ) -> tuple[float, float]:
+    motion = spoken_motion(checkpoint, pcm, seed, overlap)
     pucker = float(np.percentile(motion[:, idx("mouthPucker")], PUCKER_PERCENTILE))
     return jaw_envelope_r(pcm, motion[:, idx("jawOpen")])[0], pucker
 

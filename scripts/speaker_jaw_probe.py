@@ -15,16 +15,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from real_jaw_probe import spoken_motion
 
 from avatar_forcing.audio.denoise import DenoiseConfig, denoise
 from avatar_forcing.audio.features import LogMelConfig, features_to_db, log_mel, mel_filterbank
 from avatar_forcing.audio.io import load_audio
-from avatar_forcing.eval.metrics import LipSyncConfig, audio_envelope, lagged_correlation
+from avatar_forcing.eval.metrics import LipSyncConfig, audio_envelope, filled, lagged_correlation
 from avatar_forcing.motion.tracker import track_video
 from avatar_forcing.motion.vector import FPS, idx
 from avatar_forcing.stream.inputs import SAMPLE_RATE
-from avatar_forcing.stream.options import SessionOptions
-from avatar_forcing.stream.session import AvatarSession
 
 SPEECH_BAND_HZ = (300.0, 3400.0)  # the telephone band: where a voice's energy is, above hum, below hiss
 MAX_LAG = round(0.4 * FPS)
@@ -33,27 +32,12 @@ LAGS = {"after": range(0, MAX_LAG + 1), "either": range(-MAX_LAG, MAX_LAG + 1)}
 
 def speech_band_envelope(pcm: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
     """(T,) amplitude of the speech band per frame, after the session's noise suppression."""
-    bank = mel_filterbank(cfg)
-    bank = bank if bank.shape[0] == cfg.n_mels else bank.T  # (n_mels, fft bins)
-    centre = np.linspace(0, cfg.sample_rate / 2, bank.shape[1])[bank.argmax(1)]
+    bank = mel_filterbank(cfg)  # (fft bins, n_mels)
+    centre = bank.argmax(0) * cfg.sample_rate / cfg.n_fft
     band = (centre >= SPEECH_BAND_HZ[0]) & (centre <= SPEECH_BAND_HZ[1])
     db = features_to_db(denoise(log_mel(pcm, cfg), DenoiseConfig()), cfg)
     power = 10 ** (db.reshape(len(db), cfg.hops_per_frame, cfg.n_mels)[..., band] / 10)
     return np.sqrt(power.sum(-1).mean(-1))
-
-
-def asked_jaw(checkpoint: str | None, pcm: np.ndarray, seed: int) -> np.ndarray:
-    session = AvatarSession(checkpoint, None, SessionOptions(render=False, seed=seed))
-    session.push_avatar_audio(pcm, SAMPLE_RATE)
-    session.finish()
-    motion = np.concatenate([block.motion for block in iter(session.step, None)])
-    session.close()
-    return motion[:, idx("jawOpen")]
-
-
-def filled(x: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(x)
-    return np.interp(np.arange(len(x)), np.flatnonzero(ok), x[ok])
 
 
 def main() -> None:
@@ -75,7 +59,7 @@ def main() -> None:
         pcm = load_audio(path, SAMPLE_RATE)[: round(args.seconds * SAMPLE_RATE)]
         frames = len(pcm) // round(SAMPLE_RATE / FPS)
         jaws = {"speaker": filled(track_video(path).values[:frames, idx("jawOpen")]),
-                "avatar": asked_jaw(args.checkpoint, pcm, args.seed)}
+                "avatar": spoken_motion(args.checkpoint, pcm, args.seed)[:, idx("jawOpen")]}
         envelopes = {"rms": audio_envelope(pcm, LipSyncConfig(sample_rate=SAMPLE_RATE, fps=FPS)),
                      "speech band": speech_band_envelope(pcm)}
         line = []
