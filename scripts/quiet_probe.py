@@ -24,7 +24,7 @@ import numpy as np
 from avatar_forcing.eval.evaluate import EvalConfig, heldout_clips, load_eval_model, parse_spec, stream_clip
 from avatar_forcing.eval.metrics import audio_envelope, detect_nods
 from avatar_forcing.motion.vector import FPS, idx
-from avatar_forcing.stream.options import SessionOptions
+from avatar_forcing.stream.options import SessionOptions, settle_after
 from avatar_forcing.stream.session import AvatarSession
 
 VOICED_RMS = 0.01  # the corpus speaks into digital silence: any sound above this is a voice
@@ -68,7 +68,8 @@ class Trace:
 
 
 def heldout_silences(spec: str, history_noise: float, args: argparse.Namespace) -> tuple[str, Trace | None]:
-    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=history_noise)
+    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=history_noise,
+                     settle_after_s=args.settle_after)
     model = load_eval_model(spec)
     totals = {"gt": [0, []], "pred": [0, []]}
     quiet_frames, trace = 0, None
@@ -129,7 +130,8 @@ def rest(spec: str, history_noise: float, args: argparse.Namespace) -> str:
     _, path = parse_spec(spec)
     nods, stds = 0, []
     for seed in range(args.seeds):
-        options = SessionOptions(seed=seed, render=False, history_noise=history_noise)
+        options = SessionOptions(seed=seed, render=False, history_noise=history_noise,
+                                 settle_after_s=args.settle_after)
         session = AvatarSession(path, None, options)
         try:
             session.advance_to(args.seconds)
@@ -158,6 +160,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--history-noise", type=float, nargs="+", default=[SessionOptions.history_noise],
                         help="SessionOptions.history_noise: one value, or one per checkpoint")
+    parser.add_argument("--settle-after", type=settle_after, default=SessionOptions.settle_after_s,
+                        metavar="S|off", help="SessionOptions.settle_after_s")
     parser.add_argument("--plot", metavar="PNG", help="pitch around the longest held-out silence")
     parser.add_argument("--seconds", type=float, default=12.0, help="rest: seconds per seed (0: skip it)")
     args = parser.parse_args()

@@ -34,6 +34,8 @@ def option_change(text: str) -> dict[str, object]:
     if name not in defaults or not value:
         raise argparse.ArgumentTypeError(f"expected SESSION_OPTION=VALUE, got {text!r}")
     default = defaults[name]
+    if default is None:  # an optional number (e.g. settle_after_s)
+        return {name: None if value.lower() == "none" else float(value)}
     if isinstance(default, bool):
         return {name: value.lower() in ("1", "true", "yes")}
     return {name: type(default)(value)}

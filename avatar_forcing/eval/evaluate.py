@@ -30,7 +30,7 @@ from avatar_forcing.eval import metrics as M
 from avatar_forcing.motion.vector import FPS, MotionStats, idx
 from avatar_forcing.stream.features import AudioFeatures, audio_features_for
 from avatar_forcing.stream.inputs import FRAME_SAMPLES, SAMPLE_RATE
-from avatar_forcing.stream.options import SessionOptions
+from avatar_forcing.stream.options import SessionOptions, settle_after
 
 GT_LABEL = "ground truth"
 LABEL_METRICS = ("nod_recall", "nod_precision", "nod_latency_s")  # need labelled reaction events
@@ -50,6 +50,7 @@ class EvalConfig:
     clean_context: bool = SessionOptions.clean_context  # a block continues from clean frames, as served
     overlap: int = SessionOptions.overlap  # frames sampled past each block and dropped, as served
     guidance_interval: tuple[float, float] = SessionOptions.guidance_interval  # guided flow times, as served
+    settle_after_s: float | None = SessionOptions.settle_after_s  # the head settles in silence, as served
     seed: int = 0  # clip i is streamed with seed + i, the same for every checkpoint
     # Each clip is generated this many times (different noise) and scored as that many clips: the metrics
     # of a few short clips vary with the sampling noise about as much as between checkpoints.
@@ -153,7 +154,8 @@ def stream_clip(m: EvalModel, clip: Clip, cfg: EvalConfig, seed: int) -> np.ndar
     opts = SessionOptions(nfe=cfg.nfe, block_size=cfg.block_size, cfg_audio=cfg.cfg_audio,
                           cfg_user=cfg.cfg_user, pose_guidance=cfg.pose_guidance,
                           history_noise=cfg.history_noise, clean_context=cfg.clean_context,
-                          overlap=cfg.overlap, guidance_interval=cfg.guidance_interval, render=False,
+                          overlap=cfg.overlap, guidance_interval=cfg.guidance_interval,
+                          settle_after_s=cfg.settle_after_s, render=False,
                           seed=seed, threads=cfg.threads)
     session = AvatarSession(options=opts, model=m.model, stats=m.stats, reference_motion=clip.reference,
                             audio_features=m.audio_features)
@@ -375,6 +377,9 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                         default=EvalConfig.guidance_interval,
                         help="flow times of the guided Euler steps (SessionOptions.guidance_interval)")
+    parser.add_argument("--settle-after", type=settle_after, default=EvalConfig.settle_after_s,
+                        metavar="S|off",
+                        help="silence after which the head settles (SessionOptions.settle_after_s)")
     parser.add_argument("--noisy-context", action="store_true",
                         help="a block continues from noised frames (the sampler before round 12)")
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
@@ -403,7 +408,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(clips=args.clips or None, seconds=args.seconds or None, roles=roles, nfe=args.nfe,
                      cfg_audio=args.cfg_audio, cfg_user=args.cfg_user, pose_guidance=args.pose_guidance,
                      history_noise=args.history_noise, clean_context=not args.noisy_context,
-                     overlap=args.overlap, guidance_interval=tuple(args.guidance_interval), seed=args.seed,
+                     overlap=args.overlap, guidance_interval=tuple(args.guidance_interval),
+                     settle_after_s=args.settle_after, seed=args.seed,
                      threads=args.threads, pfd=not args.no_pfd, samples=args.samples)
     pair = None
     if args.preference:

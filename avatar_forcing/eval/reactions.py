@@ -74,6 +74,7 @@ from avatar_forcing.eval.portraits import (
     write_sheet,
 )
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
+from avatar_forcing.stream.options import SessionOptions, settle_after
 
 MODEL, BASELINE = "model", "baseline"
 
@@ -473,13 +474,14 @@ def reactions_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames sampled past each block and dropped (default: the session's)")
     parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                         help="flow times of the guided Euler steps (default: the session's, all)")
+    parser.add_argument("--settle-after", type=settle_after, default=SessionOptions.settle_after_s,
+                        metavar="S|off", help="silence after which the head settles (default: as served)")
     parser.add_argument("-o", "--out", default="out/eval_reactions", help="output directory")
     parser.add_argument("--rescore", action="store_true",
                         help="score again from the signals/ an earlier run saved in --out (no model run)")
 
 
 def reactions_run(args: argparse.Namespace) -> int:
-    from avatar_forcing.stream.options import SessionOptions
     from avatar_forcing.stream.session import AvatarSession
 
     if args.seconds is not None and args.seconds <= 0:
@@ -515,6 +517,7 @@ def reactions_run(args: argparse.Namespace) -> int:
         options.overlap = args.overlap
     if args.guidance_interval is not None:
         options.guidance_interval = tuple(args.guidance_interval)
+    options.settle_after_s = args.settle_after
     session = AvatarSession(args.model, args.portrait, options)
     videos: list[dict] = []
     sheet: list[list[np.ndarray]] = []
@@ -578,6 +581,7 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
     noise = "" if args.history_noise is None else f"; history noise {args.history_noise:g}"
     noise += "" if args.pose_guidance is None else f"; pose guidance {args.pose_guidance:g}"
     noise += "" if args.overlap is None else f"; overlap {args.overlap}"
+    noise += "; settle off" if args.settle_after is None else f"; settle after {args.settle_after:g} s"
     noise += "" if args.guidance_interval is None else "; guidance interval {:g}-{:g}".format(
         *args.guidance_interval)
     notes = (f"{len(videos)} videos of {folder} as the user; portrait: {args.portrait or 'built-in'}; model: "
@@ -595,7 +599,7 @@ def write_tables(out: Path, videos: list[dict], cfg: ReactionsConfig, args: argp
                    "baseline": args.baseline, "seconds": cfg.seconds, "seed": cfg.seed,
                    "cfg_user": args.cfg_user, "history_noise": args.history_noise,
                    "pose_guidance": args.pose_guidance, "overlap": args.overlap,
-                   "guidance_interval": args.guidance_interval,
+                   "guidance_interval": args.guidance_interval, "settle_after_s": args.settle_after,
                    "max_lag_s": cfg.max_lag_s, "min_pause_s": cfg.min_pause_s,
                    "min_phrase_s": cfg.min_phrase_s, "vad_relative": cfg.vad_relative,
                    "nod_window_s": cfg.nod.window_s,

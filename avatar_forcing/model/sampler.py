@@ -70,3 +70,17 @@ def euler_step(x: torch.Tensor, v: torch.Tensor, d_sigma: torch.Tensor, moving: 
     x, v (R, N, D); d_sigma (N,) float64; moving (N,) bool."""
     stepped = (x.double() + d_sigma[None, :, None] * v.double()).to(x.dtype)
     return torch.where(moving[None, :, None], stepped, x)
+
+
+
+def pull_pose_to_rest(x: torch.Tensor, reference: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The head pose of new frames x (R, N, D) drawn towards the rest `reference` (R, D): frame j keeps
+    keep[0] * ... * keep[j] of its offset, a leak of one step per frame on top of the model's own motion
+    (stream/settle.py). keep (N,) in (0, 1]; all ones leave x as it is."""
+    if x.shape[-1] != MOTION_DIM:
+        raise ConfigError(f"pulling the head to the rest needs the {MOTION_DIM}-d motion, got {x.shape[-1]}")
+    factor = torch.cumprod(keep.to(torch.float64), 0).to(x.device, x.dtype)[None, :, None]
+    rest = reference[:, None, POSE_SLICE].to(x.dtype)
+    pulled = x.clone()
+    pulled[..., POSE_SLICE] = rest + (x[..., POSE_SLICE] - rest) * factor
+    return pulled

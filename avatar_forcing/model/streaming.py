@@ -35,7 +35,13 @@ from avatar_forcing.model.dfot import DFoT
 from avatar_forcing.model.flow import sampling_schedule
 from avatar_forcing.model.masks import attention_bias, cross_attention_mask, self_attention_mask
 from avatar_forcing.model.rope import apply_rope
-from avatar_forcing.model.sampler import BRANCHES, combine_guidance, euler_step, guidance_drops
+from avatar_forcing.model.sampler import (
+    BRANCHES,
+    combine_guidance,
+    euler_step,
+    guidance_drops,
+    pull_pose_to_rest,
+)
 
 NoiseFn = Callable[[tuple[int, ...], int], torch.Tensor]  # (shape, block index) -> noise
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -109,11 +115,14 @@ class StreamingGenerator:
         has_avatar_audio: bool = True,
         has_user: bool = True,
         given: torch.Tensor | None = None,
+        pose_keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Conditions of the `condition_frames` next frames -> the motion of the first `frames_needed` of them
         (R, n, motion_dim); the overlap frames past those are sampled for the kept frames to look ahead at,
         then dropped. `given` (R or 1, n, motion_dim) skips the sampling: those latents are the block (a known
-        past, e.g. the rest a session starts from) and enter the cache as a generated block would."""
+        past, e.g. the rest a session starts from) and enter the cache as a generated block would.
+        `pose_keep` (n,) pulls the sampled head pose towards the rest before the block enters the cache
+        (`pull_pose_to_rest`)."""
         m, kept, n = self.mcfg, self.frames_needed, self.condition_frames
         new = (
             self._check("avatar_audio", avatar_audio, n, m.audio_dim),
@@ -201,6 +210,9 @@ class StreamingGenerator:
                 self.trace.append((x.clone(), v_raw.clone()))
             v = combine_guidance(v_raw, self.cfg, float(self.sigmas[i]))
             x = euler_step(x, v, d_sigmas[i], moving)
+
+        if pose_keep is not None and given is None and bool((pose_keep < 1).any()):
+            x = torch.cat((x[:, :n_ctx], pull_pose_to_rest(x[:, n_ctx:], self.reference, pose_keep)), 1)
 
         # Cache fill: one pass on the final latents at the history's flow time (0: clean).
         past_x = x

@@ -45,6 +45,11 @@ class SessionOptions:
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     # Which velocities the guidance combines (SamplerConfig.guidance_form): "paper" or "joint".
     guidance_form: str = "paper"
+    # Rig: once neither voice has been heard for this long (s), the head pose settles back to the rest
+    # (stream/settle.py, the corpus' lull rule, which the models do not learn); None: off, as generated.
+    settle_after_s: float | None = None
+    # Rig: how fast it settles (time constant, s).
+    settle_time_constant_s: float = 0.25
     # Rig: the session starts from a block at rest in the cache (the photo as it is), so the first generated
     # blocks continue a resting face instead of sampling a head pose from nothing (docs/STREAMING.md).
     start_at_rest: bool = True
@@ -84,6 +89,10 @@ class SessionOptions:
             raise ConfigError(f"pose_guidance must be in [0, 1], got {self.pose_guidance}")
         if self.overlap < 0:
             raise ConfigError(f"overlap must be >= 0, got {self.overlap}")
+        if self.settle_after_s is not None and self.settle_after_s < 0:
+            raise ConfigError(f"settle_after_s must be None or >= 0, got {self.settle_after_s}")
+        if self.settle_time_constant_s <= 0:
+            raise ConfigError(f"settle_time_constant_s must be > 0, got {self.settle_time_constant_s}")
         if self.max_gap_s < 0:
             raise ConfigError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
         if not 0.0 <= self.min_audio_coverage <= 1.0:
@@ -94,6 +103,16 @@ class SessionOptions:
             raise ConfigError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
         resolve_device(self.device)
         return self
+
+
+def settle_after(text: str) -> float | None:
+    """Command-line value of `settle_after_s`: seconds, or "off"."""
+    if text.lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected seconds or 'off', got {text!r}") from None
 
 
 def resolve_device(name: str) -> torch.device:

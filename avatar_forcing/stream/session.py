@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from avatar_forcing.audio.io import StreamingResampler
-from avatar_forcing.errors import CheckpointError, InputError
+from avatar_forcing.errors import CheckpointError, ConfigError, InputError
 from avatar_forcing.motion.backend import (
     FrameEncoder,
     MotionBackend,
@@ -55,7 +55,7 @@ from avatar_forcing.motion.backend import (
 )
 from avatar_forcing.motion.neutral import OnlineRest, clip_relative
 from avatar_forcing.motion.vector import FPS, MotionStats
-from avatar_forcing.stream.features import AudioFeatures, FeatureStream, audio_features_for
+from avatar_forcing.stream.features import LOG_MEL, AudioFeatures, FeatureStream, audio_features_for
 from avatar_forcing.stream.inputs import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -66,6 +66,7 @@ from avatar_forcing.stream.inputs import (
     to_mono_float,
 )
 from avatar_forcing.stream.options import SessionOptions, resolve_device, resolve_dtype
+from avatar_forcing.stream.settle import Settle, SettleConfig
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,13 @@ class AvatarSession:
                                 guidance_form=opts.guidance_form)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
+        self.settle: Settle | None = None
+        if opts.settle_after_s is not None:
+            if not isinstance(self.backend, RigBackend) or self.audio_features.name != LOG_MEL:
+                raise ConfigError("settle_after_s needs the rig's head pose and log-mel features to hear a "
+                                  f"silence; this checkpoint has {self.backend.name} and "
+                                  f"{self.audio_features.name}")
+            self.settle = Settle(SettleConfig(opts.settle_after_s, opts.settle_time_constant_s))
         self._lock = threading.Lock()
         self._closed = False
         self.reset()
@@ -367,6 +375,8 @@ class AvatarSession:
             # and the avatar's head is rendered relative to its own running rest (motion/neutral.py)
             recentre = isinstance(self.backend, RigBackend) and self.options.recentre_pose
             self.avatar_rest = OnlineRest() if recentre else None
+            if self.settle is not None:
+                self.settle.reset()
             self.next_frame = 0          # first frame of the next block on the session timeline
             self.committed = 0           # conditions are fixed up to here
             self.ahead: Conditions | None = None  # those of frames [next_frame, committed): the overlap
@@ -569,6 +579,8 @@ class AvatarSession:
             if self.ahead is not None:
                 conds = self.ahead + conds
             self.ahead = conds.frames(n, end - self.next_frame)
+            pose_keep = None if self.settle is None else torch.as_tensor(
+                self.settle.keep(conds.avatar_feats, conds.user_feats, n))
             timings.features_ms = (time.perf_counter() - start) * 1000
             timings.track_ms, self._track_ms = self._track_ms, 0.0
             block_start = self.next_frame
@@ -580,7 +592,7 @@ class AvatarSession:
         with self._autocast():
             to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=self.device)
             motion = self.generator.step(to(conds.avatar_feats), to(conds.user_feats), to(conds.user_motion),
-                                         has_avatar_audio=True, has_user=has_user)
+                                         has_avatar_audio=True, has_user=has_user, pose_keep=pose_keep)
         motion = self.stats.denormalize(motion[0].float().cpu().numpy())
         if isinstance(self.backend, RigBackend):  # physical units with hard limits
             motion = clip_relative(motion)

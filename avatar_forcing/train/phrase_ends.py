@@ -2,10 +2,9 @@
 features alone (no labels): where a listener nods (docs/DATA.md, the listening rules), and where the
 preference of `DPOConfig.phrase_end_pose` also scores the head.
 
-A frame is voiced when the mean of its log-mel values is above `vad_level` (features: -1 is silence, speech
-sits at about -0.7 to 0; audio/features.py). A phrase ends where at least `min_phrase` voiced frames (pauses
-shorter than `min_pause` bridged) are followed by `min_pause` unvoiced ones; the `response` frames from there
-on are marked. An end whose pause runs past the window is not known yet and is not marked.
+A frame is voiced as audio/voice_activity.py decides. A phrase ends where at least `min_phrase` voiced
+frames (pauses shorter than `min_pause` bridged) are followed by `min_pause` unvoiced ones; the `response`
+frames from there on are marked. An end whose pause runs past the window is not known yet and is not marked.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avatar_forcing.audio.features import FEATURE_DIM
+from avatar_forcing.audio import voice_activity
 
 
 @dataclass(frozen=True)
 class PhraseEndConfig:
-    vad_level: float = -0.6  # in feature units: above about -80 dB of mean mel power
+    vad_level: float = voice_activity.VOICE_LEVEL
     min_pause: int = 8       # frames (0.3 s, as `eval reactions` counts a phrase end)
     min_phrase: int = 8      # frames: shorter bursts (clicks, breaths) are no phrase
     response: int = 38       # frames marked from the end on (1.5 s: the window in which a nod answers)
@@ -28,8 +27,7 @@ class PhraseEndConfig:
 
 def voiced_frames(user_audio: torch.Tensor, cfg: PhraseEndConfig = PhraseEndConfig()) -> np.ndarray:
     """(B, N, F) audio features -> (B, N) bool: the user's voice is on."""
-    loudness = user_audio[..., :FEATURE_DIM].float().mean(-1)
-    return (loudness > cfg.vad_level).cpu().numpy()
+    return voice_activity.voiced(user_audio.float().cpu().numpy(), cfg.vad_level)
 
 
 def after_phrase_ends(user_audio: torch.Tensor, cfg: PhraseEndConfig = PhraseEndConfig()) -> torch.Tensor:
