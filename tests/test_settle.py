@@ -8,7 +8,7 @@ import torch
 from avatar_forcing.audio.features import FEATURE_DIM
 from avatar_forcing.errors import ConfigError
 from avatar_forcing.model.sampler import pull_pose_to_rest
-from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_SLICE
+from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_SLICE, idx
 from avatar_forcing.stream.options import SessionOptions, settle_after
 from avatar_forcing.stream.settle import Settle, SettleConfig
 from test_session import SR, drain, make_session, motion_of, speech
@@ -21,20 +21,39 @@ def features(voice: list[bool]) -> np.ndarray:
 
 def test_settle_starts_once_both_voices_have_been_silent_long_enough():
     settle = Settle(SettleConfig(after_s=0.2, time_constant_s=0.25))  # 5 frames
-    k, quiet = settle.keep_per_frame, features([False] * 10)
+    k, quiet, still = settle.keep_per_frame, features([False] * 10), np.zeros((10, 58))
     assert 0 < k < 1
-    np.testing.assert_array_equal(settle.keep(quiet, quiet, 10), k)  # nobody has spoken yet: at rest
+    np.testing.assert_array_equal(settle.keep(quiet, quiet, still, 10), k)  # nobody there yet: at rest
     user = features([True] * 3 + [False] * 7)
-    np.testing.assert_array_equal(settle.keep(quiet, user, 10), [1] * 7 + [k] * 3)  # 5 silent frames first
-    np.testing.assert_array_equal(settle.keep(quiet, quiet, 10), k)  # the count goes on across blocks
+    np.testing.assert_array_equal(settle.keep(quiet, user, still, 10), [1] * 7 + [k] * 3)  # 5 silent first
+    np.testing.assert_array_equal(settle.keep(quiet, quiet, still, 10), k)  # the count goes on across blocks
     avatar = features([False] * 4 + [True] + [False] * 5)  # the avatar's own voice counts too
-    np.testing.assert_array_equal(settle.keep(avatar, quiet, 10), [k] * 4 + [1] * 5 + [k])
+    np.testing.assert_array_equal(settle.keep(avatar, quiet, still, 10), [k] * 4 + [1] * 5 + [k])
     # only the kept frames move the count on: a voice in the overlap is heard again in the next block
     late = features([False] * 5 + [True] * 5)
-    np.testing.assert_array_equal(settle.keep(quiet, late, 5), [k] * 5 + [1] * 5)
-    np.testing.assert_array_equal(settle.keep(quiet, quiet, 10), k)
+    np.testing.assert_array_equal(settle.keep(quiet, late, still, 5), [k] * 5 + [1] * 5)
+    np.testing.assert_array_equal(settle.keep(quiet, quiet, still, 10), k)
     settle.reset()
-    np.testing.assert_array_equal(settle.keep(quiet, quiet, 10), k)
+    np.testing.assert_array_equal(settle.keep(quiet, quiet, still, 10), k)
+
+
+def test_a_silent_user_who_moves_or_smiles_keeps_the_head_free():
+    """The user's face rests when over the last after_s (5 frames here) the head's std stays under 1 deg
+    and no smile reaches the onset level; the silence count restarts at every frame where it does not."""
+    cfg = SettleConfig(after_s=0.2, time_constant_s=0.25)
+    quiet, still = features([False] * 10), np.zeros((10, 58))
+    nodding = still.copy()
+    nodding[:, POSE_SLICE.start] = np.radians(3.0) * (-1.0) ** np.arange(10)  # pitch +-3 deg
+    smiling = still.copy()
+    smiling[4:6, [idx("mouthSmileLeft"), idx("mouthSmileRight")]] = 0.4
+    # nodding: one frame shows no motion yet; frames 10-13 still see a swing; 5 quiet frames from 14 on
+    # smiling: frames 4-9 see the smile, 5 quiet frames from 10 on
+    for user, free in ((nodding, range(1, 18)), (smiling, range(4, 14))):
+        settle = Settle(cfg)
+        keep = np.concatenate([settle.keep(quiet, quiet, user, 10), settle.keep(quiet, quiet, still, 10)])
+        expected = np.full(20, settle.keep_per_frame)
+        expected[list(free)] = 1.0
+        np.testing.assert_array_equal(keep, expected)
 
 
 def test_pull_moves_only_the_head_pose_towards_the_rest():

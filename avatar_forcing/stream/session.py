@@ -580,7 +580,7 @@ class AvatarSession:
                 conds = self.ahead + conds
             self.ahead = conds.frames(n, end - self.next_frame)
             pose_keep = None if self.settle is None else torch.as_tensor(
-                self.settle.keep(conds.avatar_feats, conds.user_feats, n))
+                self.settle.keep(conds.avatar_feats, conds.user_feats, self._user_relative(conds), n))
             timings.features_ms = (time.perf_counter() - start) * 1000
             timings.track_ms, self._track_ms = self._track_ms, 0.0
             block_start = self.next_frame
@@ -607,6 +607,11 @@ class AvatarSession:
             timings.render_ms = (time.perf_counter() - start) * 1000
         self.blocks += 1
         return Block(block_start, motion, frames, avatar_pcm, timings, has_user)
+
+    def _user_relative(self, conds: Conditions) -> np.ndarray:
+        """The user's motion relative to their rest, as the model was given it (zeros where there is none)."""
+        present = conds.user_motion.any(axis=1, keepdims=True)
+        return np.where(present, self.stats.denormalize(conds.user_motion), 0.0)
 
     def _commit(self, a: int, b: int) -> Conditions:
         """Fix the conditions of frames [a, b): features, normalized user motion, presence."""
