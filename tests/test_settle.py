@@ -4,6 +4,7 @@ the rest, and a session that settles its head but leaves its expressions and its
 import numpy as np
 import pytest
 import torch
+from test_session import SR, drain, make_session, motion_of, speech
 
 from avatar_forcing.audio.features import FEATURE_DIM
 from avatar_forcing.errors import ConfigError
@@ -11,7 +12,6 @@ from avatar_forcing.model.sampler import pull_pose_to_rest
 from avatar_forcing.motion.vector import BLENDSHAPE_SLICE, POSE_SLICE, idx
 from avatar_forcing.stream.options import SessionOptions, settle_after
 from avatar_forcing.stream.settle import Settle, SettleConfig
-from test_session import SR, drain, make_session, motion_of, speech
 
 
 def features(voice: list[bool]) -> np.ndarray:
