@@ -67,9 +67,9 @@ class Trace:
     pred: np.ndarray
 
 
-def heldout_silences(spec: str, history_noise: float, args: argparse.Namespace) -> tuple[str, Trace | None]:
-    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=history_noise,
-                     settle_after_s=args.settle_after)
+def heldout_silences(spec: str, history_noise: float, settle: float | None, args: argparse.Namespace
+                     ) -> tuple[str, Trace | None]:
+    cfg = EvalConfig(clips=args.clips, seconds=None, history_noise=history_noise, settle_after_s=settle)
     model = load_eval_model(spec)
     totals = {"gt": [0, []], "pred": [0, []]}
     quiet_frames, trace = 0, None
@@ -126,12 +126,12 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
     print(f"wrote {path}")
 
 
-def rest(spec: str, history_noise: float, args: argparse.Namespace) -> str:
+def rest(spec: str, history_noise: float, settle: float | None, args: argparse.Namespace) -> str:
     _, path = parse_spec(spec)
     nods, stds = 0, []
     for seed in range(args.seeds):
         options = SessionOptions(seed=seed, render=False, history_noise=history_noise,
-                                 settle_after_s=args.settle_after)
+                                 settle_after_s=settle)
         session = AvatarSession(path, None, options)
         try:
             session.advance_to(args.seconds)
@@ -160,26 +160,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--history-noise", type=float, nargs="+", default=[SessionOptions.history_noise],
                         help="SessionOptions.history_noise: one value, or one per checkpoint")
-    parser.add_argument("--settle-after", type=settle_after, default=SessionOptions.settle_after_s,
-                        metavar="S|off", help="SessionOptions.settle_after_s")
+    parser.add_argument("--settle-after", type=settle_after, nargs="+",
+                        default=[SessionOptions.settle_after_s], metavar="S|off",
+                        help="SessionOptions.settle_after_s: one value, or one per checkpoint")
     parser.add_argument("--plot", metavar="PNG", help="pitch around the longest held-out silence")
     parser.add_argument("--seconds", type=float, default=12.0, help="rest: seconds per seed (0: skip it)")
     args = parser.parse_args()
-    noises = args.history_noise
-    if len(noises) == 1:
-        noises = noises * len(args.checkpoints)
-    if len(noises) != len(args.checkpoints):
-        parser.error("--history-noise takes one value or one per checkpoint")
+    per_checkpoint = {}
+    for name in ("history_noise", "settle_after"):
+        values = getattr(args, name)
+        values = values * len(args.checkpoints) if len(values) == 1 else values
+        if len(values) != len(args.checkpoints):
+            parser.error(f"--{name.replace('_', '-')} takes one value or one per checkpoint")
+        per_checkpoint[name] = values
     traces: dict[str, Trace] = {}
-    for spec, noise in zip(args.checkpoints, noises, strict=True):
-        print(f"{spec} (history noise {noise:g})")
+    for spec, noise, settle in zip(args.checkpoints, *per_checkpoint.values(), strict=True):
+        settling = "off" if settle is None else f"after {settle:g} s"
+        print(f"{spec} (history noise {noise:g}, settle {settling})")
         if args.data:
-            text, trace = heldout_silences(spec, noise, args)
+            text, trace = heldout_silences(spec, noise, settle, args)
             print("  " + text, flush=True)
             if trace is not None:
                 traces[parse_spec(spec)[0]] = trace
         if args.seconds > 0:
-            print("  " + rest(spec, noise, args), flush=True)
+            print("  " + rest(spec, noise, settle, args), flush=True)
     if args.plot and traces:
         plot(traces, args.plot, args.quiet_s)
 

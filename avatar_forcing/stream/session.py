@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from avatar_forcing.audio.io import StreamingResampler
-from avatar_forcing.errors import CheckpointError, ConfigError, InputError
+from avatar_forcing.errors import CheckpointError, InputError
 from avatar_forcing.motion.backend import (
     FrameEncoder,
     MotionBackend,
@@ -312,13 +312,10 @@ class AvatarSession:
                                 guidance_form=opts.guidance_form)
         self.generator = StreamingGenerator(self.model, sampler, reference, seed=opts.seed)
         self._encoder: FrameEncoder | None = None  # created on the first webcam frame
-        self.settle: Settle | None = None
-        if opts.settle_after_s is not None:
-            if not isinstance(self.backend, RigBackend) or self.audio_features.name != LOG_MEL:
-                raise ConfigError("settle_after_s needs the rig's head pose and log-mel features to hear a "
-                                  f"silence; this checkpoint has {self.backend.name} and "
-                                  f"{self.audio_features.name}")
-            self.settle = Settle(SettleConfig(opts.settle_after_s, opts.settle_time_constant_s))
+        # the head settles in long silences: the rig's head pose, heard through log-mel features
+        settles = isinstance(self.backend, RigBackend) and self.audio_features.name == LOG_MEL
+        self.settle = (Settle(SettleConfig(opts.settle_after_s, opts.settle_time_constant_s))
+                       if settles and opts.settle_after_s is not None else None)
         self._lock = threading.Lock()
         self._closed = False
         self.reset()

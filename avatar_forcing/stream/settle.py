@@ -6,8 +6,8 @@ voice. The models do not learn that rest. Left alone they nod 16-27 times a minu
 the head drift (2 deg of roll held for seconds), whatever was tried in training (docs/EVALUATION.md, rounds
 11-15). So a session can keep the rule itself: once neither voice has been heard and the user's face has
 rested for `after_s`, every generated frame's head pose is pulled back to the rest with time constant
-`time_constant_s`, inside the model's loop (the next block continues from the settled head). A voice, a
-moving head or a smile of the user's ends it at once. Expressions are never touched.
+`time_constant_s`, inside the model's loop (the next block continues from the settled head). A voice or a
+moving head of the user's ends it at once. Expressions are never touched.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar_forcing.audio.voice_activity import voiced
-from avatar_forcing.motion.smile_onsets import SmileOnsetConfig
 from avatar_forcing.motion.vector import FPS, idx
 
 HEAD = [idx("pitch"), idx("yaw"), idx("roll")]
-SMILE = [idx("mouthSmileLeft"), idx("mouthSmileRight")]
 
 
 @dataclass(frozen=True)
 class SettleConfig:
     after_s: float = 2.0  # silence of both voices before the head settles (the corpus: no nod starts later)
     time_constant_s: float = 0.25  # how fast it settles: 1/e of the head's offset is left after this
-    # A user's head at rest: the std of each angle over the last after_s stays below this (the corpus' users
-    # in its silences: median 0.65 deg; real users who move while silent: 2-6 deg).
+    # The user's head rests when, over the last user_window_s, the std of each angle stays below
+    # still_head_deg (the corpus' users in its silences, over 2 s: median 0.65 deg; real users who move
+    # while silent: 2-6 deg). The window is short so that a user's speaking head does not hold the settle
+    # off for long after their voice stops; a nod still shows. A smile does not count: in the corpus'
+    # silences a listener mirrors a quiet smile with its head at rest (docs/DATA.md, `quiet smile`).
+    user_window_s: float = 0.5
     still_head_deg: float = 1.0
-    # A user smiling this much above their rest is reacting, not resting (a smile's onset, eval reactions).
-    smile_level: float = SmileOnsetConfig.onset
 
 
 class Settle:
@@ -48,14 +48,11 @@ class Settle:
 
     def reset(self) -> None:
         self.quiet = self.after_frames  # nobody there yet: the avatar starts at rest
-        self.user: deque[np.ndarray] = deque(maxlen=self.after_frames)  # (head deg, smile) of recent frames
+        # the user's head angles (deg) of recent frames
+        self.user: deque[np.ndarray] = deque(maxlen=round(self.cfg.user_window_s * FPS))
 
     def _user_rests(self) -> bool:
-        if not self.user:
-            return True
-        recent = np.stack(self.user)
-        return bool(recent[:, :3].std(0).max() <= self.cfg.still_head_deg
-                    and recent[:, 3].max() < self.cfg.smile_level)
+        return not self.user or bool(np.stack(self.user).std(0).max() <= self.cfg.still_head_deg)
 
     def keep(self, avatar_feats: np.ndarray, user_feats: np.ndarray, user_motion: np.ndarray,
              kept: int) -> np.ndarray:
@@ -63,7 +60,7 @@ class Settle:
         motion (n, 58; zeros where there is none). The first `kept` frames are committed: the state moves
         on by those only (the rest are heard again in the next block)."""
         voice = voiced(avatar_feats) | voiced(user_feats)
-        user = np.column_stack([np.degrees(user_motion[:, HEAD]), user_motion[:, SMILE].mean(1)])
+        user = np.degrees(user_motion[:, HEAD])
         committed = (self.quiet, self.user.copy())
         runs = np.empty(len(voice), int)
         for t, on in enumerate(voice):
