@@ -116,13 +116,14 @@ class StreamingGenerator:
         has_user: bool = True,
         given: torch.Tensor | None = None,
         pose_keep: torch.Tensor | None = None,
+        pose_rest: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Conditions of the `condition_frames` next frames -> the motion of the first `frames_needed` of them
         (R, n, motion_dim); the overlap frames past those are sampled for the kept frames to look ahead at,
         then dropped. `given` (R or 1, n, motion_dim) skips the sampling: those latents are the block (a known
         past, e.g. the rest a session starts from) and enter the cache as a generated block would.
         `pose_keep` (n,) pulls the sampled head pose towards the rest before the block enters the cache
-        (`pull_pose_to_rest`)."""
+        (`pull_pose_to_rest`): towards `pose_rest` (motion_dim,) when given, else the reference."""
         m, kept, n = self.mcfg, self.frames_needed, self.condition_frames
         new = (
             self._check("avatar_audio", avatar_audio, n, m.audio_dim),
@@ -212,7 +213,8 @@ class StreamingGenerator:
             x = euler_step(x, v, d_sigmas[i], moving)
 
         if pose_keep is not None and given is None and bool((pose_keep < 1).any()):
-            x = torch.cat((x[:, :n_ctx], pull_pose_to_rest(x[:, n_ctx:], self.reference, pose_keep)), 1)
+            rest = self.reference if pose_rest is None else pose_rest.to(device).reshape(1, -1).expand(R, -1)
+            x = torch.cat((x[:, :n_ctx], pull_pose_to_rest(x[:, n_ctx:], rest, pose_keep)), 1)
 
         # Cache fill: one pass on the final latents at the history's flow time (0: clean).
         past_x = x

@@ -576,8 +576,13 @@ class AvatarSession:
             if self.ahead is not None:
                 conds = self.ahead + conds
             self.ahead = conds.frames(n, end - self.next_frame)
-            pose_keep = None if self.settle is None else torch.as_tensor(
-                self.settle.keep(conds.avatar_feats, conds.user_feats, self._user_relative(conds), n))
+            pose_keep = pose_rest = None
+            if self.settle is not None:
+                pose_keep = torch.as_tensor(
+                    self.settle.keep(conds.avatar_feats, conds.user_feats, self._user_relative(conds), n))
+                if self.avatar_rest is not None and self.avatar_rest.rest is not None:
+                    # the head is rendered relative to its running rest, so that is where it settles
+                    pose_rest = torch.as_tensor(self.stats.normalize(self.avatar_rest.rest))
             timings.features_ms = (time.perf_counter() - start) * 1000
             timings.track_ms, self._track_ms = self._track_ms, 0.0
             block_start = self.next_frame
@@ -589,7 +594,8 @@ class AvatarSession:
         with self._autocast():
             to = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=self.device)
             motion = self.generator.step(to(conds.avatar_feats), to(conds.user_feats), to(conds.user_motion),
-                                         has_avatar_audio=True, has_user=has_user, pose_keep=pose_keep)
+                                         has_avatar_audio=True, has_user=has_user, pose_keep=pose_keep,
+                                         pose_rest=pose_rest)
         motion = self.stats.denormalize(motion[0].float().cpu().numpy())
         if isinstance(self.backend, RigBackend):  # physical units with hard limits
             motion = clip_relative(motion)
