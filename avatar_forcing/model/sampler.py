@@ -82,5 +82,6 @@ def pull_pose_to_rest(x: torch.Tensor, reference: torch.Tensor, keep: torch.Tens
     factor = torch.cumprod(keep.to(torch.float64), 0).to(x.device, x.dtype)[None, :, None]
     rest = reference[:, None, POSE_SLICE].to(x.dtype)
     pulled = x.clone()
-    pulled[..., POSE_SLICE] = rest + (x[..., POSE_SLICE] - rest) * factor
+    pose = x[..., POSE_SLICE]
+    pulled[..., POSE_SLICE] = torch.where(factor < 1, rest + (pose - rest) * factor, pose)  # exact where kept
     return pulled
