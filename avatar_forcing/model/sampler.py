@@ -72,7 +72,6 @@ def euler_step(x: torch.Tensor, v: torch.Tensor, d_sigma: torch.Tensor, moving: 
     return torch.where(moving[None, :, None], stepped, x)
 
 
-
 def pull_pose_to_rest(x: torch.Tensor, reference: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The head pose of new frames x (R, N, D) drawn towards the rest `reference` (R, D): frame j keeps
     keep[0] * ... * keep[j] of its offset, a leak of one step per frame on top of the model's own motion

@@ -2,9 +2,9 @@
 
 In the corpus a listener nods 0.2-0.6 s after a phrase ends, and once nobody has spoken for a while both
 faces rest (docs/DATA.md, `lull`): of 610 nods in 12 held-out conversations, 607 start within 1.5 s of a
-voice. The models do not learn that rest. Left alone they nod 16-27 times a minute in such silences and let
+voice. The models do not learn that rest. Left alone they nod 13-27 times a minute in such silences and let
 the head drift (2 deg of roll held for seconds), whatever was tried in training (docs/EVALUATION.md, rounds
-11-15). So a session can keep the rule itself: once neither voice has been heard and the user's face has
+11-15). So a session can keep the rule itself: once neither voice has been heard and the user's head has
 rested for `after_s`, every generated frame's head pose is pulled back to the rest with time constant
 `time_constant_s`, inside the model's loop (the next block continues from the settled head). A voice or a
 moving head of the user's ends it at once. Expressions are never touched.
