@@ -30,6 +30,7 @@ from avatar_forcing.stream.session import AvatarSession
 VOICED_RMS = 0.01  # the corpus speaks into digital silence: any sound above this is a voice
 PITCH = idx("pitch")
 PLOT_MIN_LIMIT_DEG = 12.0
+GT_COLOUR = "0.45"
 
 
 def voiced(pcm: np.ndarray) -> np.ndarray:
@@ -93,7 +94,8 @@ def heldout_silences(spec: str, history_noise: float, settle: float | None, args
 
 
 def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
-    """Pitch around the longest held-out silence: the ground truth, and each checkpoint over it in grey."""
+    """Pitch around the longest held-out silence: the ground truth, and each checkpoint over it, with the
+    nods counted in the silences marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,25 +105,36 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
     t = np.arange(len(first.gt)) / FPS
     rows = [("ground truth (the corpus)", first.gt)] + [(label, tr.pred) for label, tr in traces.items()]
     limit = max(PLOT_MIN_LIMIT_DEG, 1.05 * max(np.abs(pitch).max() for _, pitch in rows))
-    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.7 * len(rows) + 0.6), sharex=True, sharey=True)
+    quiet_seconds = first.quiet.sum() / FPS
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.8 * len(rows) + 0.7), sharex=True, sharey=True)
     for ax, (label, pitch) in zip(axes, rows, strict=True):
-        ax.fill_between(t, -limit, limit, where=first.voice, color="0.88", step="mid", label="either voice")
+        ax.fill_between(t, -limit, limit, where=first.voice, color="0.88", step="mid",
+                        label="someone speaking")
         ax.fill_between(t, -limit, limit, where=first.quiet, color="#d8ecd8", step="mid",
-                        label=f"nobody has spoken for {quiet_s:g} s")
+                        label=f"nobody has spoken for {quiet_s:g} s or more (where nods are counted)")
         is_gt = pitch is first.gt
         if not is_gt:
-            ax.plot(t, first.gt, color="0.55", lw=0.8, label="ground truth")
-        ax.plot(t, pitch, color="k" if is_gt else "C3", lw=1, label=None if is_gt else "generated")
-        nods, std = head_in(np.radians(pitch), first.quiet)
-        minutes = first.quiet.sum() / FPS / 60
-        ax.set_title(f"{label}: in the green, {nods / minutes:.0f} nods / min, pitch std {std:.1f} deg",
+            ax.plot(t, first.gt, color=GT_COLOUR, lw=0.8)
+        ax.plot(t, pitch, color=GT_COLOUR if is_gt else "C3", lw=1, label=None if is_gt else "generated")
+        starts = [s for s in detect_nods(np.radians(pitch)) if first.quiet[min(round(s * FPS), len(t) - 1)]]
+        ax.plot(starts, [0.9 * limit] * len(starts), "v", color="k", ms=5,
+                label="a nod counted (its start)" if not is_gt else None)
+        _, std = head_in(np.radians(pitch), first.quiet)
+        ax.set_title(f"{label}: {len(starts)} nods in the {quiet_seconds:.0f} s of green "
+                     f"({len(starts) / quiet_seconds * 60:.0f} / min), pitch std there {std:.1f} deg",
                      fontsize=9, loc="left")
         ax.set_ylim(-limit, limit)
         ax.set_ylabel("pitch, deg\n(head down +)")
-    handles, labels = axes[1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=4, fontsize=8, frameon=False)
+    axes[0].plot([], [], color=GT_COLOUR, label="ground truth (also drawn under each model)")
+    handles, labels = [], []
+    for ax in axes[:2]:
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+            if text not in labels:
+                handles.append(handle)
+                labels.append(text)
+    fig.legend(handles, labels, loc="upper right", ncol=3, fontsize=8, frameon=False)
     axes[-1].set_xlabel("seconds into a held-out conversation (the avatar's head)")
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
 
