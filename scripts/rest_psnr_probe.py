@@ -7,7 +7,7 @@ settle_after_s=none), and prints the PSNR of each rest's per-pixel median agains
 draws, for the first portrait, each variant's worst median beside the photo and every seed's head pose.
 
     .venv/bin/python scripts/rest_psnr_probe.py avatar_forcing/assets/default_model --portraits s7 s2 s10 \
-        --vary settle_after_s=none --plot rest.png
+        --vary "head as generated:settle_after_s=none" --plot rest.png
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ from avatar_forcing.stream.session import AvatarSession
 
 ANGLES = ("pitch", "yaw", "roll")
 DIFF_GAIN = 4  # |median - photo| is drawn this many times brighter
+
+
+def variant(text: str) -> tuple[str, dict[str, object]]:
+    """'[LABEL:]FIELD=VALUE' -> (label, {field: value}), the value typed like the SessionOptions default."""
+    label, _, change = text.rpartition(":")
+    return label or change, option_change(change)
 
 
 def option_change(text: str) -> dict[str, object]:
@@ -112,12 +118,12 @@ def main() -> None:
     parser.add_argument("--portraits", nargs="+", default=["s7", "s2", "s10"], help="image stems (.jpg)")
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--rest-seconds", type=float, default=6.0)
-    parser.add_argument("--vary", nargs="*", type=option_change, default=[], metavar="OPTION=VALUE",
+    parser.add_argument("--vary", nargs="*", type=variant, default=[], metavar="[LABEL:]OPTION=VALUE",
                         help="session options to compare with the served ones, one row each")
     parser.add_argument("--plot", metavar="PNG", help="the first portrait's rests, per variant")
     args = parser.parse_args()
     cfg = PortraitsConfig(rest_seconds=args.rest_seconds)
-    variants = {"served": {}, **{" ".join(f"{k}={v}" for k, v in c.items()): c for c in args.vary}}
+    variants = {"served": {}, **dict(args.vary)}
     for i, name in enumerate(args.portraits):
         rests: dict[str, list[Rest]] = {}
         for label, change in variants.items():
