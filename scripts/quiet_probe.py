@@ -109,7 +109,7 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
     fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.8 * len(rows) + 0.7), sharex=True, sharey=True)
     for ax, (label, pitch) in zip(axes, rows, strict=True):
         ax.fill_between(t, -limit, limit, where=first.voice, color="0.88", step="mid",
-                        label="someone speaking")
+                        label="someone speaking (either voice)")
         ax.fill_between(t, -limit, limit, where=first.quiet, color="#d8ecd8", step="mid",
                         label=f"nobody has spoken for {quiet_s:g} s or more (where nods are counted)")
         is_gt = pitch is first.gt

@@ -30,6 +30,7 @@ from avatar_forcing.stream.options import SessionOptions
 from avatar_forcing.stream.session import AvatarSession
 
 ANGLES = ("pitch", "yaw", "roll")
+ANGLE_SIGNS = {"pitch": ", head down +", "yaw": "", "roll": ""}
 DIFF_GAIN = 4  # |median - photo| is drawn this many times brighter
 
 
@@ -99,12 +100,16 @@ def plot(portrait: str, rests: dict[str, list[Rest]], path: str) -> None:
                     transform=row[0].transAxes, ha="right", va="center", fontsize=9)
         for k, (ax, name) in enumerate(zip(row[3:], ANGLES, strict=True)):
             for r in runs:
-                ax.plot(np.arange(len(r.angles)) / FPS, r.angles[:, k], lw=0.8)
+                worst_one = r is worst
+                ax.plot(np.arange(len(r.angles)) / FPS, r.angles[:, k], lw=1.6 if worst_one else 0.8,
+                        color="k" if worst_one else None, zorder=3 if worst_one else 2)
             ax.axhline(0, color="0.6", lw=0.6)
             ax.set_ylim(-limit, limit)
-            ax.set_title(f"{name}, deg ({len(runs)} seeds)", fontsize=8)
+            ax.set_title(f"{name}, deg{ANGLE_SIGNS[name]} ({len(runs)} seeds; the worst in black)",
+                         fontsize=8)
             ax.set_xlabel("seconds of rest (no input)", fontsize=8)
-    fig.suptitle(f"{portrait}: the avatar at rest (nobody there), rendered and asked", fontsize=10)
+    fig.suptitle(f"Portrait {portrait}: the avatar at rest (no input at all, from the first frame): the rest "
+                 "rendered, and the head angles the model asked for", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     print(f"wrote {path}")
