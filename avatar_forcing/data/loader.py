@@ -255,8 +255,11 @@ class TrainLoader:
 
     def __iter__(self):
         self.dataset.skip_batches = self.batches
+        # Workers start from a fresh interpreter ("forkserver"), not a fork of this one: a fork copies
+        # whatever locks the parent's threads hold at that moment, and its workers can hang on them.
         loader = DataLoader(
-            self.dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False
+            self.dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False,
+            multiprocessing_context="forkserver" if self.num_workers else None,
         )
         for batch in loader:
             self.batches += 1
