@@ -40,10 +40,11 @@ def _fresh_pool(workers: int):
 
     eSpeak NG keeps static state across calls (its output for a sentence depends on what it spoke
     before, even after re-initialisation), so a conversation is only a pure function of its seed when
-    it is synthesized in a process that has spoken nothing else. Forked children start from the
-    parent's state, which never runs eSpeak itself.
+    it is synthesized in a process that has spoken nothing else. The children come from a forkserver,
+    which never runs eSpeak either; a plain fork of the parent could copy a lock one of its threads
+    holds and hang (it did in the full test suite).
     """
-    return mp.get_context("fork").Pool(workers, maxtasksperchild=1)
+    return mp.get_context("forkserver").Pool(workers, maxtasksperchild=1)
 
 
 def generate_fresh(
