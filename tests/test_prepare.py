@@ -64,10 +64,11 @@ def inputs(tmp_path_factory):
     return root, {p: truth[p][1] for p in range(2)}
 
 
-def test_prepare_round_trip_and_resume(inputs, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the conversations are tracked in a worker pool
+def test_prepare_round_trip_and_resume(inputs, tmp_path, workers):
     root, angles = inputs
     cfg = PrepareConfig(min_seconds=1.0)
-    report = prepare(root, tmp_path, cfg, workers=1, progress=False)
+    report = prepare(root, tmp_path, cfg, workers=workers, progress=False)
     assert report["prepared"] == 2 and set(report["failed"]) == {"broken"}
     corpus = Corpus(tmp_path)
     assert {r.id: r.split for r in corpus.conversations()} == {"two": "train", "side": "heldout"}

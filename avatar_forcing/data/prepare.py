@@ -201,7 +201,8 @@ def prepare(
         pending[split] = []
 
     jobs = [(f, cfg, separator) for f in todo]
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 and jobs else None
+    # Children from a forkserver, not a fork: a fork copies locks held by this process's other threads.
+    pool = mp.get_context("forkserver").Pool(workers) if workers > 1 and jobs else None
     try:
         results = pool.imap(_work, jobs) if pool else map(_work, jobs)
         for name, conv, error in tqdm(
