@@ -128,6 +128,19 @@ def test_picked_frames_are_apart_and_taken_round_robin():
     assert [(p.audio, p.jaw) for p in chosen] == [("x", 0.9), ("y", 0.7), ("x", 0.5)]
 
 
+def test_listening_picks_are_the_largest_smiles_then_head_turns_apart():
+    from avatar_forcing.motion.vector import MOTION_DIM, idx
+
+    motion = np.zeros((100, MOTION_DIM))
+    motion[20, [idx("mouthSmileLeft"), idx("mouthSmileRight")]] = 0.6   # the broadest smile
+    motion[60, [idx("mouthSmileLeft"), idx("mouthSmileRight")]] = 0.4
+    motion[22, idx("yaw")] = np.radians(20)   # the largest turn, but next to the smile: not shown twice
+    motion[80, idx("yaw")] = np.radians(8)
+    motion[40, idx("roll")] = -np.radians(5)
+    cfg = ev.PortraitsConfig(listen_pairs=4, min_pick_gap_frames=10)
+    assert ev.listen_picks(motion, cfg) == [20, 40, 60, 80]
+
+
 def test_silent_audio_is_left_out(tmp_path):
     rng = np.random.default_rng(0)
     tracks = {"speech": 0.1 * rng.standard_normal(32000), "hiss": 1e-4 * rng.standard_normal(32000),

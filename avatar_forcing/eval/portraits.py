@@ -11,8 +11,9 @@ Per portrait, three phases on the shipped model (AvatarSession, default checkpoi
     ratio of the portrait's own) against the real speaker's, and jawOpen against the speech envelope,
     re-tracked (jaw r) and as the model asked it of the renderer (asked jaw r), beside the real speaker's
     own r on the same sound (the "Real speakers" table: people score well below 1 on this measure);
-  * LISTENING: one real video as the user (webcam + microphone), the avatar silent: smile range and head
-    motion (reported, not judged).
+  * LISTENING: one real video as the user (webcam + microphone; by default the one whose user smiles
+    most), the avatar silent: smile range and head motion (reported, not judged); the sheet shows the
+    user's frame beside the avatar's where the avatar answers most.
 Writes a contact sheet per portrait, table.md and table.json.
 """
 
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from avatar_forcing.errors import InputError, NoFaceError
 from avatar_forcing.eval.metrics import LipSyncConfig, audio_envelope, lagged_correlation
-from avatar_forcing.motion.tracker import NUM_LANDMARKS, FaceTracker, fill_gaps, track_image
+from avatar_forcing.motion.tracker import NUM_LANDMARKS, FaceTracker, fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
 SAMPLE_RATE = 16000  # load_audio's rate, and the session's
@@ -68,7 +69,10 @@ class PortraitsConfig:
     reference_frames: int = 25          # the portrait tracked as 1 s of still video (reference_landmarks)
     listen_low_high: tuple[float, float] = (10.0, 90.0)  # smile range = p90 - p10
     calm_speakers: tuple[str, ...] = ("d3", "d14", "d20")  # speakers whose mouth stays wide: judged alone
-    listen_preferred: str = "d3.mp4"
+    # the default LISTENING user is the video whose user smiles most (p90 of the tracked smile over the
+    # first `seconds`, read every `listen_probe_every`-th frame): a user who gives the avatar something to
+    # answer; eval reactions covers every user
+    listen_probe_every: int = 5
     # an audio track quieter than this (RMS over the seconds used) is silence, not speech: d3, d9 and d18
     # carry such tracks; speech sits at ~0.04-0.2
     silent_rms: float = 0.005
@@ -81,7 +85,7 @@ class PortraitsConfig:
     diff_gain: float = 4.0
     jaw_frames: int = 6
     narrow_frames: int = 2
-    listen_frames: int = 6
+    listen_pairs: int = 4               # (user | avatar) pairs: the avatar's largest smiles, then head turns
     min_pick_gap_frames: int = 10       # frames picked from one audio lie this far apart (0.4 s)
     label_band: int = 22
     label_scale: float = 0.45
@@ -352,18 +356,21 @@ def video_frames(path: Path, seconds: float) -> Iterator[tuple[np.ndarray, float
             yield rgb, t - t0
 
 
-def listen_phase(session, video: Path, cfg: PortraitsConfig) -> Retracked:
+def listen_phase(session, video: Path, cfg: PortraitsConfig
+                 ) -> tuple[Retracked, list[tuple[float, np.ndarray]]]:
     """The video as the user: each webcam frame with the microphone up to its time, generating whatever
-    is due as a live session would; the avatar says nothing."""
+    is due as a live session would; the avatar says nothing. Also the user's (time, thumbnail) frames."""
     from avatar_forcing.audio.io import load_audio
 
     total = round(cfg.seconds * FPS)
     pcm = load_audio(video)[: round(cfg.seconds * SAMPLE_RATE)]
     recorder = Recorder(total, cfg, thumbs=True, view=face_view(session, cfg))
+    user: list[tuple[float, np.ndarray]] = []
     session.reset()
     pushed = 0
     with tqdm(total=total, desc="  listening", unit="frame", leave=False) as bar:
         for rgb, t in video_frames(video, cfg.seconds):
+            user.append((t, thumbnail(rgb, cfg.thumb_height)))
             upto = min(len(pcm), round(t * SAMPLE_RATE))
             if upto > pushed:
                 session.push_user_audio(pcm[pushed:upto], SAMPLE_RATE)
@@ -375,7 +382,7 @@ def listen_phase(session, video: Path, cfg: PortraitsConfig) -> Retracked:
         session.advance_to(cfg.seconds)
         session.finish()
         drain(session, recorder, bar)
-    return recorder.close()
+    return recorder.close(), user
 
 
 # ---- the real speakers -------------------------------------------------------------------------------
@@ -492,9 +499,8 @@ def percentile_range(x: np.ndarray, percentiles: tuple[float, float]) -> float:
 
 
 def listen_metrics(seq: Retracked, cfg: PortraitsConfig) -> dict[str, float]:
-    smile = (seq.motion[:, idx("mouthSmileLeft")] + seq.motion[:, idx("mouthSmileRight")]) / 2
     return {
-        "smile_range": percentile_range(smile, cfg.listen_low_high),
+        "smile_range": percentile_range(smile_of(seq.motion), cfg.listen_low_high),
         "yaw_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("yaw")]))),
         "roll_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("roll")]))),
         "tracked": seq.tracked,
@@ -556,7 +562,8 @@ def _rest(session, result: PortraitResult, cfg: PortraitsConfig
     x0, y0, x1, y1 = face_box(ref_lm, reference.shape, cfg.face_pad)
     result.rest = {"psnr_db": psnr(median, reference, cfg),
                    "face_psnr_db": psnr(median[y0:y1, x0:x1], reference[y0:y1, x0:x1], cfg),
-                   **median_geometry(rest.landmarks, ref_lm), "tracked": rest.tracked}
+                   **median_geometry(rest.landmarks, ref_lm), "tracked": rest.tracked,
+                   "smile": float(np.nanmedian(smile_of(rest.motion))) if len(rest) else math.nan}
     diff = np.clip(np.abs(median.astype(np.float64) - reference) * cfg.diff_gain, 0, cfg.pixel_peak)
     row = [tile(reference, "portrait", cfg),
            tile(median, f"rest median {result.rest['psnr_db']:.1f} dB", cfg),
@@ -591,15 +598,46 @@ def _speech(session, ref_lm: np.ndarray, audios: dict[str, np.ndarray], speakers
     return [tile(p.thumb, f"{p.audio} {p.time_s:.1f}s m{p.ratio:.2f} j{p.jaw:.2f}", cfg) for p in chosen]
 
 
+def smile_of(motion: np.ndarray) -> np.ndarray:
+    return (motion[..., idx("mouthSmileLeft")] + motion[..., idx("mouthSmileRight")]) / 2
+
+
+def head_turn_deg(motion: np.ndarray) -> np.ndarray:
+    """Per frame, how far the head (pitch, yaw, roll) is from its median pose, in degrees."""
+    head = np.degrees(motion[:, [idx("pitch"), idx("yaw"), idx("roll")]])
+    return np.linalg.norm(head - np.nanmedian(head, 0), axis=1)
+
+
+def listen_picks(motion: np.ndarray, cfg: PortraitsConfig) -> list[int]:
+    """The frames where the avatar answers most, in time order: half its largest smiles, the rest its head
+    furthest from its median pose, all at least `min_pick_gap_frames` apart."""
+    gap = cfg.min_pick_gap_frames
+    smiles = pick_frames(smile_of(motion), cfg.listen_pairs // 2, gap, largest=True)
+    turn = head_turn_deg(motion)
+    for c in smiles:
+        turn[max(c - gap + 1, 0): c + gap] = np.nan
+    return sorted(smiles + pick_frames(turn, cfg.listen_pairs - len(smiles), gap, largest=True))
+
+
 def _listen(session, video: Path, result: PortraitResult, cfg: PortraitsConfig) -> list[np.ndarray]:
-    """LISTENING metrics into `result`; the sheet's row (frames evenly spaced)."""
-    seq = listen_phase(session, video, cfg)
+    """LISTENING metrics into `result`; the sheet's row: the user's frame beside the avatar's, where the
+    avatar answers most."""
+    seq, user = listen_phase(session, video, cfg)
     result.listen = {"video": video.name, **listen_metrics(seq, cfg)}
     if not len(seq):
         return []
-    smile = (seq.motion[:, idx("mouthSmileLeft")] + seq.motion[:, idx("mouthSmileRight")]) / 2
-    ids = np.unique(np.linspace(0, len(seq) - 1, cfg.listen_frames).round().astype(int))
-    return [tile(seq.thumbs[i], f"listen {i / FPS:.1f}s smile {smile[i]:.2f}", cfg) for i in ids]
+    # the label gives the smile beyond the portrait's own (a smiling photo reads high at rest)
+    smile = smile_of(seq.motion) - np.nan_to_num(result.rest.get("smile", 0.0))
+    turn = head_turn_deg(seq.motion)
+    user_times = np.array([t for t, _ in user])
+    row = []
+    for i in listen_picks(seq.motion, cfg):
+        t = i / FPS
+        if user:
+            nearest = user[int(np.argmin(np.abs(user_times - t)))][1]
+            row.append(tile(nearest, f"user {video.stem} {t:.1f}s", cfg))
+        row.append(tile(seq.thumbs[i], f"avatar smile {smile[i]:+.2f} head {turn[i]:.1f}deg", cfg))
+    return row
 
 
 def evaluate_portrait(name: str, portrait: np.ndarray, audios: dict[str, np.ndarray],
@@ -768,20 +806,21 @@ def default_audio_files(videos: Path) -> list[Path]:
     return [p for p in sorted(videos.glob("*.mp4"), key=_natural) if probe(p).has_audio]
 
 
+def user_smile_p90(path: Path, cfg: PortraitsConfig) -> float:
+    """p90 of the tracked smile of a video's user over its first `seconds` (NaN: no face in it)."""
+    smiles = []
+    with FaceTracker(mode="image") as tracker:
+        for k, (rgb, _) in enumerate(video_frames(path, cfg.seconds)):
+            if k % cfg.listen_probe_every == 0 and (obs := tracker.track_frame(rgb)) is not None:
+                smiles.append(float(smile_of(obs.motion)))
+    return float(np.percentile(smiles, 90)) if smiles else math.nan
+
+
 def default_listen_video(videos: Path, cfg: PortraitsConfig) -> Path | None:
-    """The preferred video if present, else the first with audio; it must show a face in its first frame."""
-    candidates = default_audio_files(videos)
-    candidates.sort(key=lambda p: p.name != cfg.listen_preferred)
-    for path in candidates:
-        first = next(video_frames(path, cfg.seconds), None)
-        if first is None:
-            continue
-        try:
-            track_image(first[0])
-        except NoFaceError:
-            continue
-        return path
-    return None
+    """Of the videos with audio and a face, the one whose user smiles most (see `listen_probe_every`)."""
+    scored = [(user_smile_p90(p, cfg), p) for p in default_audio_files(videos)]
+    scored = [(smile, p) for smile, p in scored if np.isfinite(smile)]
+    return max(scored, key=lambda sp: sp[0])[1] if scored else None
 
 
 def is_silent(pcm: np.ndarray, cfg: PortraitsConfig = PortraitsConfig()) -> bool:
@@ -822,8 +861,8 @@ def portraits_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds of each audio and of the listening video")
     parser.add_argument("--rest-seconds", type=float, default=d.rest_seconds)
     parser.add_argument("--listen-video", default="auto",
-                        help=f"the user's video for LISTENING ('auto': {d.listen_preferred} or the first "
-                             "video with a face and audio; 'none': skip)")
+                        help="the user's video for LISTENING ('auto': of the videos with a face and audio, "
+                             "the one whose user smiles most; 'none': skip)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--seed", type=int, default=d.seed)
