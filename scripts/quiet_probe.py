@@ -52,10 +52,11 @@ def quiet_since(voice: np.ndarray, frames: int) -> np.ndarray:
     return silent_frames(voice) > frames
 
 
-def head_in(pitch: np.ndarray, where: np.ndarray) -> tuple[int, float]:
-    """(nods that start where `where` holds, pitch std in degrees there); pitch in radians."""
-    count = sum(int(where[min(int(round(t * FPS)), len(where) - 1)]) for t in detect_nods(pitch))
-    return count, float(np.degrees(pitch[where].std())) if where.any() else float("nan")
+def head_in(pitch: np.ndarray, where: np.ndarray) -> tuple[list[float], float]:
+    """(start times of the nods that start where `where` holds, pitch std in degrees there); pitch in
+    radians."""
+    starts = [t for t in detect_nods(pitch) if where[min(int(round(t * FPS)), len(where) - 1)]]
+    return starts, float(np.degrees(pitch[where].std())) if where.any() else float("nan")
 
 
 @dataclass
@@ -83,8 +84,8 @@ def heldout_silences(spec: str, history_noise: float, settle: float | None, args
         if trace is None or quiet.sum() > trace.quiet.sum():
             trace = Trace(voice[:n], quiet, *(np.degrees(m[:n, PITCH]) for m in (clip.gt, pred)))
         for key, motion in (("gt", clip.gt[:n]), ("pred", pred[:n])):
-            nods, std = head_in(motion[:, PITCH], quiet)
-            totals[key][0] += nods
+            starts, std = head_in(motion[:, PITCH], quiet)
+            totals[key][0] += len(starts)
             if quiet.any():
                 totals[key][1].append(std)
     minutes = quiet_frames / FPS / 60
@@ -116,10 +117,9 @@ def plot(traces: dict[str, Trace], path: str, quiet_s: float) -> None:
         if not is_gt:
             ax.plot(t, first.gt, color=GT_COLOUR, lw=0.8)
         ax.plot(t, pitch, color=GT_COLOUR if is_gt else "C3", lw=1, label=None if is_gt else "generated")
-        starts = [s for s in detect_nods(np.radians(pitch)) if first.quiet[min(round(s * FPS), len(t) - 1)]]
+        starts, std = head_in(np.radians(pitch), first.quiet)
         ax.plot(starts, [0.9 * limit] * len(starts), "v", color="k", ms=5,
                 label="a nod counted (its start)" if not is_gt else None)
-        _, std = head_in(np.radians(pitch), first.quiet)
         ax.set_title(f"{label}: {len(starts)} nods in the {quiet_seconds:.0f} s of green "
                      f"({len(starts) / quiet_seconds * 60:.0f} / min), pitch std there {std:.1f} deg",
                      fontsize=9, loc="left")
@@ -155,8 +155,8 @@ def rest(spec: str, history_noise: float, settle: float | None, args: argparse.N
         finally:
             session.close()
         motion = np.concatenate(blocks)
-        count, std = head_in(motion[:, PITCH], np.ones(len(motion), bool))
-        nods += count
+        starts, std = head_in(motion[:, PITCH], np.ones(len(motion), bool))
+        nods += len(starts)
         stds.append(std)
     minutes = args.seeds * args.seconds / 60
     return (f"rest ({args.seeds} x {args.seconds:g} s, no input): nods/min {nods / minutes:.1f}, "

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from avatar_forcing.errors import InputError, NoFaceError
 from avatar_forcing.eval.metrics import LipSyncConfig, audio_envelope, lagged_correlation
+from avatar_forcing.motion.smile_onsets import smile
 from avatar_forcing.motion.tracker import NUM_LANDMARKS, FaceTracker, fill_gaps
 from avatar_forcing.motion.vector import FPS, MOTION_DIM, idx
 
@@ -500,7 +501,7 @@ def percentile_range(x: np.ndarray, percentiles: tuple[float, float]) -> float:
 
 def listen_metrics(seq: Retracked, cfg: PortraitsConfig) -> dict[str, float]:
     return {
-        "smile_range": percentile_range(smile_of(seq.motion), cfg.listen_low_high),
+        "smile_range": percentile_range(smile(seq.motion), cfg.listen_low_high),
         "yaw_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("yaw")]))),
         "roll_std_deg": float(np.degrees(np.nanstd(seq.motion[:, idx("roll")]))),
         "tracked": seq.tracked,
@@ -563,7 +564,7 @@ def _rest(session, result: PortraitResult, cfg: PortraitsConfig
     result.rest = {"psnr_db": psnr(median, reference, cfg),
                    "face_psnr_db": psnr(median[y0:y1, x0:x1], reference[y0:y1, x0:x1], cfg),
                    **median_geometry(rest.landmarks, ref_lm), "tracked": rest.tracked,
-                   "smile": float(np.nanmedian(smile_of(rest.motion))) if len(rest) else math.nan}
+                   "smile": float(np.nanmedian(smile(rest.motion))) if len(rest) else math.nan}
     diff = np.clip(np.abs(median.astype(np.float64) - reference) * cfg.diff_gain, 0, cfg.pixel_peak)
     row = [tile(reference, "portrait", cfg),
            tile(median, f"rest median {result.rest['psnr_db']:.1f} dB", cfg),
@@ -598,10 +599,6 @@ def _speech(session, ref_lm: np.ndarray, audios: dict[str, np.ndarray], speakers
     return [tile(p.thumb, f"{p.audio} {p.time_s:.1f}s m{p.ratio:.2f} j{p.jaw:.2f}", cfg) for p in chosen]
 
 
-def smile_of(motion: np.ndarray) -> np.ndarray:
-    return (motion[..., idx("mouthSmileLeft")] + motion[..., idx("mouthSmileRight")]) / 2
-
-
 def head_turn_deg(motion: np.ndarray) -> np.ndarray:
     """Per frame, how far the head (pitch, yaw, roll) is from its median pose, in degrees."""
     head = np.degrees(motion[:, [idx("pitch"), idx("yaw"), idx("roll")]])
@@ -612,7 +609,7 @@ def listen_picks(motion: np.ndarray, cfg: PortraitsConfig) -> list[int]:
     """The frames where the avatar answers most, in time order: half its largest smiles, the rest its head
     furthest from its median pose, all at least `min_pick_gap_frames` apart."""
     gap = cfg.min_pick_gap_frames
-    smiles = pick_frames(smile_of(motion), cfg.listen_pairs // 2, gap, largest=True)
+    smiles = pick_frames(smile(motion), cfg.listen_pairs // 2, gap, largest=True)
     turn = head_turn_deg(motion)
     for c in smiles:
         turn[max(c - gap + 1, 0): c + gap] = np.nan
@@ -627,7 +624,7 @@ def _listen(session, video: Path, result: PortraitResult, cfg: PortraitsConfig) 
     if not len(seq):
         return []
     # the label gives the smile beyond the portrait's own (a smiling photo reads high at rest)
-    smile = smile_of(seq.motion) - np.nan_to_num(result.rest.get("smile", 0.0))
+    answer = smile(seq.motion) - np.nan_to_num(result.rest.get("smile", 0.0))
     turn = head_turn_deg(seq.motion)
     user_times = np.array([t for t, _ in user])
     row = []
@@ -636,7 +633,7 @@ def _listen(session, video: Path, result: PortraitResult, cfg: PortraitsConfig) 
         if user:
             nearest = user[int(np.argmin(np.abs(user_times - t)))][1]
             row.append(tile(nearest, f"user {video.stem} {t:.1f}s", cfg))
-        row.append(tile(seq.thumbs[i], f"avatar smile {smile[i]:+.2f} head {turn[i]:.1f}deg", cfg))
+        row.append(tile(seq.thumbs[i], f"avatar smile {answer[i]:+.2f} head {turn[i]:.1f}deg", cfg))
     return row
 
 
@@ -812,14 +809,14 @@ def user_smile_p90(path: Path, cfg: PortraitsConfig) -> float:
     with FaceTracker(mode="image") as tracker:
         for k, (rgb, _) in enumerate(video_frames(path, cfg.seconds)):
             if k % cfg.listen_probe_every == 0 and (obs := tracker.track_frame(rgb)) is not None:
-                smiles.append(float(smile_of(obs.motion)))
+                smiles.append(float(smile(obs.motion[None])[0]))
     return float(np.percentile(smiles, 90)) if smiles else math.nan
 
 
 def default_listen_video(videos: Path, cfg: PortraitsConfig) -> Path | None:
     """Of the videos with audio and a face, the one whose user smiles most (see `listen_probe_every`)."""
     scored = [(user_smile_p90(p, cfg), p) for p in default_audio_files(videos)]
-    scored = [(smile, p) for smile, p in scored if np.isfinite(smile)]
+    scored = [(level, p) for level, p in scored if np.isfinite(level)]
     return max(scored, key=lambda sp: sp[0])[1] if scored else None
 
 
