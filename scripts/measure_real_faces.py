@@ -56,6 +56,7 @@ class Landmarks:
     mouth_corners: tuple[int, int] = (61, 291)
     inner_lips: tuple[int, int] = (13, 14)  # upper / lower inner lip, centre
     lip_centre: tuple[int, int] = (0, 17)  # upper / lower outer lip, centre
+    nose_base: int = 2  # below the nose tip: fixed to the skull, the upper lip's reference
     right_eye: tuple[int, int, int, int] = (159, 145, 33, 133)  # upper lid, lower lid, corners
     left_eye: tuple[int, int, int, int] = (386, 374, 263, 362)
     brows: tuple[int, int] = (105, 334)  # right / left brow, middle of the upper contour
@@ -351,6 +352,7 @@ def geometry_signals(video: Video, cfg: MeasureConfig) -> tuple[dict[str, np.nda
     eye = (dist(p, r_up, r_lo) / dist(p, r_c0, r_c1) + dist(p, l_up, l_lo) / dist(p, l_c0, l_c1)) / 2
     eye_centre_y = p[:, [r_c0, r_c1, l_c0, l_c1], 1].mean(1)
     brow = eye_centre_y - p[:, list(lm.brows), 1].mean(1)  # up positive (the frame's y points down)
+    upper_lip = (p[:, lm.nose_base, 1] - p[:, lm.inner_lips[0], 1]) / rest_mouth  # up positive
     rests = {"mouth_width_face_widths": rest_mouth, "lip_gap_rest_mouth_widths":
              float(np.nanmedian(dist(p, *lm.inner_lips)[closed])) / rest_mouth,
              "eye_opening": float(np.nanmedian(eye[video.mask])),
@@ -361,6 +363,7 @@ def geometry_signals(video: Video, cfg: MeasureConfig) -> tuple[dict[str, np.nda
         "corner_lift": (centre - corners) / rest_mouth,  # rest mouth widths, up positive
         "eye_ratio": eye / rests["eye_opening"],  # lid gap over eye width, relative to its rest
         "brow_lift": brow - rests["brow_height_face_widths"],  # face widths above the rest brow
+        "upper_lip_rise": upper_lip - float(np.nanmedian(upper_lip[closed])),  # rest mouth widths
     }
     return signals, rests
 
@@ -372,7 +375,8 @@ def blend_columns(rel: np.ndarray) -> dict[str, np.ndarray]:
 
     return {"jawOpen": rel[:, idx("jawOpen")], "mouthPucker": rel[:, idx("mouthPucker")],
             "mouthFunnel": rel[:, idx("mouthFunnel")], "mouthSmile": pair("mouthSmile"),
-            "mouthStretch": pair("mouthStretch"), "eyeBlink": pair("eyeBlink"),
+            "mouthStretch": pair("mouthStretch"), "mouthUpperUp": pair("mouthUpperUp"),
+            "eyeBlink": pair("eyeBlink"),
             "eyeSquint": pair("eyeSquint"), "browInnerUp": rel[:, idx("browInnerUp")]}
 
 
@@ -402,6 +406,10 @@ def geometry_stats(s: dict[str, np.ndarray], cfg: MeasureConfig) -> Tree:
                                                          "eyeSquint": s["eyeSquint"]}, cfg)},
         "brow_lift": {**percentiles(s["brow_lift"], qs),
                       "fit_browInnerUp": fit(s["brow_lift"], {"browInnerUp": s["browInnerUp"]}, cfg)},
+        # the upper lip against the skull: jaw and smile held, since they move with mouthUpperUp
+        "upper_lip_rise": {**percentiles(s["upper_lip_rise"], qs),
+                           "fit_upper_up": fit(s["upper_lip_rise"], {k: s[k] for k in (
+                               "mouthUpperUp", "jawOpen", "mouthSmile")}, cfg)},
     }
 
 

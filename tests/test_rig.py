@@ -174,3 +174,28 @@ def test_lips_parted_at_rest_leave_the_jaw_less_travel(face_rig, closed_rig):
     assert lower_lip_travel(face_rig, expected - 0.05) < lower_lip_travel(face_rig, expected) - 1e-6
     assert closed_rig.rest_jaw == 0.0
     assert lower_lip_travel(closed_rig, 1.0) == pytest.approx(lower_lip_travel(closed_rig, limit))
+
+
+@pytest.mark.parametrize("name", ["mouthUpperUp", "mouthLowerDown", "mouthPress"])
+def test_one_sided_lip_controls_move_the_middle_whole_together_and_hold_the_corners(face_rig, name):
+    """Both sides together move the lip's middle by the control's full amplitude (no notch at the midline),
+    one side moves it half, and the corners stay where they are."""
+    def field(*sides: str) -> np.ndarray:
+        amounts = np.zeros(len(BLENDSHAPE_NAMES))
+        for side in sides:
+            amounts[BLENDSHAPE_NAMES.index(name + side)] = 1.0
+        return face_rig.displacement(amounts) @ face_rig.ey / face_rig.mouth_width  # down, mouth widths
+
+    cfg = R.RigConfig()
+    full = {"mouthUpperUp": -cfg.upper_up, "mouthLowerDown": cfg.lower_down,
+            "mouthPress": -cfg.press_up}[name]
+    middle = R.LIP_INNER_MIDDLE[0] if name == "mouthUpperUp" else R.LIP_INNER_MIDDLE[1]
+    both, left, right = field("Left", "Right"), field("Left"), field("Right")
+    assert both[middle] == pytest.approx(full, rel=0.01)
+    # the middle landmark sits a hair off the mouth's centre, so one side takes a little more of it
+    assert left[middle] == pytest.approx(full / 2, rel=0.05)
+    assert right[middle] == pytest.approx(full / 2, rel=0.05)
+    lip = R.LIP_UPPER_INNER[1:-1] if name == "mouthUpperUp" else R.LIP_LOWER_INNER
+    assert np.abs(both[list(lip)]).max() == pytest.approx(abs(full), rel=0.01)  # the middle moves most
+    corners = [i for s in "RL" for i in R.MOUTH_CORNERS[s]]
+    assert np.abs(both[corners]).max() < 1e-9

@@ -158,7 +158,8 @@ def test_late_answers_move_only_the_mirrored_smiles():
         return generate_fresh(5, "train", 0, dataclasses.replace(CFG, listening=listening))
 
     prompt, late = with_late(0.0), with_late(1.0)
-    smile_like = {idx(n) for n in ("mouthSmileLeft", "mouthSmileRight", "eyeSquintLeft", "eyeSquintRight")}
+    smile_like = {idx(n) for n in ("mouthSmileLeft", "mouthSmileRight", "eyeSquintLeft", "eyeSquintRight",
+                                   "mouthUpperUpLeft", "mouthUpperUpRight")}  # a smile lifts the lip
     others = [i for i in range(prompt.participants[0].motion.shape[1]) if i not in smile_like]
     lags = {}
     for conv, name in ((prompt, "prompt"), (late, "late")):
@@ -171,3 +172,33 @@ def test_late_answers_move_only_the_mirrored_smiles():
     assert any(late_lo - 1e-3 <= x <= late_hi + 1e-3 and x > hi for x in lags["late"])
     for a, b in zip(prompt.participants, late.participants, strict=True):
         np.testing.assert_array_equal(a.motion[:, others], b.motion[:, others])
+
+
+def test_open_smiles_lift_the_upper_lip_with_the_smile_and_open_the_mouth_of_a_laugh_answer():
+    """How far smiles part the lips comes from its own random stream: it moves the upper lip (both sides
+    alike, more where the smile is broader) and the jaw of an answer to a laugh, and nothing else."""
+    def with_open(lift: float, jaw: float):
+        style = dataclasses.replace(CFG.style, smile_upper_up=(lift, lift))
+        listening = dataclasses.replace(CFG.listening, laugh_response_open=(jaw, jaw))
+        return generate_fresh(2, "train", 0, dataclasses.replace(CFG, style=style, listening=listening))
+
+    closed, open_ = with_open(0.0, 0.0), with_open(0.5, 0.3)
+    lips = [idx("mouthUpperUpLeft"), idx("mouthUpperUpRight")]
+    jaw = idx("jawOpen")
+    answers = [e for p in range(2) for e in open_.meta["events"][p] if e["type"] == "laugh_response"]
+    assert answers  # this conversation has a laugh answered
+    for p, (a, b) in enumerate(zip(closed.participants, open_.participants, strict=True)):
+        others = [i for i in range(a.motion.shape[1]) if i not in lips + [jaw]]
+        np.testing.assert_array_equal(a.motion[:, others], b.motion[:, others])
+        lift = b.motion[:, lips] - a.motion[:, lips]
+        np.testing.assert_allclose(lift[:, 0], lift[:, 1], atol=1e-6)
+        smile = b.motion[:, idx("mouthSmileLeft")]
+        broad = smile > np.percentile(smile, 95)
+        assert lift[broad, 0].mean() > lift[~broad, 0].mean() + 0.1
+        opened = b.motion[:, jaw] - a.motion[:, jaw]
+        mine = [e for e in open_.meta["events"][p] if e["type"] == "laugh_response"]
+        for e in mine:  # the mouth opens during the answer, by up to the drawn 0.3 per unit of it
+            k = int(e["time"] * open_.fps)
+            assert 0.05 < opened[k : k + open_.fps].max() <= 0.3 + 1e-6
+        if not mine:
+            assert np.abs(opened).max() < 1e-6

@@ -35,6 +35,7 @@ SWEEPS: dict[tuple[str, ...], tuple[float, float]] = {
     ("browDownLeft", "browDownRight"): (0.0, 0.5),
     ("mouthFrownLeft", "mouthFrownRight"): (0.0, 0.5),
     ("mouthStretchLeft", "mouthStretchRight"): (0.0, 0.5),
+    ("mouthUpperUpLeft", "mouthUpperUpRight"): (0.0, 0.5),
 }
 POSE_SWEEP_DEG = {"pitch": 10.0, "yaw": 15.0, "roll": 10.0}
 TARGET_CORR = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp")

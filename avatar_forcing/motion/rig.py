@@ -142,10 +142,17 @@ class RigConfig:
     frown_down: float = 0.1
     stretch_out: float = 0.235
     press_up: float = 0.035
-    upper_up: float = 0.07
+    # The upper lip's middle rises 0.139 rest mouth widths per unit of mouthUpperUp against the skull (nose
+    # base), jaw and smile held (real_faces.json, upper_lip_rise.fit_upper_up, mean of the videos); it was
+    # 0.07, so a real broad smile's lifted lip (mouthUpperUp 0.24-0.43) parted the lips by a hair.
+    upper_up: float = 0.139
     lower_down: float = 0.08
     roll_lower: float = 0.05
     corner_radius: float = 0.33  # falloff radius around a mouth corner
+    # One side's lip control (press, upper up, lower down) moves that half of the lip, fading across the
+    # midline over this share of the half mouth width (the middle moves half with each side, so both sides
+    # together move it whole, not leave a notch) and to nothing at the corners, which hold the lip.
+    lip_midline_band: float = 0.15
     # A turned head shows the far half of its mouth foreshortened: sideways motion of each half (corners
     # out or in, the cheek's bulge) is scaled by that half's share of the rest mouth width, so the far
     # corner of a 3/4 portrait no longer travels as far as the near one and past the cheek's outline.
@@ -316,6 +323,14 @@ class FaceRig:
             + self._points(LIP_LOWER_INNER[1:-1], self._mouth(0, c.funnel_open)),
         )
 
+        corner_x = {s: max(abs(float(fx[MOUTH_CORNERS[s][0]])), 1e-6) for s in "RL"}  # each half's width
+
+        def lip_half(x: np.ndarray, out: float) -> np.ndarray:
+            """Weights of lip points at ``x`` (face widths from the mouth centre) for the side ``out``."""
+            u = np.where(x < 0, x / corner_x["R"], x / corner_x["L"])  # -1 .. 1, corner to corner
+            side = np.clip(0.5 + out * u / (2 * c.lip_midline_band), 0.0, 1.0)
+            return side * np.clip(1.0 - u**2, 0.0, 1.0)
+
         for side, out in (("R", -1.0), ("L", 1.0)):
             suffix = "Right" if side == "R" else "Left"
             corner = MOUTH_CORNERS[side][:1]
@@ -339,11 +354,11 @@ class FaceRig:
             )
             self._set(f"mouthFrown{suffix}", radial(self._mouth(0.0, c.frown_down)))
             self._set(f"mouthStretch{suffix}", radial(self._mouth(sideways * c.stretch_out, 0.0)))
-            half_upper = [i for i in upper if fx[i] * out > 0]
-            half_lower = [i for i in lower if fx[i] * out > 0]
-            self._set(f"mouthPress{suffix}", self._points(half_lower, self._mouth(0, -c.press_up)))
-            self._set(f"mouthUpperUp{suffix}", self._points(half_upper, self._mouth(0, -c.upper_up)))
-            self._set(f"mouthLowerDown{suffix}", self._points(half_lower, self._mouth(0, c.lower_down)))
+            half_upper, half_lower = lip_half(fx[upper], out), lip_half(fx[lower], out)
+            self._set(f"mouthPress{suffix}", self._points(lower, self._mouth(0, -c.press_up), half_lower))
+            self._set(f"mouthUpperUp{suffix}", self._points(upper, self._mouth(0, -c.upper_up), half_upper))
+            self._set(f"mouthLowerDown{suffix}",
+                      self._points(lower, self._mouth(0, c.lower_down), half_lower))
 
             up, gap = self._lids(side)
             lo = np.array(EYE_LOWER[side])

@@ -133,6 +133,11 @@ class ListeningConfig:
     laugh_response_lag: Range = (0.3, 0.7)
     laugh_response_smile: Range = (0.7, 0.95)
     laugh_response_hold: Range = (1.0, 2.5)
+    # A listener who laughs along without a sound still opens the mouth: jawOpen (real units) per unit of
+    # the answer, drawn once per person. The real people of ../shared/real/videos whose smile passes 0.5
+    # while silent or laughing open the jaw by 0.19 (d0) and 0.67 (d18, laughing aloud); 0.5 is where the
+    # rig stops the jaw (RigConfig.limits).
+    laugh_response_open: Range = (0.15, 0.35)
     mimicry_delay: float = 0.6  # slow head mimicry: delayed, low-passed copy of the speaker's head
     mimicry_seconds: float = 0.8  # low-pass time constant
     mimicry_gain: Range = (0.5, 0.8)
@@ -168,6 +173,10 @@ class SpeakerStyleConfig:
         }
     )
     asymmetry: float = 0.03  # left/right rest differences
+    # How far a smile lifts the upper lip (mouthUpperUp per unit of mouthSmile, real units), drawn per
+    # person: of the six real people whose smile passes 0.5 (../shared/real/videos), three lift it by
+    # 0.24-0.43 at those smiles (d0, d10, d18: teeth show) and two not at all (d9, d14: closed lips).
+    smile_upper_up: Range = (0.0, 0.6)
     expressiveness: Range = (0.75, 1.25)  # scales every reaction and gesture of this speaker
 
 

@@ -44,6 +44,22 @@ SPEAKING_AVERSION_PROB = 0.4  # speakers often glance away as they start a turn
 TAIL_SECONDS = 0.6  # silence after the last utterance
 QUIET_SMILE_STREAM = 1  # quiet smiles have their own generator: the rest of a conversation stays as it was
 LATE_ANSWER_STREAM = 2  # so do the late answers to a smile
+OPEN_SMILE_STREAM = 3  # and how far each person's smiles and laughs part the lips
+
+
+def open_smile(rng: np.random.Generator, smile: np.ndarray, laugh: np.ndarray,
+               cfg: SynthConfig) -> np.ndarray:
+    """(T, MOTION_DIM) in real units: how one person's smiles part the lips and a silent laugh opens the
+    mouth. ``smile`` (T,) is their smile; ``laugh`` (T,) their answers to the partner's laughs
+    (Reactions.broad).
+    Each person draws once how much upper lip their smile lifts (some smile with closed lips) and how
+    wide they laugh along without a sound (docs/DATA.md, `open smiles`)."""
+    out = np.zeros((len(smile), MOTION_DIM), np.float32)
+    lift = rng.uniform(*cfg.style.smile_upper_up)
+    for side in ("Left", "Right"):
+        out[:, idx("mouthUpperUp" + side)] = lift * smile
+    out[:, idx("jawOpen")] = rng.uniform(*cfg.listening.laugh_response_open) * laugh
+    return out
 
 
 def conversation_id(seed: int, split: str, index: int) -> str:
@@ -230,6 +246,8 @@ def generate(
         m[:, idx("log_scale")] += LOG_SCALE_DRIFT * smooth_noise(rng, frames, cfg.fps, 3.0, 1)[:, 0]
         for name, g in cfg.units.gains.items():  # into the units of real people (RealUnitsConfig)
             m[:, idx(name)] *= g
+        m += open_smile(np.random.default_rng([seed, SPLIT_CODES[split], index, OPEN_SMILE_STREAM, p]),
+                        smile, r.broad, cfg)
         # The one definition of rest (motion/neutral.py), as for a tracked person: e.g. a speaker whose
         # head tilts with their pitch accents rests where it usually is, not at the drawn offset.
         settled = rest_of_track(m)
