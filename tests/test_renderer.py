@@ -209,3 +209,32 @@ def test_the_painted_lid_takes_the_skin_not_the_crease_shadow():
     image[: centre_y + 1] = shadow  # everything above the patch's middle row, the middle row included
     look = eye_look(image, upper, lower, face_width, cfg)
     np.testing.assert_allclose(look.skin, skin, atol=2.0)
+
+
+def test_painted_teeth_take_the_hue_of_the_eye_whites_beside_the_iris_if_they_are_whites():
+    """A yellowed painting's eye whites yellow its painted teeth; the iris and a shadowed (too dark) sample
+    do not count, and teeth are never made brighter than their white."""
+    from avatar_forcing.motion.eyes import eye_look
+    from avatar_forcing.motion.mouth import MouthConfig, mouth_look
+
+    sclera, iris_rgb = np.array([200, 170, 100], np.uint8), np.array([40, 60, 120], np.uint8)
+    image = np.broadcast_to(np.array([190, 150, 110], np.uint8), (200, 200, 3)).copy()
+    upper = np.stack([np.linspace(60, 140, 9), 100 - 12 * np.sin(np.linspace(0, np.pi, 9))], 1)
+    lower = np.stack([np.linspace(60, 140, 9), 100 + 10 * np.sin(np.linspace(0, np.pi, 9))], 1)
+    cv2.fillPoly(image, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], sclera.tolist())
+    cv2.circle(image, (100, 100), 9, iris_rgb.tolist(), -1)
+    rim = np.array([[100, 100], [109, 100], [100, 91], [91, 100], [100, 109]], np.float64)
+    white = eye_look(image, upper, lower, 200.0, iris=rim).white
+    np.testing.assert_allclose(white, sclera, atol=1.0)  # the iris is left out
+
+    lips = (np.stack([np.linspace(70, 130, 11), np.full(11, 160.0)], 1), np.stack(
+        [np.linspace(73, 127, 9), np.full(9, 160.0)], 1))
+    skin = np.full((32, 3), 150.0, np.float32)  # luma 150: the whites (~171) are brighter
+    cfg = MouthConfig()
+    plain = mouth_look(image, *lips, skin).teeth
+    yellowed = mouth_look(image, *lips, skin, eye_white=white.astype(np.float32)).teeth
+    assert yellowed[0] == pytest.approx(plain[0])  # the brightest channel stays
+    assert yellowed[2] < 0.7 * plain[2] and yellowed[2] >= cfg.white_cast_floor * plain[2] - 1e-3
+    assert np.all(yellowed <= plain + 1e-3)
+    shadowed = mouth_look(image, *lips, skin, eye_white=white.astype(np.float32) * 0.5).teeth
+    np.testing.assert_allclose(shadowed, plain)  # darker than the skin: lashes or shadow, not a white

@@ -32,17 +32,21 @@ class EyelidConfig:
     lash_quantile: float = 5.0  # lash colour: this percentile of the rest eye region's brightness
     feather: float = 0.005  # edge softness at the lower lid (face widths)
     crease_feather: float = 0.03  # and toward the crease, where the painted lid meets the real one
+    white_quantile: float = 75.0  # the eye white: the brightest quarter of the eye outside the iris ...
+    iris_margin: float = 1.15  # ... whose circle (iris landmarks' mean radius) is widened by this
 
 
 @dataclass(frozen=True)
 class EyeLook:
     skin: np.ndarray  # RGB float32
     lash: np.ndarray  # RGB float32
+    white: np.ndarray | None = None  # RGB float32 of the eye white; None when too little of it shows
 
 
 def eye_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width: float,
-             cfg: EyelidConfig = EyelidConfig()) -> EyeLook:
-    """Sample the rest portrait: lid skin above the upper lid, and the lash colour inside the eye."""
+             cfg: EyelidConfig = EyelidConfig(), iris: np.ndarray | None = None) -> EyeLook:
+    """Sample the rest portrait: lid skin above the upper lid, the lash colour inside the eye and, given
+    the iris (its centre and ring points), the eye white beside it."""
     centre = upper.mean(0) - [0, cfg.skin_offset * face_width]
     r = max(int(0.02 * face_width), 2)
     x, y = int(centre[0]), int(centre[1])
@@ -55,7 +59,15 @@ def eye_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width
     if len(inside) < 4:
         return EyeLook(skin, skin * 0.3)
     dark = inside.sum(1) <= np.percentile(inside.sum(1), cfg.lash_quantile)
-    return EyeLook(skin, inside[dark].mean(0))
+    white = None
+    if iris is not None:
+        yy, xx = np.nonzero(mask)
+        radius = cfg.iris_margin * np.linalg.norm(iris[1:] - iris[0], axis=1).mean()
+        sclera = image[yy, xx][np.hypot(xx - iris[0, 0], yy - iris[0, 1]) > radius].astype(np.float32)
+        if len(sclera) >= 4:
+            luma = sclera @ LUMA
+            white = np.median(sclera[luma >= np.percentile(luma, cfg.white_quantile)], axis=0)
+    return EyeLook(skin, inside[dark].mean(0), white)
 
 
 def draw_eyelid(image: np.ndarray, crease: np.ndarray, upper: np.ndarray, lower: np.ndarray, closure: float,

@@ -48,6 +48,12 @@ class MouthConfig:
     own_teeth_chroma: float = 0.3  # ... if its whitest pixels are this pale (else they are lips)
     reference_chroma: float = 40.0  # skin this colourful takes the paint's colours as they are; a grey
     # photo (chroma 0) gets grey paint
+    # The eye whites carry the photo's cast (a painting's yellowed varnish, warm light) that the teeth would
+    # carry too, so painted teeth take their hue: each channel scaled by the whites' share of their
+    # brightest channel over the tooth white's, never brighter, down to white_cast_floor ...
+    white_cast_floor: float = 0.5
+    white_min_light: float = 0.9  # ... if the whites are at least this bright relative to the skin (a
+    # darker sample is lashes or the lid's shadow, not the eye white)
     # -- cavity --
     throat_width: float = 0.42  # half-width of the darkest part (mouth widths) ...
     throat_depth: float = 0.6  # ... centred this far down the opening (0 upper lip, 1 lower lip) ...
@@ -153,10 +159,10 @@ def _band(image: np.ndarray, line: np.ndarray, upper: np.ndarray, span: float,
 
 
 def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np.ndarray,
-               cfg: MouthConfig = MouthConfig()) -> MouthLook:
+               cfg: MouthConfig = MouthConfig(), eye_white: np.ndarray | None = None) -> MouthLook:
     """Sample the rest portrait once: its own teeth if its mouth is open enough to show them, else tooth
-    white scaled to the light on its skin (``skin``: (N, 3) pixels of the face); its lower lip's colour;
-    whether hair covers its upper lip."""
+    white scaled to the light on its skin (``skin``: (N, 3) pixels of the face) in the hue of its eye
+    whites (``eye_white``, RGB); its lower lip's colour; whether hair covers its upper lip."""
     width = max(float(np.linalg.norm(upper[-1] - upper[0])), 1.0)
     pixels = skin.astype(np.float32)
     chroma = float(np.median(pixels.max(1) - pixels.min(1)))
@@ -171,6 +177,9 @@ def mouth_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin: np
     hi, lo = cfg.hair_ratio
     hair = float(np.clip((hi - ratio) / (hi - lo), 0.0, 1.0))
     teeth = np.array(cfg.teeth, np.float32) * light
+    if eye_white is not None and float(eye_white @ LUMA) >= cfg.white_min_light * luma:
+        hue = (eye_white / max(float(eye_white.max()), 1.0)) / (teeth / teeth.max())
+        teeth = teeth * np.clip(hue, cfg.white_cast_floor, 1.0)
     if mouth_opening(upper, lower) > cfg.own_teeth_opening * width:
         mask = np.zeros(image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 1)

@@ -29,6 +29,7 @@ from avatar_forcing.motion.rig import (
     EYE_CREASE,
     EYE_LOWER,
     EYE_UPPER,
+    IRIS,
     IRISES,
     LIP_LOWER_INNER,
     LIP_UPPER_INNER,
@@ -143,19 +144,19 @@ class PortraitRenderer:
         self.rest_opening = mouth_opening(self.landmarks[self._upper, :2], self.landmarks[self._lower, :2])
         cheeks = np.round(self.landmarks[list(CHEEK["R"] + CHEEK["L"]), :2]).astype(int)
         cheeks = np.clip(cheeks, 0, [shape[1] - 1, shape[0] - 1])
-        self.mouth_look = mouth_look(self.patch, self.landmarks[self._upper, :2],
-                                     self.landmarks[self._lower, :2], self.patch[cheeks[:, 1], cheeks[:, 0]],
-                                     cfg.mouth)
         self._eyes = []  # per eye: crease, upper and lower lid (corner..corner), rest gap, colours
         for side in "RL":
             outer, inner = EYE_CORNERS[side]
             upper = np.array((outer,) + EYE_UPPER[side] + (inner,))
             lower = np.array((outer,) + EYE_LOWER[side] + (inner,))
             gap = self._gap(self.landmarks[:, :2], upper, lower)
-            look = eye_look(
-                self.patch, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width, cfg.eyelid
-            )
+            look = eye_look(self.patch, self.landmarks[upper, :2], self.landmarks[lower, :2], self.face_width,
+                            cfg.eyelid, self.landmarks[list(IRIS[side]), :2])
             self._eyes.append((np.array(EYE_CREASE[side]), upper, lower, gap, look))
+        whites = [eye[-1].white for eye in self._eyes if eye[-1].white is not None]
+        self.mouth_look = mouth_look(self.patch, self.landmarks[self._upper, :2],
+                                     self.landmarks[self._lower, :2], self.patch[cheeks[:, 1], cheeks[:, 0]],
+                                     cfg.mouth, np.mean(whites, 0) if whites else None)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -84,6 +84,7 @@ CHIN = (
     335,
 )
 IRISES = tuple(range(468, 478))
+IRIS = {"R": tuple(range(468, 473)), "L": tuple(range(473, 478))}  # centre, then four on the rim
 FACE_WIDTH = (234, 454)
 
 
