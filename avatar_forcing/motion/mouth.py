@@ -60,7 +60,8 @@ class MouthConfig:
     throat_height: float = 0.55  # ... and this tall (share of the opening)
     palate_shadow: float = 0.35  # darkening just below the upper teeth (the palate behind them) ...
     palate_shadow_len: float = 0.06  # ... fading over this far down (mouth widths)
-    corner_shade: float = 0.65  # darkening into the corners ...
+    corner_shade: float = 0.35  # darkening into the corners (at 0.65 a fresh reviewer saw "black wedges"
+    # in every laugh's corners) ...
     corner_power: float = 3.0  # ... that starts this late (higher: only near the corners)
     # -- upper teeth: fixed to the skull; their biting edge hangs below the upper lip's middle --
     upper_teeth: float = 0.13  # visible height of the front teeth at most (mouth widths) ...
@@ -68,7 +69,8 @@ class MouthConfig:
     upper_teeth_span: float = 0.4  # the arch is hidden in the corners' shadow beyond (mouth widths)
     upper_tooth_widths: tuple[float, ...] = (0.15, 0.11, 0.085, 0.07, 0.06)  # seen from the front,
     # centre outward: incisors, canine, premolars (mouth widths)
-    upper_tooth_lengths: tuple[float, ...] = (1.0, 0.9, 0.97, 0.85, 0.75)  # their visible lengths
+    upper_tooth_lengths: tuple[float, ...] = (1.0, 0.95, 0.97, 0.9, 0.85)  # their visible lengths: close,
+    # so that the biting edge is one smooth arc (more varied, it read as a stepped row of piano keys)
     smile_arc: float = 0.25  # the biting edge rises toward the sides by this share of the height
     # -- lower teeth: ride on the jaw, just above the lower lip --
     lower_teeth: float = 0.045
@@ -79,7 +81,7 @@ class MouthConfig:
     lower_teeth_light: float = 0.72  # in the upper teeth's and lip's shadow
     # -- both rows of teeth --
     tooth_round: float = 0.12  # each tooth's biting corners are rounded off by this share of its height
-    tooth_gap_shade: float = 0.12  # darkening along a gap between teeth ...
+    tooth_gap_shade: float = 0.07  # darkening along a gap between teeth (0.12: "hard seams") ...
     tooth_gap_px: float = 0.7  # ... of about this width (pixels)
     tooth_curve: float = 0.1  # a tooth is darker toward its sides (its face curves away)
     teeth_side_shade: float = 0.45  # the arch darkens toward the corners (turning away, less light);
