@@ -83,8 +83,8 @@ CHIN = (
     106,
     335,
 )
-IRISES = tuple(range(468, 478))
 IRIS = {"R": tuple(range(468, 473)), "L": tuple(range(473, 478))}  # centre, then four on the rim
+IRISES = IRIS["R"] + IRIS["L"]
 FACE_WIDTH = (234, 454)
 
 

@@ -133,10 +133,10 @@ class ListeningConfig:
     laugh_response_lag: Range = (0.3, 0.7)
     laugh_response_smile: Range = (0.7, 0.95)
     laugh_response_hold: Range = (1.0, 2.5)
-    # A listener who laughs along without a sound still opens the mouth: jawOpen (real units) per unit of
-    # the answer, drawn once per person. The real people of ../shared/real/videos whose smile passes 0.5
-    # while silent or laughing open the jaw by 0.19 (d0) and 0.67 (d18, laughing aloud); 0.5 is where the
-    # rig stops the jaw (RigConfig.limits).
+    # A listener answering a laugh opens the mouth, with or without a "ha ha" of their own (whose jaw adds
+    # to it): jawOpen (real units) per unit of the answer, drawn once per person. The real people of
+    # ../shared/real/videos whose smile passes 0.5 open the jaw by 0.19 (d0) and 0.67 (d18, whose laugh
+    # makes no sound); 0.5 is where the rig stops the jaw (RigConfig.limits).
     laugh_response_open: Range = (0.15, 0.35)
     mimicry_delay: float = 0.6  # slow head mimicry: delayed, low-passed copy of the speaker's head
     mimicry_seconds: float = 0.8  # low-pass time constant

@@ -49,11 +49,10 @@ OPEN_SMILE_STREAM = 3  # and how far each person's smiles and laughs part the li
 
 def open_smile(rng: np.random.Generator, smile: np.ndarray, laugh: np.ndarray,
                cfg: SynthConfig) -> np.ndarray:
-    """(T, MOTION_DIM) in real units: how one person's smiles part the lips and a silent laugh opens the
-    mouth. ``smile`` (T,) is their smile; ``laugh`` (T,) their answers to the partner's laughs
-    (Reactions.broad).
-    Each person draws once how much upper lip their smile lifts (some smile with closed lips) and how
-    wide they laugh along without a sound (docs/DATA.md, `open smiles`)."""
+    """(T, MOTION_DIM) in real units: how far one person's smiles lift the upper lip and their answers to a
+    laugh open the jaw. ``smile`` (T,) is their smile; ``laugh`` (T,) their answers to the partner's laughs
+    (Reactions.broad). Each person draws both once: some smile with closed lips (docs/DATA.md, `open
+    smile`)."""
     out = np.zeros((len(smile), MOTION_DIM), np.float32)
     lift = rng.uniform(*cfg.style.smile_upper_up)
     for side in ("Left", "Right"):
