@@ -20,9 +20,9 @@ import numpy as np
 from avatar_forcing.data.loader import heldout_conversations
 from avatar_forcing.eval.evaluate import EvalConfig, clips_from_conversation, load_eval_model, stream_clip
 from avatar_forcing.motion.vector import FPS, idx
+from avatar_forcing.stream.inputs import FRAME_SAMPLES
 
 CHANNELS = {"jaw": idx("jawOpen"), "upper lip": idx("mouthUpperUpLeft"), "smile": idx("mouthSmileLeft")}
-FRAME_SAMPLES = 640  # 16 kHz audio per 25 fps frame
 
 
 @dataclass(frozen=True)

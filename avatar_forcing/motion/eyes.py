@@ -61,9 +61,9 @@ def eye_look(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, face_width
     dark = inside.sum(1) <= np.percentile(inside.sum(1), cfg.lash_quantile)
     white = None
     if iris is not None:
-        yy, xx = np.nonzero(mask)
+        yy, xx = np.nonzero(mask)  # the pixels of `inside`, in the same order
         radius = cfg.iris_margin * np.linalg.norm(iris[1:] - iris[0], axis=1).mean()
-        sclera = image[yy, xx][np.hypot(xx - iris[0, 0], yy - iris[0, 1]) > radius].astype(np.float32)
+        sclera = inside[np.hypot(xx - iris[0, 0], yy - iris[0, 1]) > radius]
         if len(sclera) >= 4:
             luma = sclera @ LUMA
             white = np.median(sclera[luma >= np.percentile(luma, cfg.white_quantile)], axis=0)
